@@ -1,0 +1,108 @@
+//! What the pool needs to know about commands by name: which ones change the state of the
+//! connection they run on, so that a connection goes back to the idle set only when it is clean.
+//!
+//! The retry issue adds the idempotency table here, so every command fact lives in one place.
+
+/// How a command changes the server-side state of its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionEffect {
+    /// Leaves the connection as it was (almost every command).
+    None,
+    /// `MULTI`: a transaction is open until EXEC or DISCARD.
+    BeginTransaction,
+    /// `EXEC` / `DISCARD`: ends the transaction and every WATCH.
+    EndTransaction,
+    /// `WATCH`: keys are watched until EXEC, DISCARD or UNWATCH.
+    Watch,
+    /// `UNWATCH`: no key is watched any more.
+    Unwatch,
+    /// Changes the connection for good (SELECT, SUBSCRIBE, MONITOR, HELLO, AUTH, CLIENT REPLY, ...):
+    /// the connection must be closed rather than reused.
+    Taint,
+}
+
+/// Classifies a command by its name (first argument) and, for `CLIENT`, its subcommand.
+pub(crate) fn session_effect(name: &[u8], subcommand: Option<&[u8]>) -> SessionEffect {
+    let is = |word: &str| name.eq_ignore_ascii_case(word.as_bytes());
+    match name.len() {
+        4 if is("EXEC") => SessionEffect::EndTransaction,
+        4 if is("AUTH") || is("QUIT") => SessionEffect::Taint,
+        5 if is("MULTI") => SessionEffect::BeginTransaction,
+        5 if is("WATCH") => SessionEffect::Watch,
+        5 if is("RESET") || is("HELLO") => SessionEffect::Taint,
+        6 if is("SELECT") => SessionEffect::Taint,
+        6 if is("CLIENT") => client_subcommand_effect(subcommand.unwrap_or_default()),
+        7 if is("DISCARD") => SessionEffect::EndTransaction,
+        7 if is("UNWATCH") => SessionEffect::Unwatch,
+        7 if is("MONITOR") || is("SWAPDB") => SessionEffect::Taint,
+        8 if is("READONLY") => SessionEffect::Taint,
+        9 if is("SUBSCRIBE") || is("READWRITE") => SessionEffect::Taint,
+        10 if is("PSUBSCRIBE") || is("SSUBSCRIBE") => SessionEffect::Taint,
+        _ => SessionEffect::None,
+    }
+}
+
+fn client_subcommand_effect(sub: &[u8]) -> SessionEffect {
+    const STATEFUL: [&str; 7] = [
+        "REPLY", "TRACKING", "SETNAME", "NO-EVICT", "NO-TOUCH", "CACHING", "SETINFO",
+    ];
+    if STATEFUL.iter().any(|s| sub.eq_ignore_ascii_case(s.as_bytes())) {
+        SessionEffect::Taint
+    } else {
+        SessionEffect::None
+    }
+}
+
+/// The open transaction / watch state of one connection, kept as commands are sent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionState {
+    /// A MULTI was sent without EXEC or DISCARD.
+    pub in_transaction: bool,
+    /// A WATCH is active.
+    pub watching: bool,
+    /// A command changed the connection for good; it must not be reused.
+    pub tainted: bool,
+}
+
+impl SessionState {
+    /// Updates the state for a command about to be sent.
+    pub fn apply(&mut self, effect: SessionEffect) {
+        match effect {
+            SessionEffect::None => {}
+            SessionEffect::BeginTransaction => self.in_transaction = true,
+            SessionEffect::EndTransaction => {
+                self.in_transaction = false;
+                self.watching = false;
+            }
+            SessionEffect::Watch => self.watching = true,
+            SessionEffect::Unwatch => self.watching = false,
+            SessionEffect::Taint => self.tainted = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_case_insensitively() {
+        assert_eq!(session_effect(b"multi", None), SessionEffect::BeginTransaction);
+        assert_eq!(session_effect(b"Exec", None), SessionEffect::EndTransaction);
+        assert_eq!(session_effect(b"select", None), SessionEffect::Taint);
+        assert_eq!(session_effect(b"GET", None), SessionEffect::None);
+        assert_eq!(session_effect(b"client", Some(b"setname")), SessionEffect::Taint);
+        assert_eq!(session_effect(b"CLIENT", Some(b"LIST")), SessionEffect::None);
+        assert_eq!(session_effect(b"CLIENT", None), SessionEffect::None);
+    }
+
+    #[test]
+    fn exec_ends_watch_and_transaction() {
+        let mut state = SessionState::default();
+        state.apply(SessionEffect::Watch);
+        state.apply(SessionEffect::BeginTransaction);
+        assert!(state.watching && state.in_transaction);
+        state.apply(SessionEffect::EndTransaction);
+        assert_eq!(state, SessionState::default());
+    }
+}

@@ -1,0 +1,172 @@
+//! The one error taxonomy of redpool.
+//!
+//! Every failure in the core is an [`Error`] with an [`ErrorKind`]. The kinds map 1:1 to the C status
+//! codes, the Python exception classes and the Node error codes, so a caller in any language can
+//! branch on the same categories. Messages are written for people: they name what failed and why,
+//! and never contain a password or token.
+
+use std::fmt;
+use std::io;
+
+/// What went wrong, as a stable category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The server could not be reached, or the connection broke (refused, reset, closed by peer).
+    Connection,
+    /// Connecting, reading or writing took longer than the configured timeout.
+    Timeout,
+    /// No connection became free within `acquire_timeout` (or at once, for `try_acquire`).
+    PoolExhausted,
+    /// The circuit breaker is open: the call failed fast without touching the network.
+    CircuitOpen,
+    /// The server refused the credentials (AUTH / HELLO failed, or NOAUTH / WRONGPASS).
+    Auth,
+    /// The server answered with an error reply (`-ERR ...`, `WRONGTYPE ...`, `EXECABORT ...`).
+    Response,
+    /// The bytes from the server were not valid RESP.
+    Protocol,
+    /// A setting or argument was invalid; the message names it, its value and the rule.
+    InvalidArgument,
+    /// The pool was closed; no new work is accepted.
+    Closed,
+}
+
+impl ErrorKind {
+    /// A short stable name, used for stats keys and logs (`"connection"`, `"timeout"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connection => "connection",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::PoolExhausted => "pool_exhausted",
+            ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Response => "response",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Closed => "closed",
+        }
+    }
+
+    /// Every kind, in a fixed order (used to index per-kind counters).
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::Connection,
+        ErrorKind::Timeout,
+        ErrorKind::PoolExhausted,
+        ErrorKind::CircuitOpen,
+        ErrorKind::Auth,
+        ErrorKind::Response,
+        ErrorKind::Protocol,
+        ErrorKind::InvalidArgument,
+        ErrorKind::Closed,
+    ];
+
+    /// Position of this kind in [`ErrorKind::ALL`].
+    pub fn index(self) -> usize {
+        ErrorKind::ALL.iter().position(|k| *k == self).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A redpool error: a kind, a human message and, for server replies, the error code.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    server_code: Option<String>,
+}
+
+/// The result type of every fallible redpool operation.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A new error of `kind` with a message for people.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            server_code: None,
+        }
+    }
+
+    /// An invalid-argument error that names the field, the offending value and the rule it broke.
+    pub fn invalid(field: &str, value: impl fmt::Display, rule: &str) -> Self {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid {field} = {value}: {rule}"),
+        )
+    }
+
+    /// An error for a server error reply such as `WRONGTYPE Operation against a key ...`.
+    pub fn from_server_reply(code: &str, detail: Option<&str>) -> Self {
+        let kind = match code {
+            "NOAUTH" | "WRONGPASS" | "NOPERM" => ErrorKind::Auth,
+            _ => ErrorKind::Response,
+        };
+        let message = match detail {
+            Some(d) if !d.is_empty() => format!("{code} {d}"),
+            _ => code.to_string(),
+        };
+        Error {
+            kind,
+            message,
+            server_code: Some(code.to_string()),
+        }
+    }
+
+    /// The category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without the kind prefix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// For server error replies, the first word of the reply (`"ERR"`, `"WRONGTYPE"`, ...).
+    pub fn server_code(&self) -> Option<&str> {
+        self.server_code.as_deref()
+    }
+
+    /// The same error with `context` put in front of its message (`"context: message"`).
+    pub(crate) fn context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    /// Maps an I/O error on a connection to `server` into the taxonomy.
+    pub(crate) fn from_io(err: &io::Error, doing: &str, server: &str) -> Self {
+        let kind = match err.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ErrorKind::Timeout,
+            _ => ErrorKind::Connection,
+        };
+        let what = match kind {
+            ErrorKind::Timeout => "timed out".to_string(),
+            _ if err.kind() == io::ErrorKind::UnexpectedEof => {
+                "connection closed by the server".to_string()
+            }
+            _ => err.to_string(),
+        };
+        Error::new(kind, format!("{doing} {server}: {what}"))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Error({}: {})", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for Error {}

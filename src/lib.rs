@@ -1,0 +1,35 @@
+//! redpool: production Redis connection management (pooling, safe reuse, a process-wide registry
+//! and stats) in one synchronous Rust core, shipped to C, Python and Node.
+//!
+//! ```no_run
+//! let pool = redpool::shared("redis://127.0.0.1:6379/0?max_connections=20")?;
+//! pool.execute(redpool::cmd("SET").arg("greeting").arg("hello"))?;
+//! let value = pool.execute(redpool::cmd("GET").arg("greeting"))?;
+//! # Ok::<(), redpool::Error>(())
+//! ```
+//!
+//! See `docs/ARCHITECTURE.md` for the map of the modules.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod command;
+pub mod config;
+mod connection;
+pub mod error;
+mod fork;
+pub mod metrics;
+pub mod pool;
+mod random;
+pub mod registry;
+mod tls;
+
+pub use config::{Address, Config, ConfigBuilder, ReuseOrder, Secret, TlsConfig};
+pub use error::{Error, ErrorKind, Result};
+pub use metrics::{CloseReason, PoolStats};
+pub use pool::{AcquireOptions, Pool, PooledConnection, Priority};
+pub use redis::{Cmd, Value, cmd};
+pub use registry::{shared, shared_default, shared_with};
+
+/// The library version (`CARGO_PKG_VERSION`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

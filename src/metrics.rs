@@ -1,0 +1,182 @@
+//! Pool counters (lock-free atomics on the hot path) and the [`PoolStats`] snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::error::ErrorKind;
+
+/// Why a connection was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// A connection, timeout or protocol error, or a request interrupted half way.
+    Broken,
+    /// The caller left it in a state that cannot be reset (SELECT, SUBSCRIBE, ...), or discarded it.
+    Discarded,
+    /// Unused for longer than `idle_timeout`.
+    IdleTimeout,
+    /// Older than `max_lifetime`.
+    MaxLifetime,
+    /// Found closed by the server (CLIENT KILL, server timeout, restart) before reuse.
+    ServerClosed,
+    /// A PING before reuse failed.
+    HealthCheckFailed,
+    /// The pool was closed.
+    PoolClosed,
+    /// Inherited from the parent process across `fork()`; the child's copy was dropped unused.
+    Forked,
+}
+
+impl CloseReason {
+    /// Every reason, in a fixed order (used to index counters).
+    pub const ALL: [CloseReason; 8] = [
+        CloseReason::Broken,
+        CloseReason::Discarded,
+        CloseReason::ServerClosed,
+        CloseReason::IdleTimeout,
+        CloseReason::MaxLifetime,
+        CloseReason::HealthCheckFailed,
+        CloseReason::PoolClosed,
+        CloseReason::Forked,
+    ];
+
+    /// A short stable name (`"broken"`, `"idle_timeout"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Broken => "broken",
+            CloseReason::Discarded => "discarded",
+            CloseReason::ServerClosed => "server_closed",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::MaxLifetime => "max_lifetime",
+            CloseReason::HealthCheckFailed => "health_check_failed",
+            CloseReason::PoolClosed => "pool_closed",
+            CloseReason::Forked => "forked",
+        }
+    }
+
+    fn index(self) -> usize {
+        CloseReason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// Cumulative counters of one pool. Every update is one relaxed atomic add.
+#[derive(Default)]
+pub(crate) struct Counters {
+    created: AtomicU64,
+    closed: [AtomicU64; CloseReason::ALL.len()],
+    acquires: AtomicU64,
+    acquire_timeouts: AtomicU64,
+    commands: AtomicU64,
+    errors: [AtomicU64; ErrorKind::ALL.len()],
+    wait_nanos_total: AtomicU64,
+    wait_nanos_max: AtomicU64,
+}
+
+impl Counters {
+    pub fn connection_created(&self) {
+        self.created.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn connections_closed(&self, reason: CloseReason, count: usize) {
+        self.closed[reason.index()].fetch_add(count as u64, Ordering::Relaxed);
+    }
+    pub fn acquired(&self, waited: Duration) {
+        self.acquires.fetch_add(1, Ordering::Relaxed);
+        self.add_wait(waited);
+    }
+    pub fn acquire_timed_out(&self, waited: Duration) {
+        self.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+        self.add_wait(waited);
+    }
+    pub fn commands(&self, count: usize) {
+        self.commands.fetch_add(count as u64, Ordering::Relaxed);
+    }
+    pub fn error(&self, kind: ErrorKind) {
+        self.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn add_wait(&self, waited: Duration) {
+        if waited.is_zero() {
+            return;
+        }
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.wait_nanos_total.fetch_add(nanos, Ordering::Relaxed);
+        self.wait_nanos_max.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    /// Fills the cumulative part of a snapshot.
+    pub fn fill(&self, stats: &mut PoolStats) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        stats.connections_created = load(&self.created);
+        stats.connections_closed = CloseReason::ALL
+            .iter()
+            .map(|r| (*r, load(&self.closed[r.index()])))
+            .collect();
+        stats.acquires = load(&self.acquires);
+        stats.acquire_timeouts = load(&self.acquire_timeouts);
+        stats.commands = load(&self.commands);
+        stats.errors = ErrorKind::ALL
+            .iter()
+            .map(|k| (*k, load(&self.errors[k.index()])))
+            .collect();
+        stats.wait_time_total = Duration::from_nanos(load(&self.wait_nanos_total));
+        stats.wait_time_max = Duration::from_nanos(load(&self.wait_nanos_max));
+    }
+}
+
+/// A point-in-time view of a pool: gauges from its state, totals since it was created.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolStats {
+    /// Configured hard cap on open sockets.
+    pub max_connections: usize,
+    /// Configured number of connections kept open.
+    pub min_idle: usize,
+    /// Sockets open or being opened (idle + in use + connecting).
+    pub open: usize,
+    /// Open connections waiting in the pool.
+    pub idle: usize,
+    /// Connections checked out by callers.
+    pub in_use: usize,
+    /// Connections being opened right now.
+    pub connecting: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+    /// Connections opened since the pool was created.
+    pub connections_created: u64,
+    /// Connections closed, by reason (every reason is listed, zeros included).
+    pub connections_closed: Vec<(CloseReason, u64)>,
+    /// Successful acquires (including the ones inside `execute`, `pipeline`, `transaction`).
+    pub acquires: u64,
+    /// Acquires that gave up after `acquire_timeout` (or at once, for `try_acquire`).
+    pub acquire_timeouts: u64,
+    /// Commands sent (each command of a pipeline or transaction counts).
+    pub commands: u64,
+    /// Failed operations by error kind (every kind is listed, zeros included).
+    pub errors: Vec<(ErrorKind, u64)>,
+    /// Total time callers spent waiting for a connection.
+    pub wait_time_total: Duration,
+    /// Longest single wait for a connection.
+    pub wait_time_max: Duration,
+}
+
+impl PoolStats {
+    /// Connections closed for `reason`.
+    pub fn closed(&self, reason: CloseReason) -> u64 {
+        self.connections_closed
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Failures of `kind`.
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.errors
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// All connections closed, whatever the reason.
+    pub fn closed_total(&self) -> u64 {
+        self.connections_closed.iter().map(|(_, n)| n).sum()
+    }
+}

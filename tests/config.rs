@@ -1,0 +1,261 @@
+//! Configuration: the three routes (URL, environment, builder) and every validation rule.
+//! No server needed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redpool::{Address, Config, ConfigBuilder, ErrorKind, ReuseOrder};
+
+fn url_error(url: &str) -> String {
+    let err = Config::from_url(url).expect_err(url);
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{url}: {err}");
+    err.to_string()
+}
+
+fn env(vars: &[(&str, &str)]) -> redpool::Result<Config> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    ConfigBuilder::from_env_with(|name| map.get(name).cloned())?.build()
+}
+
+#[test]
+fn defaults_are_documented_values() {
+    let c = Config::builder().build().unwrap();
+    assert_eq!(c.max_connections(), 50);
+    assert_eq!(c.min_idle(), 0);
+    assert_eq!(c.acquire_timeout(), Duration::from_secs(5));
+    assert_eq!(c.connect_timeout(), Duration::from_secs(5));
+    assert_eq!(c.socket_timeout(), Duration::from_secs(5));
+    assert_eq!(c.idle_timeout(), Some(Duration::from_secs(300)));
+    assert_eq!(c.max_lifetime(), Some(Duration::from_secs(1800)));
+    assert_eq!(c.health_check_interval(), Some(Duration::from_secs(30)));
+    assert_eq!(c.reuse_order(), ReuseOrder::Lifo);
+    assert_eq!(c.client_name(), "redpool");
+    assert!(c.tcp_nodelay());
+    assert!(c.tls().is_none());
+}
+
+#[test]
+fn url_with_everything() {
+    let c = Config::from_url(
+        "redis://alice:s%40cret@example.internal:6380/3?max_connections=20&min_idle=2\
+         &socket_timeout=2s&acquire_timeout=250ms&connect_timeout=1.5&reuse=fifo&client_name=api",
+    )
+    .unwrap();
+    assert_eq!(
+        c.address(),
+        &Address::Tcp {
+            host: "example.internal".into(),
+            port: 6380
+        }
+    );
+    assert_eq!(c.username(), Some("alice"));
+    assert_eq!(c.password().unwrap().expose(), "s@cret");
+    assert_eq!(c.db(), 3);
+    assert_eq!(c.max_connections(), 20);
+    assert_eq!(c.min_idle(), 2);
+    assert_eq!(c.socket_timeout(), Duration::from_secs(2));
+    assert_eq!(c.acquire_timeout(), Duration::from_millis(250));
+    assert_eq!(c.connect_timeout(), Duration::from_millis(1500));
+    assert_eq!(c.reuse_order(), ReuseOrder::Fifo);
+    assert_eq!(c.client_name(), "api");
+}
+
+#[test]
+fn url_forms() {
+    let c = Config::from_url("redis://localhost").unwrap();
+    assert_eq!(
+        c.address(),
+        &Address::Tcp {
+            host: "localhost".into(),
+            port: 6379
+        }
+    );
+    let c = Config::from_url("redis://[::1]:7000").unwrap();
+    assert_eq!(
+        c.address(),
+        &Address::Tcp {
+            host: "::1".into(),
+            port: 7000
+        }
+    );
+    let c = Config::from_url("redis://:pw@127.0.0.1/").unwrap();
+    assert_eq!(c.password().unwrap().expose(), "pw");
+    assert_eq!(c.username(), None);
+    let c = Config::from_url("unix:///run/redis.sock?db=2").unwrap();
+    assert_eq!(c.address(), &Address::Unix("/run/redis.sock".into()));
+    assert_eq!(c.db(), 2);
+    let c = Config::from_url(
+        "rediss://127.0.0.1:6390?tls_ca_file=/tmp/ca.pem&tls_cert_file=/tmp/c.pem&tls_key_file=/tmp/k.pem",
+    )
+    .unwrap();
+    let tls = c.tls().unwrap();
+    assert_eq!(tls.ca_file.as_deref(), Some("/tmp/ca.pem".as_ref()));
+    assert!(!tls.insecure);
+}
+
+#[test]
+fn every_invalid_setting_names_field_value_and_rule() {
+    let cases: &[(&str, &[&str])] = &[
+        ("redis://h?max_connections=0", &["max_connections", "0", "between 1 and"]),
+        ("redis://h?max_connections=-3", &["max_connections", "-3", "whole number"]),
+        ("redis://h?max_connections=4&min_idle=5", &["min_idle", "5", "max_connections (4)"]),
+        ("redis://h?socket_timeout=0", &["socket_timeout", "0", "greater than zero"]),
+        ("redis://h?acquire_timeout=-1s", &["acquire_timeout", "-1s", ">= 0"]),
+        ("redis://h?connect_timeout=0ms", &["connect_timeout", "greater than zero"]),
+        ("redis://h?connect_timeout=5000", &["connect_timeout", "at most 1h", "5000ms"]),
+        ("redis://h?socket_timeout=fast", &["socket_timeout", "fast", "duration"]),
+        ("redis://h?socket_timeout=3 fortnights", &["socket_timeout", "unknown unit"]),
+        ("redis://h?idle_timeout=NaN", &["idle_timeout", "NaN"]),
+        ("http://h:6379", &["url scheme", "http", "redis://"]),
+        ("redis://h:0", &["port", "0", "between 1 and 65535"]),
+        ("redis://h:70000", &["invalid url", "port"]),
+        ("redis://h/abc", &["db", "abc", "database number"]),
+        ("redis://h?db=-1", &["db", "-1", "negative"]),
+        ("redis://h?reuse=random", &["reuse", "random", "lifo or fifo"]),
+        ("redis://h?tcp_nodelay=maybe", &["tcp_nodelay", "maybe", "true or false"]),
+        ("redis://h?client_name=my%20app", &["client_name", "my app", "spaces"]),
+        ("redis://h?max_conections=3", &["option", "max_conections", "valid options are", "max_connections"]),
+        ("redis://h?tls_ca_file=/x.pem", &["tls_ca_file", "rediss://"]),
+        ("rediss://h?tls_cert_file=/c.pem", &["tls_cert_file/tls_key_file", "both"]),
+        ("redis://alice@h", &["username", "alice", "needs a password"]),
+        ("localhost:6379", &["url scheme", "localhost"]),
+        ("not a url", &["invalid url"]),
+        ("redis://", &["host"]),
+    ];
+    for (url, needles) in cases {
+        let message = url_error(url);
+        for needle in *needles {
+            assert!(
+                message.contains(needle),
+                "error for {url:?} should mention {needle:?}: {message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn builder_validates_like_urls() {
+    let err = Config::builder().max_connections(0).build().unwrap_err();
+    assert!(err.to_string().contains("max_connections"), "{err}");
+    let err = Config::builder()
+        .socket_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("socket_timeout"), "{err}");
+    let err = Config::builder().host_port("", 6379).build().unwrap_err();
+    assert!(err.to_string().contains("host"), "{err}");
+    let err = Config::builder().host_port("h", 0).build().unwrap_err();
+    assert!(err.to_string().contains("port"), "{err}");
+    let err = Config::builder()
+        .max_connections(2)
+        .min_idle(3)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("min_idle"), "{err}");
+    let mut b = Config::builder();
+    let err = b.set("nonsense", "1").unwrap_err();
+    assert!(err.to_string().contains("nonsense"), "{err}");
+    let c = Config::builder()
+        .host_port("10.0.0.1", 6400)
+        .max_connections(7)
+        .idle_timeout(Duration::ZERO)
+        .max_lifetime(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(c.max_connections(), 7);
+    assert_eq!(c.idle_timeout(), None, "zero disables idle eviction");
+    assert_eq!(c.max_lifetime(), None, "zero disables max lifetime");
+}
+
+#[test]
+fn environment_variables() {
+    let c = env(&[
+        ("REDIS_HOST", "cache.local"),
+        ("REDIS_PORT", "6390"),
+        ("REDIS_DB", "4"),
+        ("REDIS_USERNAME", "svc"),
+        ("REDIS_PASSWORD", "hunter2"),
+        ("REDIS_MAX_CONNECTIONS", "12"),
+        ("REDIS_MIN_IDLE", "1"),
+        ("REDIS_CONNECT_TIMEOUT", "750ms"),
+        ("REDIS_SOCKET_TIMEOUT", "3"),
+        ("REDIS_ACQUIRE_TIMEOUT", "2s"),
+        ("REDIS_HEALTH_CHECK_INTERVAL", "10"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.address(),
+        &Address::Tcp {
+            host: "cache.local".into(),
+            port: 6390
+        }
+    );
+    assert_eq!(c.db(), 4);
+    assert_eq!(c.username(), Some("svc"));
+    assert_eq!(c.password().unwrap().expose(), "hunter2");
+    assert_eq!(c.max_connections(), 12);
+    assert_eq!(c.min_idle(), 1);
+    assert_eq!(c.connect_timeout(), Duration::from_millis(750));
+    assert_eq!(c.socket_timeout(), Duration::from_secs(3));
+    assert_eq!(c.acquire_timeout(), Duration::from_secs(2));
+    assert_eq!(c.health_check_interval(), Some(Duration::from_secs(10)));
+
+    // REDIS_URL wins over the host variables; the knob variables still apply on top.
+    let c = env(&[
+        ("REDIS_URL", "redis://10.1.1.1:7000/1?max_connections=9"),
+        ("REDIS_HOST", "ignored"),
+        ("REDIS_MAX_CONNECTIONS", "11"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.address(),
+        &Address::Tcp {
+            host: "10.1.1.1".into(),
+            port: 7000
+        }
+    );
+    assert_eq!(c.max_connections(), 11);
+
+    // Nothing set: the local default.
+    let c = env(&[]).unwrap();
+    assert_eq!(c.address().to_string(), "127.0.0.1:6379");
+
+    // Errors name the variable.
+    let err = env(&[("REDIS_PORT", "http")]).unwrap_err();
+    assert!(err.to_string().contains("REDIS_PORT"), "{err}");
+    let err = env(&[("REDIS_MAX_CONNECTIONS", "0")]).unwrap_err();
+    assert!(err.to_string().contains("max_connections"), "{err}");
+    let err = env(&[("REDIS_SOCKET_TIMEOUT", "soon")]).unwrap_err();
+    assert!(err.to_string().contains("REDIS_SOCKET_TIMEOUT"), "{err}");
+    let err = env(&[("REDIS_URL", "mysql://x")]).unwrap_err();
+    assert!(err.to_string().contains("REDIS_URL"), "{err}");
+}
+
+#[test]
+fn secrets_never_printed() {
+    let secret = "Sup3r-S3cret-Passw0rd";
+    let c = Config::from_url(&format!("redis://bob:{secret}@127.0.0.1:6379/0")).unwrap();
+    let shown = [format!("{c:?}"), c.redacted_url()];
+    for text in shown {
+        assert!(!text.contains(secret), "secret leaked: {text}");
+    }
+    assert_eq!(c.redacted_url(), "redis://bob:<redacted>@127.0.0.1:6379/0");
+    // An invalid URL that carries a password does not echo it either.
+    let err = Config::from_url(&format!("redis://bob:{secret}@127.0.0.1:6379/0?max_connections=0"))
+        .unwrap_err();
+    assert!(!err.to_string().contains(secret), "{err}");
+    let err = Config::from_url(&format!("redis://bob:{secret}@host:99999")).unwrap_err();
+    assert!(!err.to_string().contains(secret), "{err}");
+}
+
+#[test]
+fn equal_settings_are_equal_configs() {
+    let a = Config::from_url("redis://127.0.0.1:6379/0").unwrap();
+    let b = Config::from_url("redis://127.0.0.1/?max_connections=50&socket_timeout=5s").unwrap();
+    assert_eq!(a, b);
+    let c = Config::from_url("redis://127.0.0.1/?max_connections=51").unwrap();
+    assert_ne!(a, c);
+}
