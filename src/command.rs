@@ -46,7 +46,10 @@ fn client_subcommand_effect(sub: &[u8]) -> SessionEffect {
     const STATEFUL: [&str; 7] = [
         "REPLY", "TRACKING", "SETNAME", "NO-EVICT", "NO-TOUCH", "CACHING", "SETINFO",
     ];
-    if STATEFUL.iter().any(|s| sub.eq_ignore_ascii_case(s.as_bytes())) {
+    if STATEFUL
+        .iter()
+        .any(|s| sub.eq_ignore_ascii_case(s.as_bytes()))
+    {
         SessionEffect::Taint
     } else {
         SessionEffect::None
@@ -87,12 +90,21 @@ mod tests {
 
     #[test]
     fn classifies_case_insensitively() {
-        assert_eq!(session_effect(b"multi", None), SessionEffect::BeginTransaction);
+        assert_eq!(
+            session_effect(b"multi", None),
+            SessionEffect::BeginTransaction
+        );
         assert_eq!(session_effect(b"Exec", None), SessionEffect::EndTransaction);
         assert_eq!(session_effect(b"select", None), SessionEffect::Taint);
         assert_eq!(session_effect(b"GET", None), SessionEffect::None);
-        assert_eq!(session_effect(b"client", Some(b"setname")), SessionEffect::Taint);
-        assert_eq!(session_effect(b"CLIENT", Some(b"LIST")), SessionEffect::None);
+        assert_eq!(
+            session_effect(b"client", Some(b"setname")),
+            SessionEffect::Taint
+        );
+        assert_eq!(
+            session_effect(b"CLIENT", Some(b"LIST")),
+            SessionEffect::None
+        );
         assert_eq!(session_effect(b"CLIENT", None), SessionEffect::None);
     }
 

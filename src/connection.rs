@@ -58,7 +58,8 @@ impl Connector {
             if let Some(user) = config.username() {
                 auth.arg(user);
             }
-            auth.arg(password.expose()).write_packed_command(&mut handshake);
+            auth.arg(password.expose())
+                .write_packed_command(&mut handshake);
             handshake_replies += 1;
         }
         if config.db() != 0 {
@@ -110,18 +111,18 @@ impl Connector {
         connection.complete_tls(deadline)?;
         self.run_handshake(&mut connection)?;
         let timeout = Some(self.config.socket_timeout());
-        connection.stream.set_timeouts(timeout, timeout).map_err(|e| {
-            Error::from_io(&e, "configuring socket for", &self.server)
-        })?;
+        connection
+            .stream
+            .set_timeouts(timeout, timeout)
+            .map_err(|e| Error::from_io(&e, "configuring socket for", &self.server))?;
         Ok(connection)
     }
 
     fn open_stream(&self, deadline: Instant) -> Result<Stream> {
         match self.config.address() {
             Address::Unix(path) => {
-                let sock = UnixStream::connect(path).map_err(|e| {
-                    Error::from_io(&e, "connecting to", &self.server)
-                })?;
+                let sock = UnixStream::connect(path)
+                    .map_err(|e| Error::from_io(&e, "connecting to", &self.server))?;
                 let stream = Stream::Unix(sock);
                 self.apply_deadline(&stream, deadline)?;
                 Ok(stream)
@@ -432,7 +433,11 @@ impl Connection {
             return;
         };
         self.session.apply(SessionEffect::EndTransaction);
-        if self.write_all(reset).and_then(|_| self.read_reply()).is_err() {
+        if self
+            .write_all(reset)
+            .and_then(|_| self.read_reply())
+            .is_err()
+        {
             self.busy = true;
         }
     }
@@ -448,9 +453,9 @@ impl Connection {
         self.discarded = true;
     }
 
-    /// True when the caller discarded it.
+    /// True when the caller discarded it or left state behind that cannot be reset.
     pub fn is_discarded(&self) -> bool {
-        self.discarded
+        self.discarded || self.session.tainted
     }
 
     /// A non-blocking look at an idle socket: false when the server closed it (CLIENT KILL, idle
@@ -502,7 +507,10 @@ impl Connection {
                 let why = match e.get_ref() {
                     Some(inner) if e.kind() == io::ErrorKind::InvalidData => inner.to_string(),
                     _ if remaining(deadline).is_none()
-                        || matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                        || matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
                     {
                         return Err(Error::new(
                             ErrorKind::Timeout,
@@ -563,7 +571,10 @@ impl Connection {
         } else if err.is_connection_dropped() {
             Error::new(
                 ErrorKind::Connection,
-                format!("reading from {}: connection closed by the server", self.server),
+                format!(
+                    "reading from {}: connection closed by the server",
+                    self.server
+                ),
             )
         } else {
             Error::new(

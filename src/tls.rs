@@ -42,8 +42,13 @@ pub(crate) fn client_config(tls: &TlsConfig) -> Result<Arc<ClientConfig>> {
 
 /// The server name to verify, from the configured host (a DNS name or an IP address).
 pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>> {
-    ServerName::try_from(host.to_string())
-        .map_err(|_| Error::invalid("host", format!("{host:?}"), "is not a valid TLS server name"))
+    ServerName::try_from(host.to_string()).map_err(|_| {
+        Error::invalid(
+            "host",
+            format!("{host:?}"),
+            "is not a valid TLS server name",
+        )
+    })
 }
 
 fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore> {

@@ -99,28 +99,81 @@ fn url_forms() {
 #[test]
 fn every_invalid_setting_names_field_value_and_rule() {
     let cases: &[(&str, &[&str])] = &[
-        ("redis://h?max_connections=0", &["max_connections", "0", "between 1 and"]),
-        ("redis://h?max_connections=-3", &["max_connections", "-3", "whole number"]),
-        ("redis://h?max_connections=4&min_idle=5", &["min_idle", "5", "max_connections (4)"]),
-        ("redis://h?socket_timeout=0", &["socket_timeout", "0", "greater than zero"]),
-        ("redis://h?acquire_timeout=-1s", &["acquire_timeout", "-1s", ">= 0"]),
-        ("redis://h?connect_timeout=0ms", &["connect_timeout", "greater than zero"]),
-        ("redis://h?connect_timeout=5000", &["connect_timeout", "at most 1h", "5000ms"]),
-        ("redis://h?socket_timeout=fast", &["socket_timeout", "fast", "duration"]),
-        ("redis://h?socket_timeout=3 fortnights", &["socket_timeout", "unknown unit"]),
+        (
+            "redis://h?max_connections=0",
+            &["max_connections", "0", "between 1 and"],
+        ),
+        (
+            "redis://h?max_connections=-3",
+            &["max_connections", "-3", "whole number"],
+        ),
+        (
+            "redis://h?max_connections=4&min_idle=5",
+            &["min_idle", "5", "max_connections (4)"],
+        ),
+        (
+            "redis://h?socket_timeout=0",
+            &["socket_timeout", "0", "greater than zero"],
+        ),
+        (
+            "redis://h?acquire_timeout=-1s",
+            &["acquire_timeout", "-1s", ">= 0"],
+        ),
+        (
+            "redis://h?connect_timeout=0ms",
+            &["connect_timeout", "greater than zero"],
+        ),
+        (
+            "redis://h?connect_timeout=5000",
+            &["connect_timeout", "at most 1h", "5000ms"],
+        ),
+        (
+            "redis://h?socket_timeout=fast",
+            &["socket_timeout", "fast", "duration"],
+        ),
+        (
+            "redis://h?socket_timeout=3 fortnights",
+            &["socket_timeout", "unknown unit"],
+        ),
         ("redis://h?idle_timeout=NaN", &["idle_timeout", "NaN"]),
         ("http://h:6379", &["url scheme", "http", "redis://"]),
         ("redis://h:0", &["port", "0", "between 1 and 65535"]),
         ("redis://h:70000", &["invalid url", "port"]),
         ("redis://h/abc", &["db", "abc", "database number"]),
         ("redis://h?db=-1", &["db", "-1", "negative"]),
-        ("redis://h?reuse=random", &["reuse", "random", "lifo or fifo"]),
-        ("redis://h?tcp_nodelay=maybe", &["tcp_nodelay", "maybe", "true or false"]),
-        ("redis://h?client_name=my%20app", &["client_name", "my app", "spaces"]),
-        ("redis://h?max_conections=3", &["option", "max_conections", "valid options are", "max_connections"]),
-        ("redis://h?tls_ca_file=/x.pem", &["tls_ca_file", "rediss://"]),
-        ("rediss://h?tls_cert_file=/c.pem", &["tls_cert_file/tls_key_file", "both"]),
-        ("redis://alice@h", &["username", "alice", "needs a password"]),
+        (
+            "redis://h?reuse=random",
+            &["reuse", "random", "lifo or fifo"],
+        ),
+        (
+            "redis://h?tcp_nodelay=maybe",
+            &["tcp_nodelay", "maybe", "true or false"],
+        ),
+        (
+            "redis://h?client_name=my%20app",
+            &["client_name", "my app", "spaces"],
+        ),
+        (
+            "redis://h?max_conections=3",
+            &[
+                "option",
+                "max_conections",
+                "valid options are",
+                "max_connections",
+            ],
+        ),
+        (
+            "redis://h?tls_ca_file=/x.pem",
+            &["tls_ca_file", "rediss://"],
+        ),
+        (
+            "rediss://h?tls_cert_file=/c.pem",
+            &["tls_cert_file/tls_key_file", "both"],
+        ),
+        (
+            "redis://alice@h",
+            &["username", "alice", "needs a password"],
+        ),
         ("localhost:6379", &["url scheme", "localhost"]),
         ("not a url", &["invalid url"]),
         ("redis://", &["host"]),
@@ -244,8 +297,10 @@ fn secrets_never_printed() {
     }
     assert_eq!(c.redacted_url(), "redis://bob:<redacted>@127.0.0.1:6379/0");
     // An invalid URL that carries a password does not echo it either.
-    let err = Config::from_url(&format!("redis://bob:{secret}@127.0.0.1:6379/0?max_connections=0"))
-        .unwrap_err();
+    let err = Config::from_url(&format!(
+        "redis://bob:{secret}@127.0.0.1:6379/0?max_connections=0"
+    ))
+    .unwrap_err();
     assert!(!err.to_string().contains(secret), "{err}");
     let err = Config::from_url(&format!("redis://bob:{secret}@host:99999")).unwrap_err();
     assert!(!err.to_string().contains(secret), "{err}");

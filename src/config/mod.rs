@@ -250,7 +250,11 @@ impl Config {
         match &self.address {
             Address::Unix(path) => format!("unix://{user}{}?db={}", path.display(), self.db),
             tcp => {
-                let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+                let scheme = if self.tls.is_some() {
+                    "rediss"
+                } else {
+                    "redis"
+                };
                 format!("{scheme}://{user}{tcp}/{}", self.db)
             }
         }
@@ -380,7 +384,9 @@ impl ConfigBuilder {
             ("REDIS_HEALTH_CHECK_INTERVAL", "health_check_interval"),
         ] {
             if let Some(value) = present(env) {
-                builder.set(knob, value.trim()).map_err(|e| e.context(env))?;
+                builder
+                    .set(knob, value.trim())
+                    .map_err(|e| e.context(env))?;
             }
         }
         Ok(builder)
@@ -459,7 +465,11 @@ impl ConfigBuilder {
     }
     /// Turns TLS on (default settings: verify against the system store) or off.
     pub fn tls(mut self, on: bool) -> Self {
-        self.tls = if on { Some(self.tls.unwrap_or_default()) } else { None };
+        self.tls = if on {
+            Some(self.tls.unwrap_or_default())
+        } else {
+            None
+        };
         self
     }
     /// Replaces the TLS settings (and turns TLS on).
@@ -548,10 +558,18 @@ impl ConfigBuilder {
             }
             Address::Unix(path) => {
                 if path.as_os_str().is_empty() {
-                    return Err(Error::invalid("unix socket path", "\"\"", "must not be empty"));
+                    return Err(Error::invalid(
+                        "unix socket path",
+                        "\"\"",
+                        "must not be empty",
+                    ));
                 }
                 if self.tls.is_some() {
-                    return Err(Error::invalid("tls", "on", "is not supported over unix sockets"));
+                    return Err(Error::invalid(
+                        "tls",
+                        "on",
+                        "is not supported over unix sockets",
+                    ));
                 }
             }
         }
@@ -566,10 +584,7 @@ impl ConfigBuilder {
             return Err(Error::invalid(
                 "min_idle",
                 self.min_idle,
-                &format!(
-                    "must not exceed max_connections ({})",
-                    self.max_connections
-                ),
+                &format!("must not exceed max_connections ({})", self.max_connections),
             ));
         }
         for (name, value) in [
@@ -591,7 +606,11 @@ impl ConfigBuilder {
         if self.db < 0 {
             return Err(Error::invalid("db", self.db, "must not be negative"));
         }
-        if self.client_name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if self
+            .client_name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(Error::invalid(
                 "client_name",
                 quoted(&self.client_name),

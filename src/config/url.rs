@@ -32,7 +32,11 @@ pub(super) fn parse(url: &str) -> Result<ConfigBuilder> {
             let db = parsed.path().trim_start_matches('/');
             if !db.is_empty() {
                 builder.set("db", db).map_err(|_| {
-                    Error::invalid("db", format!("{db:?}"), "url path must be a database number")
+                    Error::invalid(
+                        "db",
+                        format!("{db:?}"),
+                        "url path must be a database number",
+                    )
                 })?;
             }
         }

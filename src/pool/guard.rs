@@ -31,7 +31,7 @@ impl PooledConnection {
     /// (the connection stays usable); any other failure makes the connection unusable, and it is
     /// closed when returned.
     pub fn execute(&mut self, cmd: &Cmd) -> Result<Value> {
-        self.run(1, |conn| conn.request(cmd)).and_then(reply_or_error)
+        self.run(1, |conn| conn.request(cmd).and_then(reply_or_error))
     }
 
     /// Runs one command whose reply may take up to `timeout` instead of `socket_timeout`
@@ -45,9 +45,8 @@ impl PooledConnection {
             conn.set_read_timeout(Some(timeout), default)?;
             let reply = conn.request(cmd);
             conn.set_read_timeout(None, default)?;
-            reply
+            reply.and_then(reply_or_error)
         })
-        .and_then(reply_or_error)
     }
 
     /// Sends `cmds` in one write and reads one reply per command. Server errors stay in place as
@@ -79,7 +78,11 @@ impl PooledConnection {
         self.conn.as_ref().map_or(0, |c| c.id)
     }
 
-    fn run<T>(&mut self, commands: usize, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    fn run<T>(
+        &mut self,
+        commands: usize,
+        f: impl FnOnce(&mut Connection) -> Result<T>,
+    ) -> Result<T> {
         let result = match self.conn.as_mut() {
             Some(conn) if conn.fork_generation != fork::generation() => Err(Error::new(
                 ErrorKind::Connection,

@@ -333,7 +333,9 @@ impl Shared {
             self.counters.connections_closed(reason, 1);
             drop(conn);
         }
-        let conn = self.open_connection().inspect_err(|err| self.abandon_slot(err))?;
+        let conn = self
+            .open_connection()
+            .inspect_err(|err| self.abandon_slot(err))?;
         let mut state = self.state.lock();
         state.connecting -= 1;
         if self.closed.load(Ordering::Relaxed) {
@@ -369,7 +371,9 @@ impl Shared {
     fn reserve_warm_up_slot(&self) -> Option<()> {
         let mut state = self.state.lock();
         let wanted = self.config.min_idle();
-        if self.closed.load(Ordering::Relaxed) || state.open >= wanted.min(self.config.max_connections()) {
+        if self.closed.load(Ordering::Relaxed)
+            || state.open >= wanted.min(self.config.max_connections())
+        {
             return None;
         }
         state.open += 1;
@@ -450,7 +454,8 @@ impl Shared {
             return;
         }
         let inherited = std::mem::take(&mut state.idle);
-        self.counters.connections_closed(CloseReason::Forked, inherited.len());
+        self.counters
+            .connections_closed(CloseReason::Forked, inherited.len());
         drop(inherited);
         state.waiters.forget_all();
         // Descriptors checked out by other parent threads are not ours to close: those threads do
@@ -470,7 +475,8 @@ impl Shared {
             state.open -= idle.len();
             idle
         };
-        self.counters.connections_closed(CloseReason::PoolClosed, idle.len());
+        self.counters
+            .connections_closed(CloseReason::PoolClosed, idle.len());
         drop(idle);
         let deadline = Instant::now() + grace;
         let mut state = self.state.lock();
@@ -537,7 +543,9 @@ impl Shared {
         if waited.is_zero() {
             message.push_str(" (try_acquire does not wait)");
         } else {
-            message.push_str("; raise max_connections or acquire_timeout, or look for connections held too long");
+            message.push_str(
+                "; raise max_connections or acquire_timeout, or look for connections held too long",
+            );
         }
         Error::new(ErrorKind::PoolExhausted, message)
     }
