@@ -5,6 +5,7 @@
 //! `REDIS_URL=redis://127.0.0.1:6379/0 cargo run --example demo`. Every key it writes starts with
 //! `redpool:demo:` and is deleted at the end.
 
+use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
 
@@ -15,7 +16,17 @@ const OPS_PER_THREAD: i64 = 200;
 
 type DemoResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn main() -> DemoResult<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("demo failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> DemoResult<()> {
     let url = std::env::var("REDIS_URL").map_err(|_| "set REDIS_URL (or run examples/demo.sh)")?;
     // 1. The process-wide pool: every `shared()` call with the same settings gets the same pool.
     let pool = redpool::shared(&with_knobs(&url, "max_connections=8&min_idle=2"))?;

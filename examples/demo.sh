@@ -82,7 +82,7 @@ if [ -z "${REDIS_URL:-}" ]; then
         echo "demo.sh: could not start redis-server" >&2
         exit 1
     fi
-    echo "demo.sh: started redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID)"
+    echo "demo.sh: started redis-server $(redis-server --version | sed -n "s/.*v=\([^ ]*\).*/\1/p") on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID)"
     export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 fi
 
