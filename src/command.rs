@@ -1,7 +1,7 @@
 //! What the pool needs to know about commands by name: which ones change the state of the
 //! connection they run on, so that a connection goes back to the idle set only when it is clean.
 //!
-//! The retry issue adds the idempotency table here, so every command fact lives in one place.
+//! It also holds the idempotency table used by retries, so every command fact lives in one place.
 
 /// How a command changes the server-side state of its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,136 @@ fn client_subcommand_effect(sub: &[u8]) -> SessionEffect {
     }
 }
 
+/// Commands that may safely run twice: applying them again leaves the same data and gives the same
+/// reply. Reads, plus writes that set an absolute state. Sorted, upper case (binary searched).
+///
+/// Deliberately absent: counters and list/stream/set mutations (INCR, LPUSH, SADD, XADD, ...),
+/// anything relative to the current state or time (EXPIRE, GETEX, GETDEL, RPOPLPUSH, SPOP),
+/// scripts (EVAL, FCALL: their effects are unknown), and SET with GET, KEEPTTL, NX or XX (a second
+/// application answers differently: the new value, or nil instead of OK).
+const IDEMPOTENT: &[&str] = &[
+    "BITCOUNT",
+    "BITFIELD_RO",
+    "BITPOS",
+    "DBSIZE",
+    "DUMP",
+    "ECHO",
+    "EVALSHA_RO",
+    "EVAL_RO",
+    "EXISTS",
+    "EXPIREAT",
+    "EXPIRETIME",
+    "FCALL_RO",
+    "GEODIST",
+    "GEOHASH",
+    "GEOPOS",
+    "GEORADIUSBYMEMBER_RO",
+    "GEORADIUS_RO",
+    "GEOSEARCH",
+    "GET",
+    "GETBIT",
+    "GETRANGE",
+    "HEXISTS",
+    "HGET",
+    "HGETALL",
+    "HKEYS",
+    "HLEN",
+    "HMGET",
+    "HMSET",
+    "HRANDFIELD",
+    "HSCAN",
+    "HSTRLEN",
+    "HVALS",
+    "INFO",
+    "KEYS",
+    "LCS",
+    "LINDEX",
+    "LLEN",
+    "LPOS",
+    "LRANGE",
+    "MGET",
+    "MSET",
+    "PEXPIREAT",
+    "PEXPIRETIME",
+    "PFCOUNT",
+    "PING",
+    "PSETEX",
+    "PTTL",
+    "RANDOMKEY",
+    "SCAN",
+    "SCARD",
+    "SDIFF",
+    "SET",
+    "SETEX",
+    "SINTER",
+    "SINTERCARD",
+    "SISMEMBER",
+    "SMEMBERS",
+    "SMISMEMBER",
+    "SORT_RO",
+    "SRANDMEMBER",
+    "SSCAN",
+    "STRLEN",
+    "SUBSTR",
+    "SUNION",
+    "TIME",
+    "TOUCH",
+    "TTL",
+    "TYPE",
+    "XLEN",
+    "XPENDING",
+    "XRANGE",
+    "XREVRANGE",
+    "ZCARD",
+    "ZCOUNT",
+    "ZDIFF",
+    "ZINTER",
+    "ZLEXCOUNT",
+    "ZMSCORE",
+    "ZRANDMEMBER",
+    "ZRANGE",
+    "ZRANGEBYLEX",
+    "ZRANGEBYSCORE",
+    "ZRANK",
+    "ZREVRANGE",
+    "ZREVRANGEBYLEX",
+    "ZREVRANGEBYSCORE",
+    "ZREVRANK",
+    "ZSCAN",
+    "ZSCORE",
+    "ZUNION",
+];
+
+/// SET options that make a second application answer differently.
+const SET_NOT_IDEMPOTENT_WITH: [&str; 4] = ["GET", "KEEPTTL", "NX", "XX"];
+
+/// True when the command `args` (name first) may be applied twice without changing the outcome.
+pub(crate) fn is_idempotent<'a>(mut args: impl Iterator<Item = &'a [u8]>) -> bool {
+    let Some(name) = args.next() else {
+        return false;
+    };
+    let mut upper = [0u8; 24];
+    let Some(upper) = upper.get_mut(..name.len()) else {
+        return false;
+    };
+    upper.copy_from_slice(name);
+    upper.make_ascii_uppercase();
+    let Ok(upper) = std::str::from_utf8(upper) else {
+        return false;
+    };
+    if IDEMPOTENT.binary_search(&upper).is_err() {
+        return false;
+    }
+    if upper == "SET" {
+        return !args.any(|arg| {
+            SET_NOT_IDEMPOTENT_WITH
+                .iter()
+                .any(|option| arg.eq_ignore_ascii_case(option.as_bytes()))
+        });
+    }
+    true
+}
+
 /// The open transaction / watch state of one connection, kept as commands are sent.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SessionState {
@@ -106,6 +236,31 @@ mod tests {
             SessionEffect::None
         );
         assert_eq!(session_effect(b"CLIENT", None), SessionEffect::None);
+    }
+
+    #[test]
+    fn idempotency_table() {
+        let check = |args: &[&str]| is_idempotent(args.iter().map(|a| a.as_bytes()));
+        let mut sorted = IDEMPOTENT.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(sorted, IDEMPOTENT, "the table must stay sorted");
+        assert!(check(&["get", "k"]));
+        assert!(check(&["SET", "k", "v", "EX", "10"]));
+        assert!(check(&["HGETALL", "h"]));
+        for unsafe_cmd in [
+            &["INCR", "k"][..],
+            &["LPUSH", "l", "x"],
+            &["SET", "k", "v", "GET"],
+            &["SET", "k", "v", "keepttl"],
+            &["SET", "k", "v", "NX"],
+            &["RPOPLPUSH", "a", "b"],
+            &["EVAL", "return 1", "0"],
+            &["XADD", "s", "*", "f", "v"],
+            &["AVERYLONGCOMMANDNAMETHATDOESNOTEXIST"],
+        ] {
+            assert!(!check(unsafe_cmd), "{unsafe_cmd:?}");
+        }
+        assert!(!is_idempotent(std::iter::empty()));
     }
 
     #[test]

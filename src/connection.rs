@@ -157,7 +157,7 @@ impl Connector {
             };
             match TcpStream::connect_timeout(&addr, remaining) {
                 Ok(tcp) => {
-                    tcp.set_nodelay(self.config.tcp_nodelay())
+                    self.configure_tcp(&tcp)
                         .map_err(|e| Error::from_io(&e, "configuring socket for", &self.server))?;
                     return Ok(tcp);
                 }
@@ -175,6 +175,23 @@ impl Connector {
                 ),
             ),
         })
+    }
+
+    /// TCP_NODELAY, SO_KEEPALIVE with idle / interval / count, and TCP_USER_TIMEOUT (Linux).
+    fn configure_tcp(&self, tcp: &TcpStream) -> io::Result<()> {
+        tcp.set_nodelay(self.config.tcp_nodelay())?;
+        let socket = socket2::SockRef::from(tcp);
+        let keepalive = self.config.keepalive();
+        if keepalive.enabled {
+            let params = socket2::TcpKeepalive::new()
+                .with_time(keepalive.idle)
+                .with_interval(keepalive.interval)
+                .with_retries(keepalive.count);
+            socket.set_tcp_keepalive(&params)?;
+        }
+        #[cfg(target_os = "linux")]
+        socket.set_tcp_user_timeout(keepalive.effective_user_timeout())?;
+        Ok(())
     }
 
     /// Bounds every read and write of the connect phase by what is left of `connect_timeout`.
@@ -535,12 +552,30 @@ impl Connection {
         result
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+    fn write_all(&mut self, mut bytes: &[u8]) -> Result<()> {
         self.busy = true;
-        self.stream
-            .write_all(bytes)
-            .and_then(|_| self.stream.flush())
-            .map_err(|e| Error::from_io(&e, "writing to", &self.server))
+        let mut written_any = false;
+        while !bytes.is_empty() {
+            match self.stream.write(bytes) {
+                Ok(0) => {
+                    let err = io::Error::from(io::ErrorKind::WriteZero);
+                    return Err(self.write_error(&err, written_any));
+                }
+                Ok(n) => {
+                    written_any = true;
+                    bytes = &bytes[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.write_error(&e, written_any)),
+            }
+        }
+        self.stream.flush().map_err(|e| self.write_error(&e, true))
+    }
+
+    /// A write failure; `sent` when some bytes already left (the server may act on them).
+    fn write_error(&self, err: &io::Error, sent: bool) -> Error {
+        let error = Error::from_io(err, "writing to", &self.server);
+        if sent { error.sent() } else { error }
     }
 
     fn read_reply(&mut self) -> Result<Value> {
@@ -552,7 +587,7 @@ impl Connection {
             }
             Err(err) => {
                 self.busy = true;
-                Err(self.map_read_error(&err))
+                Err(self.map_read_error(&err).sent())
             }
         }
     }
@@ -590,6 +625,11 @@ fn arg_bytes(arg: Option<redis::Arg<&[u8]>>) -> &[u8] {
         Some(redis::Arg::Simple(bytes)) => bytes,
         _ => &[],
     }
+}
+
+/// The arguments of `cmd` as byte slices (name first).
+pub(crate) fn arg_slices(cmd: &Cmd) -> impl Iterator<Item = &[u8]> {
+    cmd.args_iter().map(|arg| arg_bytes(Some(arg)))
 }
 
 /// The command's name for messages (first argument, lossily as text).

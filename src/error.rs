@@ -79,6 +79,8 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     server_code: Option<String>,
+    /// The request (or part of it) was written before the failure: it may have been applied.
+    sent: bool,
 }
 
 /// The result type of every fallible redpool operation.
@@ -91,6 +93,7 @@ impl Error {
             kind,
             message: message.into(),
             server_code: None,
+            sent: false,
         }
     }
 
@@ -116,6 +119,7 @@ impl Error {
             kind,
             message,
             server_code: Some(code.to_string()),
+            sent: true,
         }
     }
 
@@ -132,6 +136,19 @@ impl Error {
     /// For server error replies, the first word of the reply (`"ERR"`, `"WRONGTYPE"`, ...).
     pub fn server_code(&self) -> Option<&str> {
         self.server_code.as_deref()
+    }
+
+    /// True when the failed request had been (at least partly) written to the server, so it may
+    /// have been applied even though no reply arrived. Retrying such a request is safe only if it is
+    /// idempotent.
+    pub fn request_sent(&self) -> bool {
+        self.sent
+    }
+
+    /// The same error, marked as having happened after the request was written.
+    pub(crate) fn sent(mut self) -> Self {
+        self.sent = true;
+        self
     }
 
     /// The same error with `context` put in front of its message (`"context: message"`).

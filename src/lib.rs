@@ -13,23 +13,36 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod breaker;
+mod clock;
 mod command;
 pub mod config;
 mod connection;
 pub mod error;
+pub mod events;
 mod fork;
+pub mod health;
+mod maintenance;
 pub mod metrics;
 pub mod pool;
 mod random;
 pub mod registry;
+pub mod retry;
 mod tls;
 
-pub use config::{Address, Config, ConfigBuilder, ReuseOrder, Secret, TlsConfig};
+pub use breaker::{BreakerConfig, BreakerState};
+pub use config::{
+    Address, Config, ConfigBuilder, HealthThresholds, KeepaliveConfig, ReuseOrder, Secret,
+    TlsConfig,
+};
 pub use error::{Error, ErrorKind, Result};
+pub use events::Event;
+pub use health::{HealthReport, HealthStatus};
 pub use metrics::{CloseReason, PoolStats};
-pub use pool::{AcquireOptions, Pool, PooledConnection, Priority};
+pub use pool::{AcquireOptions, CallOptions, Pool, PooledConnection, Priority};
 pub use redis::{Cmd, Value, cmd};
 pub use registry::{shared, shared_default, shared_with};
+pub use retry::{Backoff, Jitter, RetryConfig};
 
 /// The library version (`CARGO_PKG_VERSION`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

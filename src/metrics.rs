@@ -66,6 +66,9 @@ impl CloseReason {
 #[derive(Default)]
 pub(crate) struct Counters {
     created: AtomicU64,
+    connect_attempts: AtomicU64,
+    connect_failures: AtomicU64,
+    retries: AtomicU64,
     closed: [AtomicU64; CloseReason::ALL.len()],
     acquires: AtomicU64,
     acquire_timeouts: AtomicU64,
@@ -78,6 +81,15 @@ pub(crate) struct Counters {
 impl Counters {
     pub fn connection_created(&self) {
         self.created.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn connect_attempted(&self) {
+        self.connect_attempts.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn connect_failed(&self) {
+        self.connect_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
     }
     pub fn connections_closed(&self, reason: CloseReason, count: usize) {
         self.closed[reason.index()].fetch_add(count as u64, Ordering::Relaxed);
@@ -110,6 +122,9 @@ impl Counters {
     pub fn fill(&self, stats: &mut PoolStats) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         stats.connections_created = load(&self.created);
+        stats.connect_attempts = load(&self.connect_attempts);
+        stats.connect_failures = load(&self.connect_failures);
+        stats.retries = load(&self.retries);
         stats.connections_closed = CloseReason::ALL
             .iter()
             .map(|r| (*r, load(&self.closed[r.index()])))
@@ -145,6 +160,12 @@ pub struct PoolStats {
     pub waiting: usize,
     /// Connections opened since the pool was created.
     pub connections_created: u64,
+    /// Connect attempts (each TCP connect + handshake started).
+    pub connect_attempts: u64,
+    /// Connect attempts that failed.
+    pub connect_failures: u64,
+    /// Calls retried after a transient failure (each retry counts).
+    pub retries: u64,
     /// Connections closed, by reason (every reason is listed, zeros included).
     pub connections_closed: Vec<(CloseReason, u64)>,
     /// Successful acquires (including the ones inside `execute`, `pipeline`, `transaction`).
@@ -153,7 +174,8 @@ pub struct PoolStats {
     pub acquire_timeouts: u64,
     /// Commands sent (each command of a pipeline or transaction counts).
     pub commands: u64,
-    /// Failed operations by error kind (every kind is listed, zeros included).
+    /// Failed attempts by error kind (every kind is listed, zeros included); a retried call counts
+    /// each failed attempt.
     pub errors: Vec<(ErrorKind, u64)>,
     /// Total time callers spent waiting for a connection.
     pub wait_time_total: Duration,

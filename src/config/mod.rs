@@ -1,19 +1,25 @@
 //! Pool configuration: one [`Config`] type, built from a URL, from the environment or from a
-//! [`ConfigBuilder`], always through the same validation.
+//! [`ConfigBuilder`], always through the same validation ([`ConfigBuilder::build`]).
 //!
 //! Every knob has one textual name (`max_connections`, `socket_timeout`, ...) used by URL query
-//! options, environment variables and the C key/value setter alike, so the three routes cannot
-//! drift apart. Invalid settings are rejected with an error that names the field, the value and
-//! the rule. Passwords never appear in `Debug` output or in errors.
+//! options, environment variables (`REDIS_<NAME>`) and the C key/value setter alike, so the routes
+//! cannot drift apart ([`knobs`]). Invalid settings are rejected with an error that names the
+//! field, the value and the rule. Passwords never appear in `Debug` output or in errors.
+
+mod env;
+mod knobs;
+mod url;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+pub use knobs::{KNOBS, parse_duration};
 
-mod url;
+use crate::breaker::BreakerConfig;
+use crate::error::{Error, Result};
+use crate::retry::{Backoff, Jitter, RetryConfig};
 
 /// Upper bound for connect, socket and acquire timeouts. Catches millisecond values given where
 /// seconds are meant (`REDIS_CONNECT_TIMEOUT=5000` would otherwise wait 83 minutes).
@@ -67,6 +73,64 @@ pub struct TlsConfig {
     pub insecure: bool,
 }
 
+/// TCP keepalive and dead-peer detection, set on every TCP socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeepaliveConfig {
+    /// SO_KEEPALIVE on (default) or off.
+    pub enabled: bool,
+    /// Idle time before the first probe (TCP_KEEPIDLE, default 60 s).
+    pub idle: Duration,
+    /// Time between probes (TCP_KEEPINTVL, default 10 s).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped (TCP_KEEPCNT, default 5).
+    pub count: u32,
+    /// TCP_USER_TIMEOUT on Linux: how long written data may stay unacknowledged before the
+    /// connection is dropped. `None`: idle + interval × count (default, 110 s); zero: not set.
+    pub user_timeout: Option<Duration>,
+}
+
+impl Default for KeepaliveConfig {
+    fn default() -> Self {
+        KeepaliveConfig {
+            enabled: true,
+            idle: Duration::from_secs(60),
+            interval: Duration::from_secs(10),
+            count: 5,
+            user_timeout: None,
+        }
+    }
+}
+
+impl KeepaliveConfig {
+    /// The TCP_USER_TIMEOUT to set, if any.
+    pub fn effective_user_timeout(&self) -> Option<Duration> {
+        match self.user_timeout {
+            Some(t) if t.is_zero() => None,
+            Some(t) => Some(t),
+            None if self.enabled => Some(self.idle + self.interval * self.count),
+            None => None,
+        }
+    }
+}
+
+/// Ping latencies at which `health()` reports degraded and unhealthy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HealthThresholds {
+    /// At or above this ping latency the pool is degraded (default 50 ms).
+    pub degraded_latency: Duration,
+    /// At or above this ping latency the pool is unhealthy (default 100 ms).
+    pub unhealthy_latency: Duration,
+}
+
+impl Default for HealthThresholds {
+    fn default() -> Self {
+        HealthThresholds {
+            degraded_latency: Duration::from_millis(50),
+            unhealthy_latency: Duration::from_millis(100),
+        }
+    }
+}
+
 /// A password or token: compared and hashed by value, never printed.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(String);
@@ -91,8 +155,8 @@ impl fmt::Debug for Secret {
 
 /// A validated pool configuration. Build it with [`Config::from_url`], [`Config::from_env`] or
 /// [`Config::builder`]. Two configs are equal when every setting is equal; the process-wide
-/// registry shares one pool per distinct config.
-#[derive(Clone, PartialEq, Eq)]
+/// registry shares one pool per distinct config. `Debug` output redacts the password.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     address: Address,
     tls: Option<TlsConfig>,
@@ -105,58 +169,63 @@ pub struct Config {
     acquire_timeout: Duration,
     connect_timeout: Duration,
     socket_timeout: Duration,
-    idle_timeout: Option<Duration>,
-    max_lifetime: Option<Duration>,
-    health_check_interval: Option<Duration>,
+    idle_timeout: Duration,
+    max_lifetime: Duration,
+    health_check_interval: Duration,
     reuse_order: ReuseOrder,
     tcp_nodelay: bool,
+    keepalive: KeepaliveConfig,
+    breaker: BreakerConfig,
+    retry: RetryConfig,
+    reconnect_backoff: Backoff,
+    health: HealthThresholds,
 }
 
 impl Hash for Config {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Address and the sizing knobs are enough to spread pools over buckets; Eq decides.
+        // Address and size are enough to spread pools over buckets; Eq decides.
         self.address.hash(state);
         self.db.hash(state);
         self.max_connections.hash(state);
     }
 }
 
-/// Knob names accepted by [`ConfigBuilder::set`], URL query options and the C setter.
-pub const KNOBS: &[&str] = &[
-    "max_connections",
-    "min_idle",
-    "acquire_timeout",
-    "connect_timeout",
-    "socket_timeout",
-    "idle_timeout",
-    "max_lifetime",
-    "health_check_interval",
-    "reuse",
-    "client_name",
-    "db",
-    "username",
-    "password",
-    "tcp_nodelay",
-    "tls_ca_file",
-    "tls_cert_file",
-    "tls_key_file",
-    "tls_insecure",
-];
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            address: Address::Tcp {
+                host: "127.0.0.1".into(),
+                port: 6379,
+            },
+            tls: None,
+            db: 0,
+            username: None,
+            password: None,
+            client_name: "redpool".into(),
+            max_connections: 50,
+            min_idle: 0,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            socket_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+            max_lifetime: Duration::from_secs(30 * 60),
+            health_check_interval: Duration::from_secs(30),
+            reuse_order: ReuseOrder::Lifo,
+            tcp_nodelay: true,
+            keepalive: KeepaliveConfig::default(),
+            breaker: BreakerConfig::default(),
+            retry: RetryConfig::default(),
+            reconnect_backoff: Backoff {
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(10),
+                jitter: Jitter::Equal,
+            },
+            health: HealthThresholds::default(),
+        }
+    }
+}
 
 impl Config {
-    /// Default `max_connections`.
-    pub const DEFAULT_MAX_CONNECTIONS: usize = 50;
-    /// Default `acquire_timeout`, `connect_timeout` and `socket_timeout`.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-    /// Default `idle_timeout`.
-    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-    /// Default `max_lifetime`.
-    pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
-    /// Default `health_check_interval`.
-    pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(30);
-    /// Default `client_name`.
-    pub const DEFAULT_CLIENT_NAME: &'static str = "redpool";
-
     /// A builder with every default, pointing at `127.0.0.1:6379`.
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder::default()
@@ -219,15 +288,16 @@ impl Config {
     }
     /// Idle connections unused this long are closed (None: never).
     pub fn idle_timeout(&self) -> Option<Duration> {
-        self.idle_timeout
+        non_zero(self.idle_timeout)
     }
     /// Connections older than this (minus a little jitter) are retired (None: never).
     pub fn max_lifetime(&self) -> Option<Duration> {
-        self.max_lifetime
+        non_zero(self.max_lifetime)
     }
-    /// Idle connections unused this long are PINGed before being handed out (None: never).
+    /// Idle connections unused this long are PINGed: before being handed out, and in the
+    /// background so load balancers do not cut them (None: never).
     pub fn health_check_interval(&self) -> Option<Duration> {
-        self.health_check_interval
+        non_zero(self.health_check_interval)
     }
     /// LIFO or FIFO reuse of idle connections.
     pub fn reuse_order(&self) -> ReuseOrder {
@@ -236,6 +306,26 @@ impl Config {
     /// Whether TCP_NODELAY is set on sockets.
     pub fn tcp_nodelay(&self) -> bool {
         self.tcp_nodelay
+    }
+    /// TCP keepalive settings.
+    pub fn keepalive(&self) -> &KeepaliveConfig {
+        &self.keepalive
+    }
+    /// Circuit breaker settings.
+    pub fn breaker(&self) -> &BreakerConfig {
+        &self.breaker
+    }
+    /// Retry settings.
+    pub fn retry(&self) -> &RetryConfig {
+        &self.retry
+    }
+    /// Backoff between connect attempts while the server is unreachable (pool-wide).
+    pub fn reconnect_backoff(&self) -> &Backoff {
+        &self.reconnect_backoff
+    }
+    /// Latency thresholds of `health()`.
+    pub fn health_thresholds(&self) -> &HealthThresholds {
+        &self.health
     }
 
     /// The server as `redis://[user@]host:port/db` (or `rediss://`, `unix://`), without the password:
@@ -259,294 +349,8 @@ impl Config {
             }
         }
     }
-}
 
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("address", &self.address)
-            .field("tls", &self.tls)
-            .field("db", &self.db)
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .field("client_name", &self.client_name)
-            .field("max_connections", &self.max_connections)
-            .field("min_idle", &self.min_idle)
-            .field("acquire_timeout", &self.acquire_timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("socket_timeout", &self.socket_timeout)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("max_lifetime", &self.max_lifetime)
-            .field("health_check_interval", &self.health_check_interval)
-            .field("reuse_order", &self.reuse_order)
-            .field("tcp_nodelay", &self.tcp_nodelay)
-            .finish()
-    }
-}
-
-/// Builds a [`Config`]. Setters never fail; [`ConfigBuilder::build`] validates everything at once
-/// and names the first invalid field. Textual knobs go through [`ConfigBuilder::set`].
-#[derive(Clone, Debug)]
-pub struct ConfigBuilder {
-    address: Address,
-    tls: Option<TlsConfig>,
-    db: i64,
-    username: Option<String>,
-    password: Option<Secret>,
-    client_name: String,
-    max_connections: usize,
-    min_idle: usize,
-    acquire_timeout: Duration,
-    connect_timeout: Duration,
-    socket_timeout: Duration,
-    idle_timeout: Duration,
-    max_lifetime: Duration,
-    health_check_interval: Duration,
-    reuse_order: ReuseOrder,
-    tcp_nodelay: bool,
-}
-
-impl Default for ConfigBuilder {
-    fn default() -> Self {
-        ConfigBuilder {
-            address: Address::Tcp {
-                host: "127.0.0.1".into(),
-                port: 6379,
-            },
-            tls: None,
-            db: 0,
-            username: None,
-            password: None,
-            client_name: Config::DEFAULT_CLIENT_NAME.into(),
-            max_connections: Config::DEFAULT_MAX_CONNECTIONS,
-            min_idle: 0,
-            acquire_timeout: Config::DEFAULT_TIMEOUT,
-            connect_timeout: Config::DEFAULT_TIMEOUT,
-            socket_timeout: Config::DEFAULT_TIMEOUT,
-            idle_timeout: Config::DEFAULT_IDLE_TIMEOUT,
-            max_lifetime: Config::DEFAULT_MAX_LIFETIME,
-            health_check_interval: Config::DEFAULT_HEALTH_CHECK_INTERVAL,
-            reuse_order: ReuseOrder::Lifo,
-            tcp_nodelay: true,
-        }
-    }
-}
-
-impl ConfigBuilder {
-    /// A builder whose address, credentials, db and knobs come from `url`
-    /// (see [`Config::from_url`]). Further setters may override them before `build()`.
-    pub fn from_url(url: &str) -> Result<ConfigBuilder> {
-        url::parse(url)
-    }
-
-    /// A builder from environment variables read through `var` (pass `std::env::var(..).ok()`):
-    ///
-    /// - `REDIS_URL`, or else `REDIS_HOST` / `REDIS_PORT` / `REDIS_DB` / `REDIS_USERNAME` /
-    ///   `REDIS_PASSWORD` (defaults `127.0.0.1`, `6379`, `0`);
-    /// - then, overriding what the URL said: `REDIS_MAX_CONNECTIONS`, `REDIS_MIN_IDLE`,
-    ///   `REDIS_CONNECT_TIMEOUT`, `REDIS_SOCKET_TIMEOUT`, `REDIS_ACQUIRE_TIMEOUT`,
-    ///   `REDIS_HEALTH_CHECK_INTERVAL` (durations as `2s`, `500ms`, or bare seconds).
-    ///
-    /// Errors name the variable.
-    pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<ConfigBuilder> {
-        let present = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let mut builder = match present("REDIS_URL") {
-            Some(url) => ConfigBuilder::from_url(url.trim()).map_err(|e| e.context("REDIS_URL"))?,
-            None => {
-                let mut b = ConfigBuilder::default();
-                let host = present("REDIS_HOST").unwrap_or_else(|| "127.0.0.1".into());
-                let port = match present("REDIS_PORT") {
-                    Some(p) => parse_port(p.trim()).map_err(|e| e.context("REDIS_PORT"))?,
-                    None => 6379,
-                };
-                b.address = Address::Tcp {
-                    host: host.trim().to_string(),
-                    port,
-                };
-                for (env, knob) in [
-                    ("REDIS_DB", "db"),
-                    ("REDIS_USERNAME", "username"),
-                    ("REDIS_PASSWORD", "password"),
-                ] {
-                    if let Some(value) = present(env) {
-                        b.set(knob, &value).map_err(|e| e.context(env))?;
-                    }
-                }
-                b
-            }
-        };
-        for (env, knob) in [
-            ("REDIS_MAX_CONNECTIONS", "max_connections"),
-            ("REDIS_MIN_IDLE", "min_idle"),
-            ("REDIS_CONNECT_TIMEOUT", "connect_timeout"),
-            ("REDIS_SOCKET_TIMEOUT", "socket_timeout"),
-            ("REDIS_ACQUIRE_TIMEOUT", "acquire_timeout"),
-            ("REDIS_HEALTH_CHECK_INTERVAL", "health_check_interval"),
-        ] {
-            if let Some(value) = present(env) {
-                builder
-                    .set(knob, value.trim())
-                    .map_err(|e| e.context(env))?;
-            }
-        }
-        Ok(builder)
-    }
-
-    /// Sets one knob from text, as URL query options and environment variables do.
-    /// Durations take `ms`, `s`, `m` or `h` suffixes; a bare number means seconds.
-    /// Booleans take `true/false`, `yes/no`, `on/off`, `1/0`. Unknown names are rejected with the
-    /// list of valid ones.
-    pub fn set(&mut self, knob: &str, value: &str) -> Result<&mut Self> {
-        match knob {
-            "max_connections" => self.max_connections = parse_count(knob, value)?,
-            "min_idle" => self.min_idle = parse_count(knob, value)?,
-            "acquire_timeout" => self.acquire_timeout = parse_duration(knob, value)?,
-            "connect_timeout" => self.connect_timeout = parse_duration(knob, value)?,
-            "socket_timeout" => self.socket_timeout = parse_duration(knob, value)?,
-            "idle_timeout" => self.idle_timeout = parse_duration(knob, value)?,
-            "max_lifetime" => self.max_lifetime = parse_duration(knob, value)?,
-            "health_check_interval" => self.health_check_interval = parse_duration(knob, value)?,
-            "reuse" => {
-                self.reuse_order = match value.to_ascii_lowercase().as_str() {
-                    "lifo" => ReuseOrder::Lifo,
-                    "fifo" => ReuseOrder::Fifo,
-                    _ => return Err(Error::invalid(knob, quoted(value), "must be lifo or fifo")),
-                }
-            }
-            "client_name" => self.client_name = value.to_string(),
-            "db" => {
-                self.db = value
-                    .parse::<i64>()
-                    .map_err(|_| Error::invalid(knob, quoted(value), "must be a whole number"))?
-            }
-            "username" => self.username = Some(value.to_string()).filter(|u| !u.is_empty()),
-            "password" => self.password = Some(Secret::new(value)).filter(|p| !p.0.is_empty()),
-            "tcp_nodelay" => self.tcp_nodelay = parse_bool(knob, value)?,
-            "tls_ca_file" => self.tls_mut(knob)?.ca_file = Some(PathBuf::from(value)),
-            "tls_cert_file" => self.tls_mut(knob)?.cert_file = Some(PathBuf::from(value)),
-            "tls_key_file" => self.tls_mut(knob)?.key_file = Some(PathBuf::from(value)),
-            "tls_insecure" => {
-                let insecure = parse_bool(knob, value)?;
-                self.tls_mut(knob)?.insecure = insecure;
-            }
-            _ => {
-                return Err(Error::invalid(
-                    "option",
-                    quoted(knob),
-                    &format!("unknown; valid options are {}", KNOBS.join(", ")),
-                ));
-            }
-        }
-        Ok(self)
-    }
-
-    fn tls_mut(&mut self, knob: &str) -> Result<&mut TlsConfig> {
-        self.tls.as_mut().ok_or_else(|| {
-            Error::invalid(
-                knob,
-                "given",
-                "TLS options need a rediss:// URL (or .tls(true) in the builder)",
-            )
-        })
-    }
-
-    /// Connects to `host:port` over TCP.
-    pub fn host_port(mut self, host: impl Into<String>, port: u16) -> Self {
-        self.address = Address::Tcp {
-            host: host.into(),
-            port,
-        };
-        self
-    }
-    /// Connects to a Unix domain socket.
-    pub fn unix_socket(mut self, path: impl AsRef<Path>) -> Self {
-        self.address = Address::Unix(path.as_ref().to_path_buf());
-        self
-    }
-    /// Turns TLS on (default settings: verify against the system store) or off.
-    pub fn tls(mut self, on: bool) -> Self {
-        self.tls = if on {
-            Some(self.tls.unwrap_or_default())
-        } else {
-            None
-        };
-        self
-    }
-    /// Replaces the TLS settings (and turns TLS on).
-    pub fn tls_config(mut self, tls: TlsConfig) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-    /// Database index to SELECT on connect.
-    pub fn db(mut self, db: i64) -> Self {
-        self.db = db;
-        self
-    }
-    /// ACL user name and password (AUTH user pass), or password alone when `username` is None.
-    pub fn credentials(mut self, username: Option<&str>, password: Option<&str>) -> Self {
-        self.username = username.map(str::to_string);
-        self.password = password.map(Secret::new);
-        self
-    }
-    /// Name given to every connection with CLIENT SETNAME; empty for none.
-    pub fn client_name(mut self, name: impl Into<String>) -> Self {
-        self.client_name = name.into();
-        self
-    }
-    /// Hard cap on open sockets (default 50).
-    pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n;
-        self
-    }
-    /// Connections opened at start and kept (default 0).
-    pub fn min_idle(mut self, n: usize) -> Self {
-        self.min_idle = n;
-        self
-    }
-    /// Longest wait for a free connection (default 5 s).
-    pub fn acquire_timeout(mut self, d: Duration) -> Self {
-        self.acquire_timeout = d;
-        self
-    }
-    /// Longest wait to connect and handshake (default 5 s).
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.connect_timeout = d;
-        self
-    }
-    /// Longest wait for each read or write (default 5 s).
-    pub fn socket_timeout(mut self, d: Duration) -> Self {
-        self.socket_timeout = d;
-        self
-    }
-    /// Close idle connections unused this long (default 300 s; zero: never).
-    pub fn idle_timeout(mut self, d: Duration) -> Self {
-        self.idle_timeout = d;
-        self
-    }
-    /// Retire connections this old (default 30 min, minus up to 2.5 % jitter; zero: never).
-    pub fn max_lifetime(mut self, d: Duration) -> Self {
-        self.max_lifetime = d;
-        self
-    }
-    /// PING idle connections unused this long before handing them out (default 30 s; zero: never).
-    pub fn health_check_interval(mut self, d: Duration) -> Self {
-        self.health_check_interval = d;
-        self
-    }
-    /// LIFO (default) or FIFO reuse of idle connections.
-    pub fn reuse_order(mut self, order: ReuseOrder) -> Self {
-        self.reuse_order = order;
-        self
-    }
-    /// TCP_NODELAY on sockets (default on).
-    pub fn tcp_nodelay(mut self, on: bool) -> Self {
-        self.tcp_nodelay = on;
-        self
-    }
-
-    /// Validates every setting and returns the configuration, or an error naming the first
-    /// invalid field, its value and the rule.
-    pub fn build(&self) -> Result<Config> {
+    fn validate(&self) -> Result<()> {
         match &self.address {
             Address::Tcp { host, port } => {
                 if host.trim().is_empty() {
@@ -592,9 +396,7 @@ impl ConfigBuilder {
             ("connect_timeout", self.connect_timeout),
             ("socket_timeout", self.socket_timeout),
         ] {
-            if value.is_zero() {
-                return Err(Error::invalid(name, "0", "must be greater than zero"));
-            }
+            positive(name, value)?;
             if value > MAX_TIMEOUT {
                 return Err(Error::invalid(
                     name,
@@ -613,14 +415,14 @@ impl ConfigBuilder {
         {
             return Err(Error::invalid(
                 "client_name",
-                quoted(&self.client_name),
+                format!("{:?}", self.client_name),
                 "must not contain spaces or control characters",
             ));
         }
         if self.password.is_none() && self.username.is_some() {
             return Err(Error::invalid(
                 "username",
-                quoted(self.username.as_deref().unwrap_or_default()),
+                format!("{:?}", self.username.as_deref().unwrap_or_default()),
                 "needs a password",
             ));
         }
@@ -633,103 +435,252 @@ impl ConfigBuilder {
                 ));
             }
         }
-        let optional = |d: Duration| Some(d).filter(|d| !d.is_zero());
-        Ok(Config {
-            address: self.address.clone(),
-            tls: self.tls.clone(),
-            db: self.db,
-            username: self.username.clone(),
-            password: self.password.clone(),
-            client_name: self.client_name.clone(),
-            max_connections: self.max_connections,
-            min_idle: self.min_idle,
-            acquire_timeout: self.acquire_timeout,
-            connect_timeout: self.connect_timeout,
-            socket_timeout: self.socket_timeout,
-            idle_timeout: optional(self.idle_timeout),
-            max_lifetime: optional(self.max_lifetime),
-            health_check_interval: optional(self.health_check_interval),
-            reuse_order: self.reuse_order,
-            tcp_nodelay: self.tcp_nodelay,
-        })
+        self.validate_resilience()
+    }
+
+    fn validate_resilience(&self) -> Result<()> {
+        let k = &self.keepalive;
+        if k.enabled {
+            for (name, value) in [
+                ("tcp_keepalive_idle", k.idle),
+                ("tcp_keepalive_interval", k.interval),
+            ] {
+                if value < Duration::from_secs(1) {
+                    return Err(Error::invalid(
+                        name,
+                        format!("{value:?}"),
+                        "must be at least 1s",
+                    ));
+                }
+            }
+            if !(1..=127).contains(&k.count) {
+                return Err(Error::invalid(
+                    "tcp_keepalive_count",
+                    k.count,
+                    "must be between 1 and 127",
+                ));
+            }
+        }
+        let b = &self.breaker;
+        if b.enabled {
+            for (name, value) in [
+                ("breaker_failure_threshold", b.failure_threshold),
+                ("breaker_half_open_probes", b.half_open_probes),
+                ("breaker_success_threshold", b.success_threshold),
+            ] {
+                if value == 0 {
+                    return Err(Error::invalid(name, 0, "must be at least 1"));
+                }
+            }
+            if b.failure_rate_percent > 100 {
+                return Err(Error::invalid(
+                    "breaker_failure_rate",
+                    b.failure_rate_percent,
+                    "must be a percentage between 0 (off) and 100",
+                ));
+            }
+            positive("breaker_recovery_timeout", b.recovery_timeout)?;
+            positive("breaker_window", b.window)?;
+            positive("breaker_probe_timeout", b.probe_timeout)?;
+        }
+        if self.retry.retries > 100 {
+            return Err(Error::invalid(
+                "retries",
+                self.retry.retries,
+                "must be at most 100",
+            ));
+        }
+        for (prefix, backoff) in [
+            ("retry_backoff", &self.retry.backoff),
+            ("reconnect_backoff", &self.reconnect_backoff),
+        ] {
+            positive(&format!("{prefix}_base"), backoff.base)?;
+            if backoff.cap < backoff.base {
+                return Err(Error::invalid(
+                    &format!("{prefix}_cap"),
+                    format!("{:?}", backoff.cap),
+                    &format!("must not be below {prefix}_base ({:?})", backoff.base),
+                ));
+            }
+        }
+        let h = &self.health;
+        positive("health_degraded_latency", h.degraded_latency)?;
+        if h.unhealthy_latency < h.degraded_latency {
+            return Err(Error::invalid(
+                "health_unhealthy_latency",
+                format!("{:?}", h.unhealthy_latency),
+                "must not be below health_degraded_latency",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn non_zero(d: Duration) -> Option<Duration> {
+    Some(d).filter(|d| !d.is_zero())
+}
+
+fn positive(name: &str, value: Duration) -> Result<()> {
+    if value.is_zero() {
+        return Err(Error::invalid(name, "0", "must be greater than zero"));
+    }
+    Ok(())
+}
+
+/// Builds a [`Config`]. Setters never fail; [`ConfigBuilder::build`] validates everything at once
+/// and names the first invalid field. Textual knobs go through [`ConfigBuilder::set`].
+#[derive(Clone, Debug, Default)]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// A builder whose address, credentials, db and knobs come from `url`
+    /// (see [`Config::from_url`]). Further setters may override them before `build()`.
+    pub fn from_url(url: &str) -> Result<ConfigBuilder> {
+        url::parse(url)
+    }
+
+    /// A builder from environment variables read through `var` (pass `std::env::var(..).ok()`):
+    ///
+    /// - `REDIS_URL`, or else `REDIS_HOST` / `REDIS_PORT` / `REDIS_DB` / `REDIS_USERNAME` /
+    ///   `REDIS_PASSWORD` (defaults `127.0.0.1`, `6379`, `0`);
+    /// - then every other knob as `REDIS_<NAME>`, overriding the URL: `REDIS_MAX_CONNECTIONS`,
+    ///   `REDIS_MIN_IDLE`, `REDIS_CONNECT_TIMEOUT`, `REDIS_SOCKET_TIMEOUT`,
+    ///   `REDIS_ACQUIRE_TIMEOUT`, `REDIS_HEALTH_CHECK_INTERVAL`, `REDIS_TCP_KEEPALIVE_IDLE`, ...
+    ///
+    /// Errors name the variable.
+    pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<ConfigBuilder> {
+        env::parse(var)
+    }
+
+    /// Validates every setting and returns the configuration, or an error naming the first
+    /// invalid field, its value and the rule.
+    pub fn build(&self) -> Result<Config> {
+        self.config.validate()?;
+        Ok(self.config.clone())
+    }
+
+    /// Connects to `host:port` over TCP.
+    pub fn host_port(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.config.address = Address::Tcp {
+            host: host.into(),
+            port,
+        };
+        self
+    }
+    /// Connects to a Unix domain socket.
+    pub fn unix_socket(mut self, path: impl AsRef<Path>) -> Self {
+        self.config.address = Address::Unix(path.as_ref().to_path_buf());
+        self
+    }
+    /// Turns TLS on (default settings: verify against the system store) or off.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.config.tls = if on {
+            Some(self.config.tls.unwrap_or_default())
+        } else {
+            None
+        };
+        self
+    }
+    /// Replaces the TLS settings (and turns TLS on).
+    pub fn tls_config(mut self, tls: TlsConfig) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+    /// Database index to SELECT on connect.
+    pub fn db(mut self, db: i64) -> Self {
+        self.config.db = db;
+        self
+    }
+    /// ACL user name and password (AUTH user pass), or password alone when `username` is None.
+    pub fn credentials(mut self, username: Option<&str>, password: Option<&str>) -> Self {
+        self.config.username = username.map(str::to_string);
+        self.config.password = password.map(Secret::new);
+        self
+    }
+    /// Name given to every connection with CLIENT SETNAME; empty for none.
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.config.client_name = name.into();
+        self
+    }
+    /// Hard cap on open sockets (default 50).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n;
+        self
+    }
+    /// Connections opened at start and kept (default 0).
+    pub fn min_idle(mut self, n: usize) -> Self {
+        self.config.min_idle = n;
+        self
+    }
+    /// Longest wait for a free connection (default 5 s).
+    pub fn acquire_timeout(mut self, d: Duration) -> Self {
+        self.config.acquire_timeout = d;
+        self
+    }
+    /// Longest wait to connect and handshake (default 5 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout = d;
+        self
+    }
+    /// Longest wait for each read or write (default 5 s).
+    pub fn socket_timeout(mut self, d: Duration) -> Self {
+        self.config.socket_timeout = d;
+        self
+    }
+    /// Close idle connections unused this long (default 300 s; zero: never).
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.config.idle_timeout = d;
+        self
+    }
+    /// Retire connections this old (default 30 min, minus up to 2.5 % jitter; zero: never).
+    pub fn max_lifetime(mut self, d: Duration) -> Self {
+        self.config.max_lifetime = d;
+        self
+    }
+    /// PING idle connections unused this long (default 30 s; zero: never).
+    pub fn health_check_interval(mut self, d: Duration) -> Self {
+        self.config.health_check_interval = d;
+        self
+    }
+    /// LIFO (default) or FIFO reuse of idle connections.
+    pub fn reuse_order(mut self, order: ReuseOrder) -> Self {
+        self.config.reuse_order = order;
+        self
+    }
+    /// TCP_NODELAY on sockets (default on).
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.config.tcp_nodelay = on;
+        self
+    }
+    /// TCP keepalive and TCP_USER_TIMEOUT settings.
+    pub fn keepalive(mut self, keepalive: KeepaliveConfig) -> Self {
+        self.config.keepalive = keepalive;
+        self
+    }
+    /// Circuit breaker settings.
+    pub fn breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.config.breaker = breaker;
+        self
+    }
+    /// Retry settings.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.config.retry = retry;
+        self
+    }
+    /// Backoff between connect attempts while the server is unreachable.
+    pub fn reconnect_backoff(mut self, backoff: Backoff) -> Self {
+        self.config.reconnect_backoff = backoff;
+        self
+    }
+    /// Latency thresholds of `health()`.
+    pub fn health_thresholds(mut self, thresholds: HealthThresholds) -> Self {
+        self.config.health = thresholds;
+        self
     }
 
     pub(crate) fn set_address(&mut self, address: Address) {
-        self.address = address;
+        self.config.address = address;
     }
-}
-
-fn quoted(value: &str) -> String {
-    format!("{value:?}")
-}
-
-/// Parses a TCP port, 1..=65535.
-pub(crate) fn parse_port(value: &str) -> Result<u16> {
-    match value.parse::<u32>() {
-        Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
-        _ => Err(Error::invalid(
-            "port",
-            quoted(value),
-            "must be a number between 1 and 65535",
-        )),
-    }
-}
-
-fn parse_count(knob: &str, value: &str) -> Result<usize> {
-    value
-        .trim()
-        .parse::<usize>()
-        .map_err(|_| Error::invalid(knob, quoted(value), "must be a whole number >= 0"))
-}
-
-fn parse_bool(knob: &str, value: &str) -> Result<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(Error::invalid(knob, quoted(value), "must be true or false")),
-    }
-}
-
-/// Parses `500ms`, `2s`, `1.5s`, `2m`, `1h` or a bare number of seconds. Negative, empty and
-/// non-finite values are rejected with the knob's name.
-pub fn parse_duration(knob: &str, value: &str) -> Result<Duration> {
-    let text = value.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let not_a_duration = || {
-        Error::invalid(
-            knob,
-            quoted(value),
-            "must be a duration such as 500ms, 2s, 1.5s or 1m",
-        )
-    };
-    if number.trim().is_empty() {
-        return Err(not_a_duration());
-    }
-    let scale = match unit.trim() {
-        "" | "s" | "sec" | "secs" => 1.0,
-        "ms" => 0.001,
-        "us" => 0.000_001,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(Error::invalid(
-                knob,
-                quoted(value),
-                &format!("unknown unit {other:?}; use ms, s, m or h"),
-            ));
-        }
-    };
-    let amount: f64 = number.trim().parse().map_err(|_| not_a_duration())?;
-    if !amount.is_finite() || amount < 0.0 {
-        return Err(Error::invalid(
-            knob,
-            quoted(value),
-            "must be a finite duration >= 0",
-        ));
-    }
-    Duration::try_from_secs_f64(amount * scale)
-        .map_err(|_| Error::invalid(knob, quoted(value), "is too large"))
 }

@@ -2,12 +2,14 @@
 //! blocking commands). Dropping it returns the connection to the pool, which reuses it only if it
 //! is clean; [`PooledConnection::discard`] closes it instead.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{Cmd, Value};
 
 use super::Shared;
+use crate::breaker::Permit;
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork;
@@ -17,13 +19,16 @@ use crate::fork;
 pub struct PooledConnection {
     shared: Arc<Shared>,
     conn: Option<Connection>,
+    /// The breaker permit of the checkout, reported with the first command's outcome.
+    permit: Option<Permit>,
 }
 
 impl PooledConnection {
-    pub(super) fn new(shared: Arc<Shared>, conn: Connection) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, conn: Connection, permit: Permit) -> Self {
         PooledConnection {
             shared,
             conn: Some(conn),
+            permit: Some(permit),
         }
     }
 
@@ -98,14 +103,26 @@ impl PooledConnection {
         if let Err(err) = &result {
             self.shared.counters().error(err.kind());
         }
+        let permit = self.permit.take().unwrap_or_default();
+        self.shared.record(permit, &result);
         result
+    }
+}
+
+impl AsRawFd for PooledConnection {
+    /// The socket's descriptor, for inspection (socket options). Do not read, write or close it.
+    fn as_raw_fd(&self) -> RawFd {
+        self.conn.as_ref().map_or(-1, |c| c.raw_fd())
     }
 }
 
 impl Drop for PooledConnection {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.shared.checkin(conn, true);
+            self.shared.checkin(conn);
+        }
+        if let Some(permit) = self.permit.take() {
+            self.shared.release_permit(permit);
         }
     }
 }

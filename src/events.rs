@@ -1,0 +1,111 @@
+//! Pool events for subscribers (the bindings turn them into Python callbacks / log records, Node
+//! EventEmitter events and C callbacks).
+//!
+//! Events are delivered synchronously on the thread where they happen, never while a pool lock is
+//! held. A panicking subscriber is caught and cannot break the pool; a slow one slows only the
+//! thread that raised the event, so subscribers should hand work off rather than block.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use crate::breaker::BreakerState;
+use crate::health::HealthStatus;
+use crate::metrics::CloseReason;
+
+/// Something that happened in a pool.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The circuit breaker changed state.
+    BreakerStateChanged {
+        /// State before.
+        from: BreakerState,
+        /// State after.
+        to: BreakerState,
+    },
+    /// `health()` found a different status than the previous check.
+    HealthChanged {
+        /// Status before (None for the first check).
+        from: Option<HealthStatus>,
+        /// Status now.
+        to: HealthStatus,
+    },
+    /// A connection was opened.
+    ConnectionCreated {
+        /// Process-unique connection id.
+        id: u64,
+    },
+    /// A connection was closed.
+    ConnectionClosed {
+        /// Process-unique connection id.
+        id: u64,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A caller had to queue because every connection is in use (raised once per episode: when
+    /// the queue goes from empty to one waiter).
+    PoolExhausted {
+        /// The cap that was reached.
+        max_connections: usize,
+    },
+    /// A caller gave up waiting for a connection.
+    AcquireTimedOut {
+        /// How long it waited.
+        waited: Duration,
+        /// Callers still waiting.
+        waiting: usize,
+    },
+}
+
+/// A subscriber: any thread-safe function of an event.
+pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// The subscribers of one pool.
+#[derive(Default)]
+pub(crate) struct Events {
+    listeners: RwLock<Vec<(u64, Listener)>>,
+    any: AtomicBool,
+    next_id: AtomicU64,
+}
+
+impl Events {
+    /// Adds a subscriber; returns its id for [`Events::unsubscribe`].
+    pub fn subscribe(&self, listener: Listener) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut listeners = self.listeners.write();
+        listeners.push((id, listener));
+        self.any.store(true, Ordering::Release);
+        id
+    }
+
+    /// Removes a subscriber; false when the id is unknown.
+    pub fn unsubscribe(&self, id: u64) -> bool {
+        let mut listeners = self.listeners.write();
+        let before = listeners.len();
+        listeners.retain(|(i, _)| *i != id);
+        self.any.store(!listeners.is_empty(), Ordering::Release);
+        listeners.len() != before
+    }
+
+    /// Delivers the event built by `event` to every subscriber (built only if there is one).
+    /// Must not be called with a pool lock held.
+    pub fn emit(&self, event: impl FnOnce() -> Event) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        let event = event();
+        let listeners: Vec<Listener> = self
+            .listeners
+            .read()
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect();
+        for listener in listeners {
+            let _ = catch_unwind(AssertUnwindSafe(|| listener(&event)));
+        }
+    }
+}

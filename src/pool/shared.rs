@@ -1,0 +1,669 @@
+//! The pool's shared state and its mechanics: leasing and returning connections, the wait queue,
+//! the pool-wide reconnect gate, fork handling, close, and the periodic maintenance pass.
+//!
+//! One mutex guards [`State`]; it is held only for bookkeeping, never during I/O, and events are
+//! emitted only after it is released.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::waiters::{Grant, Priority, WaitQueue};
+use crate::breaker::{Breaker, Permit, Transition};
+use crate::clock::SystemClock;
+use crate::config::{Config, ReuseOrder};
+use crate::connection::{Connection, Connector};
+use crate::error::{Error, ErrorKind, Result};
+use crate::events::{Event, Events};
+use crate::fork::{self, ForkGuarded};
+use crate::health::HealthMemory;
+use crate::metrics::{CloseReason, Counters, PoolStats};
+
+pub(crate) struct Shared {
+    pub(super) config: std::sync::Arc<Config>,
+    connector: Connector,
+    state: Mutex<State>,
+    /// Set once by `close()`; read without the lock by checked-out connections.
+    closed: AtomicBool,
+    /// Notified whenever a connection is closed while the pool is closing.
+    drained: Condvar,
+    pub(super) counters: Counters,
+    pub(super) events: Events,
+    breaker: Breaker,
+    pub(super) health: Mutex<HealthMemory>,
+}
+
+struct State {
+    idle: VecDeque<Connection>,
+    /// Sockets open or being opened: idle + checked out + connecting.
+    open: usize,
+    connecting: usize,
+    waiters: WaitQueue,
+    /// Descriptors of checked-out connections, so `close()` can shut them down after its grace.
+    in_use_fds: HashMap<u64, RawFd>,
+    reconnect: ReconnectGate,
+    fork_generation: u64,
+}
+
+/// Pool-wide backoff of connect attempts after failures: while the server is unreachable, one
+/// attempt per backoff step is made, however many callers want a connection; the others fail at
+/// once with the last connect error.
+#[derive(Default)]
+struct ReconnectGate {
+    failures: u32,
+    next_attempt_at: Option<Instant>,
+    attempt_in_flight: bool,
+    last_delay: Duration,
+    last_error: Option<String>,
+}
+
+/// How a caller got hold of a connection, before validation.
+enum Lease {
+    /// An idle connection that may need a check before use.
+    Idle(Connection),
+    /// A slot to open a new connection in.
+    Slot,
+}
+
+impl State {
+    /// Connections checked out by callers (open minus idle minus connecting).
+    fn in_use(&self) -> usize {
+        self.open
+            .saturating_sub(self.idle.len())
+            .saturating_sub(self.connecting)
+    }
+}
+
+impl Shared {
+    pub(super) fn new(config: std::sync::Arc<Config>) -> Result<Shared> {
+        let connector = Connector::new(config.clone())?;
+        Ok(Shared {
+            state: Mutex::new(State {
+                idle: VecDeque::with_capacity(config.max_connections().min(1024)),
+                open: 0,
+                connecting: 0,
+                waiters: WaitQueue::default(),
+                in_use_fds: HashMap::new(),
+                reconnect: ReconnectGate::default(),
+                fork_generation: fork::generation(),
+            }),
+            breaker: Breaker::new(config.breaker().clone(), &SystemClock),
+            config,
+            connector,
+            closed: AtomicBool::new(false),
+            drained: Condvar::new(),
+            counters: Counters::default(),
+            events: Events::default(),
+            health: Mutex::new(HealthMemory::default()),
+        })
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub(super) fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The server as `host:port`, for messages.
+    pub(super) fn server(&self) -> &str {
+        self.connector.server()
+    }
+
+    // ----- circuit breaker -------------------------------------------------------------------
+
+    /// Asks the breaker for permission to make a call.
+    pub(crate) fn permit(&self) -> Result<Permit> {
+        let (permit, transition) = self.breaker.permit(&SystemClock, self.server());
+        self.report(transition);
+        permit.inspect_err(|err| self.counters.error(err.kind()))
+    }
+
+    /// Tells the breaker how a call ended.
+    pub(crate) fn record<T>(&self, permit: Permit, result: &Result<T>) {
+        let outcome = crate::breaker::Outcome::of(result);
+        let transition = self.breaker.record(&SystemClock, permit, outcome);
+        self.report(transition);
+    }
+
+    /// Gives back a permit that was not used for any call.
+    pub(crate) fn release_permit(&self, permit: Permit) {
+        let outcome = crate::breaker::Outcome::Ignored;
+        let transition = self.breaker.record(&SystemClock, permit, outcome);
+        self.report(transition);
+    }
+
+    fn report(&self, transition: Option<Transition>) {
+        if let Some(t) = transition {
+            self.events.emit(|| Event::BreakerStateChanged {
+                from: t.from,
+                to: t.to,
+            });
+        }
+    }
+
+    /// Locks the state; in a forked child, first forgets the parent's connections (closing the
+    /// child's copies with the lock released).
+    fn lock(&self) -> MutexGuard<'_, State> {
+        let mut state = self.state.lock();
+        if let Some(inherited) = self.forget_parent_after_fork(&mut state) {
+            MutexGuard::unlocked(&mut state, || {
+                self.closed_connections(inherited, CloseReason::Forked);
+                crate::maintenance::ensure_running();
+            });
+        }
+        state
+    }
+
+    // ----- checkout --------------------------------------------------------------------------
+
+    /// Checks out a connection: an idle one (validated) or a new one, waiting in the queue up to
+    /// `timeout` when the pool is at its cap.
+    pub(crate) fn checkout(&self, priority: Priority, timeout: Duration) -> Result<Connection> {
+        let started = Instant::now();
+        let result = self
+            .lease(priority, started, timeout)
+            .and_then(|lease| self.ready(lease));
+        match &result {
+            Ok(_) => self.counters.acquired(started.elapsed()),
+            Err(err) => self.counters.error(err.kind()),
+        }
+        result
+    }
+
+    /// Gets an idle connection or a slot, waiting in the queue when the pool is at its cap.
+    fn lease(&self, priority: Priority, started: Instant, timeout: Duration) -> Result<Lease> {
+        let mut state = self.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(self.closed_error());
+        }
+        // Nobody may pass a queued waiter: with waiters present, everything freed is granted to them.
+        if state.waiters.is_empty() {
+            if let Some(lease) = self.lease_now(&mut state) {
+                return Ok(lease);
+            }
+        }
+        if timeout.is_zero() {
+            self.counters.acquire_timed_out(Duration::ZERO);
+            return Err(self.exhausted_error(&state, Duration::ZERO));
+        }
+        let deadline = started + timeout;
+        let ticket = state.waiters.enqueue(priority);
+        if state.waiters.len() == 1 {
+            let max_connections = self.config.max_connections();
+            MutexGuard::unlocked(&mut state, || {
+                self.events
+                    .emit(|| Event::PoolExhausted { max_connections })
+            });
+        }
+        loop {
+            if let Some(grant) = state.waiters.take_grant(&ticket) {
+                return match grant {
+                    Grant::Connection(conn) => Ok(Lease::Idle(conn)),
+                    Grant::Slot => Ok(Lease::Slot),
+                    Grant::Closed => Err(self.closed_error()),
+                };
+            }
+            if Instant::now() >= deadline {
+                state.waiters.withdraw(&ticket);
+                let waited = started.elapsed();
+                self.counters.acquire_timed_out(waited);
+                let err = self.exhausted_error(&state, waited);
+                let waiting = state.waiters.len();
+                drop(state);
+                self.events
+                    .emit(|| Event::AcquireTimedOut { waited, waiting });
+                return Err(err);
+            }
+            ticket.wake.wait_until(&mut state, deadline);
+        }
+    }
+
+    /// An idle connection, or a new slot when below the cap; `None` when at the cap.
+    fn lease_now(&self, state: &mut State) -> Option<Lease> {
+        let popped = match self.config.reuse_order() {
+            ReuseOrder::Lifo => state.idle.pop_back(),
+            ReuseOrder::Fifo => state.idle.pop_front(),
+        };
+        if let Some(conn) = popped {
+            state.in_use_fds.insert(conn.id, conn.raw_fd());
+            return Some(Lease::Idle(conn));
+        }
+        if state.open < self.config.max_connections() {
+            state.open += 1;
+            state.connecting += 1;
+            return Some(Lease::Slot);
+        }
+        None
+    }
+
+    /// Turns a lease into a usable connection: checks an idle one (peer closed? expired? PING after
+    /// `health_check_interval`) and replaces it in the same slot if needed, or opens a new one.
+    fn ready(&self, lease: Lease) -> Result<Connection> {
+        if let Lease::Idle(mut conn) = lease {
+            let Some(reason) = self.unfit_for_use(&mut conn) else {
+                return Ok(conn);
+            };
+            // Keep the slot, close the stale connection, open a fresh one in its place.
+            {
+                let mut state = self.state.lock();
+                state.in_use_fds.remove(&conn.id);
+                state.connecting += 1;
+            }
+            self.closed_connection(conn, reason);
+        }
+        let conn = self.connect_in_slot()?;
+        let mut state = self.state.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            self.release_slot(&mut state);
+            drop(state);
+            self.closed_connection(conn, CloseReason::PoolClosed);
+            return Err(self.closed_error());
+        }
+        state.in_use_fds.insert(conn.id, conn.raw_fd());
+        Ok(conn)
+    }
+
+    /// Why an idle connection must not be handed out, if it must not.
+    fn unfit_for_use(&self, conn: &mut Connection) -> Option<CloseReason> {
+        let now = Instant::now();
+        let idle_for = now.duration_since(conn.last_used);
+        if !conn.is_idle_and_open() {
+            Some(CloseReason::ServerClosed)
+        } else if conn.retire_at.is_some_and(|at| now >= at) {
+            Some(CloseReason::MaxLifetime)
+        } else if self.config.idle_timeout().is_some_and(|t| idle_for >= t) {
+            Some(CloseReason::IdleTimeout)
+        } else if self
+            .config
+            .health_check_interval()
+            .is_some_and(|t| idle_for >= t)
+            && conn.ping().is_err()
+        {
+            Some(CloseReason::HealthCheckFailed)
+        } else {
+            None
+        }
+    }
+
+    /// Opens a connection in a slot already counted as open and connecting, through the reconnect
+    /// gate. On failure the slot is released.
+    fn connect_in_slot(&self) -> Result<Connection> {
+        let gate = {
+            let mut state = self.state.lock();
+            self.claim_connect(&mut state)
+        };
+        if let Err(err) = gate {
+            let mut state = self.state.lock();
+            state.connecting -= 1;
+            self.release_slot(&mut state);
+            return Err(err);
+        }
+        let result = self.open_connection();
+        let mut state = self.state.lock();
+        state.connecting -= 1;
+        let gate = &mut state.reconnect;
+        gate.attempt_in_flight = false;
+        match result {
+            Ok(conn) => {
+                gate.failures = 0;
+                gate.next_attempt_at = None;
+                Ok(conn)
+            }
+            Err(err) => {
+                let delay = self
+                    .config
+                    .reconnect_backoff()
+                    .delay(gate.failures, gate.last_delay);
+                gate.failures = gate.failures.saturating_add(1);
+                gate.last_delay = delay;
+                gate.next_attempt_at = Some(Instant::now() + delay);
+                gate.last_error = Some(err.message().to_string());
+                self.counters.connect_failed();
+                self.release_slot(&mut state);
+                Err(err)
+            }
+        }
+    }
+
+    /// Lets a connect attempt through the reconnect gate, or explains why not.
+    fn claim_connect(&self, state: &mut State) -> Result<()> {
+        let gate = &mut state.reconnect;
+        if gate.failures == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let due = gate.next_attempt_at.unwrap_or(now);
+        if gate.attempt_in_flight || now < due {
+            let wait = due.saturating_duration_since(now);
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "{} is unreachable ({} failed connect attempts, last: {}); next attempt in {}ms",
+                    self.server(),
+                    gate.failures,
+                    gate.last_error.as_deref().unwrap_or("unknown"),
+                    wait.as_millis()
+                ),
+            ));
+        }
+        gate.attempt_in_flight = true;
+        Ok(())
+    }
+
+    /// Opens a connection (no pool bookkeeping), stamping its lifetime with jitter.
+    fn open_connection(&self) -> Result<Connection> {
+        self.counters.connect_attempted();
+        let mut conn = self.connector.connect(fork::generation())?;
+        self.counters.connection_created();
+        if let Some(lifetime) = self.config.max_lifetime() {
+            // Up to 2.5 % earlier, so connections opened together do not all expire together.
+            let jitter = lifetime.mul_f64(0.025 * crate::random::unit());
+            conn.retire_at = Some(conn.created_at + lifetime - jitter);
+        }
+        let id = conn.id;
+        self.events.emit(|| Event::ConnectionCreated { id });
+        Ok(conn)
+    }
+
+    // ----- return ----------------------------------------------------------------------------
+
+    /// Returns a checked-out connection (from a caller, a refill or a keepalive PING). Clean
+    /// connections go to the first waiter or the idle set; others are closed and their slot
+    /// passed on.
+    pub(crate) fn checkin(&self, mut conn: Connection) {
+        if conn.is_reusable() && conn.needs_settling() {
+            conn.settle_session();
+        }
+        let retire = conn.retire_at.is_some_and(|at| Instant::now() >= at);
+        let mut state = self.lock();
+        if conn.fork_generation != state.fork_generation {
+            // A socket from before fork(): dropping the child's copy does not touch the parent.
+            drop(state);
+            self.closed_connection(conn, CloseReason::Forked);
+            return;
+        }
+        let reason = if self.closed.load(Ordering::Relaxed) {
+            Some(CloseReason::PoolClosed)
+        } else if conn.is_discarded() {
+            Some(CloseReason::Discarded)
+        } else if !conn.is_reusable() {
+            Some(CloseReason::Broken)
+        } else if retire {
+            Some(CloseReason::MaxLifetime)
+        } else {
+            None
+        };
+        let (id, fd) = (conn.id, conn.raw_fd());
+        match reason {
+            None => {
+                conn.last_used = Instant::now();
+                match state.waiters.grant_next(Grant::Connection(conn)) {
+                    Some(Grant::Connection(conn)) => {
+                        state.in_use_fds.remove(&id);
+                        state.idle.push_back(conn);
+                    }
+                    // Handed to a waiter: it stays checked out, under the same descriptor.
+                    _ => {
+                        state.in_use_fds.insert(id, fd);
+                    }
+                }
+            }
+            Some(reason) => {
+                state.in_use_fds.remove(&id);
+                self.release_slot(&mut state);
+                drop(state);
+                self.closed_connection(conn, reason);
+            }
+        }
+    }
+
+    /// Closes a checked-out connection for `reason` and frees its slot.
+    fn close_checked_out(&self, conn: Connection, reason: CloseReason) {
+        {
+            let mut state = self.state.lock();
+            state.in_use_fds.remove(&conn.id);
+            self.release_slot(&mut state);
+        }
+        self.closed_connection(conn, reason);
+    }
+
+    /// Frees one open slot: hands it to the first waiter, or lowers the open count.
+    fn release_slot(&self, state: &mut State) {
+        if self.closed.load(Ordering::Relaxed) || state.waiters.grant_next(Grant::Slot).is_some() {
+            state.open -= 1;
+            if self.closed.load(Ordering::Relaxed) {
+                self.drained.notify_all();
+            }
+        } else {
+            state.connecting += 1;
+        }
+    }
+
+    /// Counts, reports and drops (closes) a connection. Call without the state lock.
+    fn closed_connection(&self, conn: Connection, reason: CloseReason) {
+        let id = conn.id;
+        drop(conn);
+        self.counters.connections_closed(reason, 1);
+        self.events.emit(|| Event::ConnectionClosed { id, reason });
+    }
+
+    fn closed_connections(&self, conns: impl IntoIterator<Item = Connection>, reason: CloseReason) {
+        for conn in conns {
+            self.closed_connection(conn, reason);
+        }
+    }
+
+    // ----- fork, close, stats ----------------------------------------------------------------
+
+    /// In a forked child, forgets the parent's connections and waiters (once per fork). Returns
+    /// the inherited idle connections, to be dropped (unused) once the lock is released.
+    fn forget_parent_after_fork(&self, state: &mut State) -> Option<VecDeque<Connection>> {
+        let generation = fork::generation();
+        if state.fork_generation == generation {
+            return None;
+        }
+        let inherited = std::mem::take(&mut state.idle);
+        state.waiters.forget_all();
+        // Descriptors checked out by other parent threads are not ours to close: those threads do
+        // not exist here, and the forking thread may still drop its own checkout later.
+        state.in_use_fds.clear();
+        state.open = 0;
+        state.connecting = 0;
+        state.reconnect = ReconnectGate::default();
+        state.fork_generation = generation;
+        Some(inherited)
+    }
+
+    pub(super) fn close(&self, grace: Duration) {
+        let idle = {
+            let mut state = self.state.lock();
+            self.closed.store(true, Ordering::Release);
+            state.waiters.close_all();
+            let idle = std::mem::take(&mut state.idle);
+            state.open -= idle.len();
+            idle
+        };
+        crate::maintenance::wake();
+        self.closed_connections(idle, CloseReason::PoolClosed);
+        let deadline = Instant::now() + grace;
+        let mut state = self.state.lock();
+        while state.open > 0 && !self.drained.wait_until(&mut state, deadline).timed_out() {}
+        for fd in state.in_use_fds.values() {
+            // SAFETY: every descriptor in `in_use_fds` belongs to a live checked-out connection:
+            // it is removed under this lock before its connection is dropped. shutdown() only
+            // makes the holder's next read or write fail; the holder still closes it.
+            unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+        }
+    }
+
+    pub(super) fn stats(&self) -> PoolStats {
+        let mut stats = PoolStats {
+            max_connections: self.config.max_connections(),
+            min_idle: self.config.min_idle(),
+            ..PoolStats::default()
+        };
+        {
+            let state = self.state.lock();
+            if state.fork_generation == fork::generation() {
+                stats.open = state.open;
+                stats.idle = state.idle.len();
+                stats.connecting = state.connecting;
+                stats.in_use = state.in_use();
+                stats.waiting = state.waiters.len();
+            }
+        }
+        self.counters.fill(&mut stats);
+        stats
+    }
+
+    // ----- maintenance -----------------------------------------------------------------------
+
+    /// One maintenance pass (called by the background thread, and for warm-up): evicts idle
+    /// connections past `idle_timeout` down to `min_idle`, retires idle ones past `max_lifetime`,
+    /// PINGs idle ones unused for `health_check_interval`, then refills to `min_idle`.
+    pub(crate) fn maintain(&self) {
+        if self.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let (expired, to_ping) = {
+            let mut state = self.lock();
+            let expired = self.take_expired(&mut state, now);
+            let to_ping = self.take_for_keepalive(&mut state, now);
+            (expired, to_ping)
+        };
+        for (conn, reason) in expired {
+            self.closed_connection(conn, reason);
+        }
+        for mut conn in to_ping {
+            match conn.ping() {
+                Ok(()) => self.checkin(conn),
+                Err(_) => self.close_checked_out(conn, CloseReason::HealthCheckFailed),
+            }
+        }
+        self.refill();
+    }
+
+    /// Removes idle connections past max_lifetime, and past idle_timeout beyond min_idle.
+    fn take_expired(&self, state: &mut State, now: Instant) -> Vec<(Connection, CloseReason)> {
+        let mut expired = Vec::new();
+        let mut kept = VecDeque::with_capacity(state.idle.len());
+        // Oldest-used first, so the idle_timeout rule spares the most recently used.
+        let mut idle: Vec<Connection> = state.idle.drain(..).collect();
+        idle.sort_by_key(|c| c.last_used);
+        let mut evictable = state.open.saturating_sub(self.config.min_idle());
+        for conn in idle {
+            let idle_too_long = self
+                .config
+                .idle_timeout()
+                .is_some_and(|t| now.duration_since(conn.last_used) >= t);
+            if conn.retire_at.is_some_and(|at| now >= at) {
+                expired.push((conn, CloseReason::MaxLifetime));
+            } else if idle_too_long && evictable > 0 {
+                evictable -= 1;
+                expired.push((conn, CloseReason::IdleTimeout));
+            } else {
+                kept.push_back(conn);
+            }
+        }
+        state.open -= expired.len();
+        state.idle = kept;
+        expired
+    }
+
+    /// Checks out the idle connections that have not been used for health_check_interval.
+    fn take_for_keepalive(&self, state: &mut State, now: Instant) -> Vec<Connection> {
+        let Some(interval) = self.config.health_check_interval() else {
+            return Vec::new();
+        };
+        let (due, kept): (VecDeque<_>, VecDeque<_>) = state
+            .idle
+            .drain(..)
+            .partition(|c| now.duration_since(c.last_used) >= interval);
+        state.idle = kept;
+        for conn in &due {
+            state.in_use_fds.insert(conn.id, conn.raw_fd());
+        }
+        due.into_iter().collect()
+    }
+
+    /// Opens connections until `min_idle` are open, through the reconnect gate; stops at the first
+    /// failure. Returns how many were opened.
+    pub(super) fn refill(&self) -> usize {
+        let mut opened = 0;
+        loop {
+            {
+                let mut state = self.lock();
+                if self.is_closed() || state.open >= self.config.min_idle() {
+                    return opened;
+                }
+                state.open += 1;
+                state.connecting += 1;
+            }
+            match self.connect_in_slot() {
+                Ok(conn) => {
+                    self.checkin(conn);
+                    opened += 1;
+                }
+                Err(_) => return opened,
+            }
+        }
+    }
+
+    // ----- errors ----------------------------------------------------------------------------
+
+    pub(crate) fn closed_error(&self) -> Error {
+        Error::new(
+            ErrorKind::Closed,
+            format!("pool for {} is closed", self.server()),
+        )
+    }
+
+    fn exhausted_error(&self, state: &State, waited: Duration) -> Error {
+        let mut message = format!(
+            "no connection to {} available after {:?}: max_connections={}, in use={}, idle={}, connecting={}, waiting={}",
+            self.server(),
+            waited,
+            self.config.max_connections(),
+            state.in_use(),
+            state.idle.len(),
+            state.connecting,
+            state.waiters.len(),
+        );
+        if let Some(last) = &state.reconnect.last_error {
+            message.push_str(&format!("; last connect error: {last}"));
+        }
+        if waited.is_zero() {
+            message.push_str(" (try_acquire does not wait)");
+        } else {
+            message.push_str(
+                "; raise max_connections or acquire_timeout, or look for connections held too long",
+            );
+        }
+        Error::new(ErrorKind::PoolExhausted, message)
+    }
+}
+
+impl ForkGuarded for Shared {
+    fn lock_for_fork(&self) {
+        std::mem::forget(self.state.lock());
+    }
+
+    unsafe fn unlock_after_fork(&self) {
+        // SAFETY: `lock_for_fork` locked it and forgot the guard, in this same fork.
+        unsafe { self.state.force_unlock() };
+    }
+}
