@@ -81,6 +81,8 @@ pub struct Error {
     server_code: Option<String>,
     /// The request (or part of it) was written before the failure: it may have been applied.
     sent: bool,
+    /// When trying again makes sense at the earliest (the pool-wide reconnect backoff).
+    retry_after: Option<std::time::Duration>,
 }
 
 /// The result type of every fallible redpool operation.
@@ -94,6 +96,7 @@ impl Error {
             message: message.into(),
             server_code: None,
             sent: false,
+            retry_after: None,
         }
     }
 
@@ -120,6 +123,7 @@ impl Error {
             message,
             server_code: Some(code.to_string()),
             sent: true,
+            retry_after: None,
         }
     }
 
@@ -148,6 +152,17 @@ impl Error {
     /// The same error, marked as having happened after the request was written.
     pub(crate) fn sent(mut self) -> Self {
         self.sent = true;
+        self
+    }
+
+    /// For failures caused by the reconnect backoff: how long until the next connect attempt.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
+    }
+
+    /// The same error, saying when trying again makes sense.
+    pub(crate) fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
         self
     }
 

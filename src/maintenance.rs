@@ -1,114 +1,47 @@
-//! The background maintenance thread: one per process, shared by every pool.
+//! Background maintenance: one thread per pool, so a slow or dead server delays no other pool.
 //!
-//! It holds only weak references, so it never keeps a pool alive; it drops pools that were closed
-//! or released and exits when none is left (it never keeps the process alive either: Rust does not
-//! wait for it at exit). After `fork()` it does not exist in the child; the first pool used there
-//! starts a new one.
+//! The thread holds only a weak reference between passes, so it never keeps a pool alive: it
+//! exits when the pool is closed or when nothing but itself holds the pool. It never keeps the
+//! process alive either (Rust does not wait for it at exit). After `fork()` it does not exist in
+//! the child; the pool starts a new one there the first time it is used.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use once_cell::sync::Lazy;
-use parking_lot::{Condvar, Mutex};
-
-use crate::fork::{self, ForkGuarded};
+use crate::fork;
 use crate::pool::shared::Shared;
 
 /// Shortest and longest pause between maintenance passes.
 const MIN_PERIOD: Duration = Duration::from_millis(10);
 const MAX_PERIOD: Duration = Duration::from_secs(1);
 
-struct Maintainer {
-    inner: Mutex<Inner>,
-    wake: Condvar,
-}
-
-#[derive(Default)]
-struct Inner {
-    pools: Vec<Weak<Shared>>,
-    /// The fork generation of the running thread, if one runs in this process.
-    running_in: Option<u64>,
-}
-
-impl ForkGuarded for Maintainer {
-    fn lock_for_fork(&self) {
-        std::mem::forget(self.inner.lock());
-    }
-
-    unsafe fn unlock_after_fork(&self) {
-        // SAFETY: `lock_for_fork` locked it and forgot the guard, in this same fork.
-        unsafe { self.inner.force_unlock() };
-    }
-}
-
-static MAINTAINER: Lazy<Arc<Maintainer>> = Lazy::new(|| {
-    let maintainer = Arc::new(Maintainer {
-        inner: Mutex::new(Inner::default()),
-        wake: Condvar::new(),
-    });
-    let guarded: Arc<dyn ForkGuarded> = maintainer.clone();
-    fork::guard(Arc::downgrade(&guarded));
-    maintainer
-});
-
-/// Puts `pool` under maintenance and makes sure the thread runs.
-pub(crate) fn register(pool: &Arc<Shared>) {
-    let mut inner = MAINTAINER.inner.lock();
-    inner.pools.push(Arc::downgrade(pool));
-    start_if_needed(&mut inner);
-}
-
-/// Starts the thread if this process has none (after fork). Call without any pool lock held.
-pub(crate) fn ensure_running() {
-    let mut inner = MAINTAINER.inner.lock();
-    start_if_needed(&mut inner);
-}
-
-/// Wakes the thread so it notices a closed pool at once.
-pub(crate) fn wake() {
-    MAINTAINER.wake.notify_all();
-}
-
-fn start_if_needed(inner: &mut Inner) {
+/// Starts the maintenance thread of `pool` unless one already runs in this process.
+pub(crate) fn ensure_running(pool: &Arc<Shared>) {
     let generation = fork::generation();
-    if inner.running_in == Some(generation) || inner.pools.is_empty() {
+    if !pool.claim_maintenance(generation) {
         return;
     }
+    let weak = Arc::downgrade(pool);
     let spawned = std::thread::Builder::new()
-        .name("redpool-maintenance".into())
-        .spawn(move || run(generation));
-    if spawned.is_ok() {
-        inner.running_in = Some(generation);
+        .name("redpool-maintain".into())
+        .spawn(move || run(weak, generation));
+    if spawned.is_err() {
+        pool.release_maintenance(generation);
     }
 }
 
-fn run(generation: u64) {
+fn run(weak: Weak<Shared>, generation: u64) {
     loop {
-        let (pools, period) = {
-            let mut inner = MAINTAINER.inner.lock();
-            inner
-                .pools
-                .retain(|weak| weak.upgrade().is_some_and(|pool| !pool.is_closed()));
-            let pools: Vec<Arc<Shared>> = inner.pools.iter().filter_map(Weak::upgrade).collect();
-            if pools.is_empty() || fork::generation() != generation {
-                if inner.running_in == Some(generation) {
-                    inner.running_in = None;
-                }
-                return;
-            }
-            let period = pools
-                .iter()
-                .map(|p| period_for(p))
-                .min()
-                .unwrap_or(MAX_PERIOD);
-            (pools, period)
+        let Some(pool) = weak.upgrade() else {
+            return;
         };
-        for pool in &pools {
-            pool.maintain();
+        let abandoned = Arc::strong_count(&pool) == 1;
+        if pool.is_closed() || abandoned || fork::generation() != generation {
+            pool.release_maintenance(generation);
+            return;
         }
-        drop(pools);
-        let mut inner = MAINTAINER.inner.lock();
-        MAINTAINER.wake.wait_for(&mut inner, period);
+        pool.maintain();
+        pool.sleep_until_next_pass(period_for(&pool));
     }
 }
 

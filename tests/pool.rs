@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use redpool::{AcquireOptions, CloseReason, Config, ErrorKind, Pool, Priority, Value, cmd};
-use support::{RedisServer, unique_name, with_timeout};
+use support::{RedisServer, unique_name, wait_until, with_timeout};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -23,14 +23,6 @@ fn bulk(value: Value) -> Vec<u8> {
     match value {
         Value::BulkString(bytes) => bytes,
         other => panic!("expected a bulk string, got {other:?}"),
-    }
-}
-
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -155,11 +147,7 @@ fn acquire_timeout_explains_itself() {
 fn acquire_timeout_reports_the_last_connect_error() {
     with_timeout(LIMIT, || {
         // A port with no server: connecting is refused.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = support::unused_port();
         let pool = Pool::from_url(&format!(
             "redis://127.0.0.1:{port}?max_connections=1&acquire_timeout=100ms"
         ))
@@ -210,7 +198,9 @@ fn serve_order(priorities: &[Priority]) -> Vec<usize> {
             order.lock().unwrap().push(i);
             conn.execute(&cmd("PING")).unwrap();
         }));
-        wait_until("the waiter to queue", || pool.stats().waiting == i + 1);
+        wait_until("the waiter to queue", Duration::from_secs(10), || {
+            pool.stats().waiting == i + 1
+        });
     }
     drop(held);
     for t in threads {
@@ -264,7 +254,7 @@ fn client_kill_of_every_connection_is_survived() {
         let pool = pool(&server, &name, "max_connections=4&min_idle=4");
         assert_eq!(server.count_clients_named(&name), 4);
         assert_eq!(server.kill_clients_named(&name), 4);
-        wait_until("the kills to land", || {
+        wait_until("the kills to land", Duration::from_secs(10), || {
             server.count_clients_named(&name) == 0
         });
         for i in 0..100 {
@@ -359,7 +349,9 @@ fn close_with_connections_out() {
             let pool = pool.clone();
             thread::spawn(move || pool.acquire().map(|_| ()))
         };
-        wait_until("the waiter to queue", || pool.stats().waiting == 1);
+        wait_until("the waiter to queue", Duration::from_secs(10), || {
+            pool.stats().waiting == 1
+        });
         let returner = thread::spawn(move || {
             thread::sleep(Duration::from_millis(100));
             drop(held_b);
@@ -389,9 +381,11 @@ fn close_with_connections_out() {
             "{stats:?}"
         );
         assert_eq!(stats.closed(CloseReason::PoolClosed), 2, "{stats:?}");
-        wait_until("the server to see every socket closed", || {
-            server.count_clients_named(&name) == 0
-        });
+        wait_until(
+            "the server to see every socket closed",
+            Duration::from_secs(10),
+            || server.count_clients_named(&name) == 0,
+        );
     });
 }
 

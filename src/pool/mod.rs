@@ -65,11 +65,11 @@ impl Pool {
     /// background maintenance. Connection failures during warm-up do not fail creation: they are
     /// recorded (see the acquire-timeout message) and retried by maintenance with backoff.
     pub fn new(config: Config) -> Result<Pool> {
-        let shared = Arc::new(Shared::new(Arc::new(config))?);
+        let shared = Shared::create(Arc::new(config))?;
         let guarded: Arc<dyn fork::ForkGuarded> = shared.clone();
         fork::guard(Arc::downgrade(&guarded));
         shared.refill();
-        crate::maintenance::register(&shared);
+        crate::maintenance::ensure_running(&shared);
         Ok(Pool { shared })
     }
 
@@ -204,7 +204,11 @@ impl Pool {
             if attempt >= retry_config.retries || !may_retry(&err, idempotent, &retry_config) {
                 return Err(err);
             }
-            let delay = retry_config.backoff.delay(attempt, previous_delay);
+            // Never earlier than the pool's next connect attempt: retrying sooner fails for sure.
+            let delay = retry_config
+                .backoff
+                .delay(attempt, previous_delay)
+                .max(err.retry_after().unwrap_or_default());
             if options
                 .deadline
                 .is_some_and(|deadline| Instant::now() + delay >= deadline)

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -23,13 +24,17 @@ use crate::health::HealthMemory;
 use crate::metrics::{CloseReason, Counters, PoolStats};
 
 pub(crate) struct Shared {
-    pub(super) config: std::sync::Arc<Config>,
+    /// This pool itself, for restarting its maintenance thread after fork.
+    me: Weak<Shared>,
+    pub(super) config: Arc<Config>,
     connector: Connector,
     state: Mutex<State>,
     /// Set once by `close()`; read without the lock by checked-out connections.
     closed: AtomicBool,
     /// Notified whenever a connection is closed while the pool is closing.
     drained: Condvar,
+    /// Wakes the maintenance thread (on close).
+    maintenance_wake: Condvar,
     pub(super) counters: Counters,
     pub(super) events: Events,
     breaker: Breaker,
@@ -46,6 +51,8 @@ struct State {
     in_use_fds: HashMap<u64, RawFd>,
     reconnect: ReconnectGate,
     fork_generation: u64,
+    /// The fork generation whose maintenance thread runs, if one does.
+    maintained_in: Option<u64>,
 }
 
 /// Pool-wide backoff of connect attempts after failures: while the server is unreachable, one
@@ -78,9 +85,17 @@ impl State {
 }
 
 impl Shared {
-    pub(super) fn new(config: std::sync::Arc<Config>) -> Result<Shared> {
+    /// A pool in its `Arc` (checks the TLS settings and prepares the handshake first).
+    pub(super) fn create(config: Arc<Config>) -> Result<Arc<Shared>> {
         let connector = Connector::new(config.clone())?;
-        Ok(Shared {
+        Ok(Arc::new_cyclic(|me| {
+            Shared::new(config, connector, me.clone())
+        }))
+    }
+
+    fn new(config: Arc<Config>, connector: Connector, me: Weak<Shared>) -> Shared {
+        Shared {
+            me,
             state: Mutex::new(State {
                 idle: VecDeque::with_capacity(config.max_connections().min(1024)),
                 open: 0,
@@ -89,16 +104,18 @@ impl Shared {
                 in_use_fds: HashMap::new(),
                 reconnect: ReconnectGate::default(),
                 fork_generation: fork::generation(),
+                maintained_in: None,
             }),
             breaker: Breaker::new(config.breaker().clone(), &SystemClock),
             config,
             connector,
             closed: AtomicBool::new(false),
             drained: Condvar::new(),
+            maintenance_wake: Condvar::new(),
             counters: Counters::default(),
             events: Events::default(),
             health: Mutex::new(HealthMemory::default()),
-        })
+        }
     }
 
     pub(crate) fn config(&self) -> &Config {
@@ -161,10 +178,38 @@ impl Shared {
         if let Some(inherited) = self.forget_parent_after_fork(&mut state) {
             MutexGuard::unlocked(&mut state, || {
                 self.closed_connections(inherited, CloseReason::Forked);
-                crate::maintenance::ensure_running();
+                if let Some(me) = self.me.upgrade() {
+                    crate::maintenance::ensure_running(&me);
+                }
             });
         }
         state
+    }
+
+    /// Marks the maintenance thread of this process as started; false if one already runs.
+    pub(crate) fn claim_maintenance(&self, generation: u64) -> bool {
+        let mut state = self.state.lock();
+        if state.maintained_in == Some(generation) || self.is_closed() {
+            return false;
+        }
+        state.maintained_in = Some(generation);
+        true
+    }
+
+    /// Marks the maintenance thread of `generation` as gone.
+    pub(crate) fn release_maintenance(&self, generation: u64) {
+        let mut state = self.state.lock();
+        if state.maintained_in == Some(generation) {
+            state.maintained_in = None;
+        }
+    }
+
+    /// Waits `period`, or less if the pool is closed meanwhile.
+    pub(crate) fn sleep_until_next_pass(&self, period: Duration) {
+        let mut state = self.state.lock();
+        if !self.is_closed() {
+            self.maintenance_wake.wait_for(&mut state, period);
+        }
     }
 
     // ----- checkout --------------------------------------------------------------------------
@@ -357,7 +402,8 @@ impl Shared {
                     gate.last_error.as_deref().unwrap_or("unknown"),
                     wait.as_millis()
                 ),
-            ));
+            )
+            .with_retry_after(wait));
         }
         gate.attempt_in_flight = true;
         Ok(())
@@ -496,7 +542,7 @@ impl Shared {
             state.open -= idle.len();
             idle
         };
-        crate::maintenance::wake();
+        self.maintenance_wake.notify_all();
         self.closed_connections(idle, CloseReason::PoolClosed);
         let deadline = Instant::now() + grace;
         let mut state = self.state.lock();

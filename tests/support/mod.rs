@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
@@ -267,7 +269,14 @@ impl RedisServer {
     /// same port(s), directory and options; retries binding for up to 5 s; waits for PING.
     /// All data and connections are lost.
     pub fn restart(&mut self) {
+        self.restart_after(Duration::ZERO);
+    }
+
+    /// Like [`RedisServer::restart`], with the server down for `outage` between the kill and the
+    /// new start (nothing listens on the port meanwhile).
+    pub fn restart_after(&mut self, outage: Duration) {
         self.kill_child();
+        thread::sleep(outage);
         let deadline = Instant::now() + RESTART_BIND_TIMEOUT;
         loop {
             match self.launch() {
@@ -813,6 +822,23 @@ pub fn parse_info_field(text: &str, field: &str) -> Option<String> {
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A 127.0.0.1 port with nothing listening on it (free a moment ago): connecting is refused.
+pub fn unused_port() -> u16 {
+    free_ports(1)[0]
+}
+
+/// Polls `condition` every 5 ms until it holds; panics naming `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "not reached within {limit:?}: {what}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// `n` distinct ports that were free a moment ago (bound together on 127.0.0.1:0, then closed).
