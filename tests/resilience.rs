@@ -322,9 +322,9 @@ fn maintenance_evicts_idle_connections_down_to_min_idle() {
         drop(held);
         assert_eq!(server.count_clients_named(&name), 4);
         wait_until("idle eviction", Duration::from_secs(10), || {
-            pool.stats().open == 1
+            let stats = pool.stats();
+            stats.open == 1 && stats.closed(CloseReason::IdleTimeout) == 3
         });
-        assert_eq!(pool.stats().closed(CloseReason::IdleTimeout), 3);
         wait_until("the server to see it", Duration::from_secs(5), || {
             server.count_clients_named(&name) == 1
         });
