@@ -20,6 +20,8 @@ pub mod config;
 mod connection;
 pub mod error;
 pub mod events;
+#[cfg(feature = "capi")]
+pub mod ffi;
 mod fork;
 pub mod health;
 mod maintenance;

@@ -42,15 +42,20 @@ impl CloseReason {
 
     /// A short stable name (`"broken"`, `"idle_timeout"`, ...).
     pub fn as_str(self) -> &'static str {
+        self.as_c_str().to_str().unwrap_or_default()
+    }
+
+    /// The same name as a static C string (for the C ABI).
+    pub fn as_c_str(self) -> &'static std::ffi::CStr {
         match self {
-            CloseReason::Broken => "broken",
-            CloseReason::Discarded => "discarded",
-            CloseReason::ServerClosed => "server_closed",
-            CloseReason::IdleTimeout => "idle_timeout",
-            CloseReason::MaxLifetime => "max_lifetime",
-            CloseReason::HealthCheckFailed => "health_check_failed",
-            CloseReason::PoolClosed => "pool_closed",
-            CloseReason::Forked => "forked",
+            CloseReason::Broken => c"broken",
+            CloseReason::Discarded => c"discarded",
+            CloseReason::ServerClosed => c"server_closed",
+            CloseReason::IdleTimeout => c"idle_timeout",
+            CloseReason::MaxLifetime => c"max_lifetime",
+            CloseReason::HealthCheckFailed => c"health_check_failed",
+            CloseReason::PoolClosed => c"pool_closed",
+            CloseReason::Forked => c"forked",
         }
     }
 

@@ -318,6 +318,26 @@ impl Pool {
     }
 }
 
+#[cfg(feature = "capi")]
+impl Pool {
+    /// Gives the pool away as one counted raw reference (for the C ABI's handles). Every clone of
+    /// a pool gives the same pointer.
+    pub(crate) fn into_raw(self) -> *const () {
+        Arc::into_raw(self.shared).cast()
+    }
+
+    /// Takes back one counted reference made by [`Pool::into_raw`].
+    ///
+    /// # Safety
+    /// `ptr` came from `into_raw` and this reference was not taken back yet.
+    pub(crate) unsafe fn from_raw(ptr: *const ()) -> Pool {
+        // SAFETY: per the caller's contract, `ptr` is a live `Arc<Shared>` reference.
+        Pool {
+            shared: unsafe { Arc::from_raw(ptr.cast::<Shared>()) },
+        }
+    }
+}
+
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")

@@ -1,0 +1,195 @@
+//! `redpool_conn`: an explicitly checked-out connection, for WATCH / MULTI / EXEC sessions and
+//! blocking commands.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use redis::Value;
+
+use super::args::{self, redpool_cmd};
+use super::pool::{borrow, check_out, deliver_single, deliver_transaction, redpool_pool};
+use super::reply::{self, redpool_reply};
+use super::{REDPOOL_TIMEOUT_DEFAULT, boundary, write_out};
+use crate::error::Result;
+use crate::pool::{AcquireOptions, PooledConnection};
+
+/// A connection checked out of a pool. May move between threads but must not be used by two at
+/// once. Give it back with `redpool_conn_release` (returned to the pool if clean) or
+/// `redpool_conn_discard` (closed); both take `redpool_conn **` and set it to NULL, so a second
+/// release is a no-op rather than a double free. It keeps its pool alive.
+pub struct redpool_conn {
+    inner: PooledConnection,
+}
+
+/// Checks out a connection, waiting up to `timeout_ms` (`REDPOOL_TIMEOUT_DEFAULT`: the pool's
+/// `acquire_timeout`; 0: never wait). On success `*out` owns the connection.
+///
+/// # Safety
+/// `pool` is NULL or a live handle; `out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_acquire(
+    pool: *const redpool_pool,
+    timeout_ms: u32,
+    out: *mut *mut redpool_conn,
+) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let pool = unsafe { borrow(pool) }?;
+        check_out(out)?;
+        let timeout = (timeout_ms != REDPOOL_TIMEOUT_DEFAULT)
+            .then(|| Duration::from_millis(u64::from(timeout_ms)));
+        let inner = pool.acquire_with(AcquireOptions {
+            timeout,
+            ..AcquireOptions::default()
+        })?;
+        let handle = Box::into_raw(Box::new(redpool_conn { inner }));
+        // SAFETY: per this function's contract.
+        unsafe { write_out(out, "out", handle) }
+    })
+}
+
+/// # Safety
+/// `conn` is NULL or a live connection not used by another thread.
+unsafe fn with_conn(conn: *mut redpool_conn, f: impl FnOnce(&mut PooledConnection) -> Result<()>) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per the caller's contract.
+        let conn = unsafe { conn.as_mut() }.ok_or_else(|| super::null("conn"))?;
+        f(&mut conn.inner)
+    })
+}
+
+/// Runs one command on the checked-out connection (no retry: the session's state matters). On
+/// success `*reply` owns the reply; server errors are ERROR replies.
+///
+/// # Safety
+/// `conn` is NULL or a live connection; `argv` / `argvlen` as for `redpool_pool_command`;
+/// `reply` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_conn_command(
+    conn: *mut redpool_conn,
+    argc: usize,
+    argv: *const *const c_char,
+    argvlen: *const usize,
+    reply: *mut *mut redpool_reply,
+) -> super::redpool_status {
+    // SAFETY: per this function's contract.
+    unsafe {
+        with_conn(conn, |c| {
+            let cmd = args::command(argc, argv, argvlen)?;
+            check_out(reply)?;
+            deliver_single(c.execute(&cmd), reply)
+        })
+    }
+}
+
+/// Like `redpool_conn_command`, waiting up to `timeout_ms` for the reply (blocking commands).
+///
+/// # Safety
+/// As for `redpool_conn_command`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_conn_command_timeout(
+    conn: *mut redpool_conn,
+    timeout_ms: u32,
+    argc: usize,
+    argv: *const *const c_char,
+    argvlen: *const usize,
+    reply: *mut *mut redpool_reply,
+) -> super::redpool_status {
+    let timeout = Duration::from_millis(u64::from(timeout_ms));
+    // SAFETY: per this function's contract.
+    unsafe {
+        with_conn(conn, |c| {
+            let cmd = args::command(argc, argv, argvlen)?;
+            check_out(reply)?;
+            deliver_single(c.execute_with_timeout(&cmd, timeout), reply)
+        })
+    }
+}
+
+/// Sends `count` commands as one pipeline on this connection; `*reply` is an ARRAY of replies.
+///
+/// # Safety
+/// `conn` is NULL or a live connection; `cmds` is NULL or points to `count` commands; `reply` is
+/// NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_conn_pipeline(
+    conn: *mut redpool_conn,
+    count: usize,
+    cmds: *const redpool_cmd,
+    reply: *mut *mut redpool_reply,
+) -> super::redpool_status {
+    // SAFETY: per this function's contract.
+    unsafe {
+        with_conn(conn, |c| {
+            let cmds = args::commands(count, cmds)?;
+            check_out(reply)?;
+            let replies = c.pipeline(&cmds)?;
+            write_out(reply, "reply", reply::from_value(Value::Array(replies)))
+        })
+    }
+}
+
+/// Runs `count` commands in MULTI / EXEC on this connection (after a WATCH, for optimistic
+/// locking). `*reply` is an ARRAY, NIL when a WATCHed key changed, or an EXECABORT ERROR reply.
+///
+/// # Safety
+/// As for `redpool_conn_pipeline`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_conn_transaction(
+    conn: *mut redpool_conn,
+    count: usize,
+    cmds: *const redpool_cmd,
+    reply: *mut *mut redpool_reply,
+) -> super::redpool_status {
+    // SAFETY: per this function's contract.
+    unsafe {
+        with_conn(conn, |c| {
+            let cmds = args::commands(count, cmds)?;
+            check_out(reply)?;
+            deliver_transaction(c.transaction(&cmds), reply)
+        })
+    }
+}
+
+/// Returns the connection to its pool (reused only if clean: an unfinished MULTI is discarded, a
+/// WATCH undone; a connection left in another state is closed) and sets `*conn` to NULL. NULL or a
+/// pointer to NULL is ignored.
+///
+/// # Safety
+/// `conn` is NULL or points to NULL or to a live connection.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_conn_release(conn: *mut *mut redpool_conn) {
+    // SAFETY: per this function's contract.
+    unsafe { give_back(conn, false) }
+}
+
+/// Closes the connection instead of returning it to the pool, and sets `*conn` to NULL. NULL or
+/// a pointer to NULL is ignored.
+///
+/// # Safety
+/// As for `redpool_conn_release`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_conn_discard(conn: *mut *mut redpool_conn) {
+    // SAFETY: per this function's contract.
+    unsafe { give_back(conn, true) }
+}
+
+/// # Safety
+/// As for `redpool_conn_release`.
+unsafe fn give_back(conn: *mut *mut redpool_conn, discard: bool) {
+    super::query((), || {
+        // SAFETY: per the caller's contract.
+        let Some(slot) = (unsafe { conn.as_mut() }) else {
+            return;
+        };
+        let handle = std::mem::replace(slot, std::ptr::null_mut());
+        if handle.is_null() {
+            return;
+        }
+        // SAFETY: allocated by `redpool_pool_acquire`, owned by the caller until now.
+        let owned = unsafe { Box::from_raw(handle) };
+        if discard {
+            owned.inner.discard();
+        }
+    })
+}

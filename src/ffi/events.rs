@@ -1,0 +1,148 @@
+//! Pool events delivered to a C callback.
+
+use std::ffi::{c_char, c_void};
+
+use super::pool::{borrow, redpool_pool};
+use super::stats::{redpool_breaker_state, redpool_health_status};
+use super::{boundary, write_out};
+use crate::breaker::BreakerState;
+use crate::events::Event;
+
+/// What happened.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum redpool_event_type {
+    /// The circuit breaker changed state: `breaker_from` → `breaker_to`.
+    REDPOOL_EVENT_BREAKER_STATE_CHANGED = 1,
+    /// The health status changed: `health_from` → `health_to`.
+    REDPOOL_EVENT_HEALTH_CHANGED = 2,
+    /// A connection was opened: `connection_id`.
+    REDPOOL_EVENT_CONNECTION_CREATED = 3,
+    /// A connection was closed: `connection_id`, `close_reason`.
+    REDPOOL_EVENT_CONNECTION_CLOSED = 4,
+    /// Callers started queueing for a connection: `max_connections`.
+    REDPOOL_EVENT_POOL_EXHAUSTED = 5,
+    /// A caller gave up waiting: `waited_us`, `waiting`.
+    REDPOOL_EVENT_ACQUIRE_TIMED_OUT = 6,
+}
+
+/// An event. Valid only during the callback; copy what you need.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct redpool_event {
+    /// What happened; the other fields that apply are named in `redpool_event_type`.
+    pub r#type: redpool_event_type,
+    /// Breaker state before.
+    pub breaker_from: redpool_breaker_state,
+    /// Breaker state after.
+    pub breaker_to: redpool_breaker_state,
+    /// Health before (`REDPOOL_HEALTH_UNKNOWN` for the first check).
+    pub health_from: redpool_health_status,
+    /// Health after.
+    pub health_to: redpool_health_status,
+    /// The connection concerned.
+    pub connection_id: u64,
+    /// Why it was closed: a static string such as "idle_timeout" (NULL for other events).
+    pub close_reason: *const c_char,
+    /// The pool's cap.
+    pub max_connections: u64,
+    /// How long the caller waited, in microseconds.
+    pub waited_us: u64,
+    /// Callers still waiting.
+    pub waiting: u64,
+}
+
+/// An event callback. Called on library-owned or caller threads, never with a pool lock held; it
+/// must be thread-safe and must not block for long. `userdata` is passed back unchanged.
+pub type redpool_event_cb = Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const redpool_event)>;
+
+fn c_event(event: &Event) -> redpool_event {
+    let mut out = redpool_event {
+        r#type: redpool_event_type::REDPOOL_EVENT_CONNECTION_CREATED,
+        breaker_from: BreakerState::Closed.into(),
+        breaker_to: BreakerState::Closed.into(),
+        health_from: None.into(),
+        health_to: None.into(),
+        connection_id: 0,
+        close_reason: std::ptr::null(),
+        max_connections: 0,
+        waited_us: 0,
+        waiting: 0,
+    };
+    match event {
+        Event::BreakerStateChanged { from, to } => {
+            out.r#type = redpool_event_type::REDPOOL_EVENT_BREAKER_STATE_CHANGED;
+            out.breaker_from = (*from).into();
+            out.breaker_to = (*to).into();
+        }
+        Event::HealthChanged { from, to } => {
+            out.r#type = redpool_event_type::REDPOOL_EVENT_HEALTH_CHANGED;
+            out.health_from = (*from).into();
+            out.health_to = Some(*to).into();
+        }
+        Event::ConnectionCreated { id } => out.connection_id = *id,
+        Event::ConnectionClosed { id, reason } => {
+            out.r#type = redpool_event_type::REDPOOL_EVENT_CONNECTION_CLOSED;
+            out.connection_id = *id;
+            out.close_reason = reason.as_c_str().as_ptr();
+        }
+        Event::PoolExhausted { max_connections } => {
+            out.r#type = redpool_event_type::REDPOOL_EVENT_POOL_EXHAUSTED;
+            out.max_connections = *max_connections as u64;
+        }
+        Event::AcquireTimedOut { waited, waiting } => {
+            out.r#type = redpool_event_type::REDPOOL_EVENT_ACQUIRE_TIMED_OUT;
+            out.waited_us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+            out.waiting = *waiting as u64;
+        }
+    }
+    out
+}
+
+/// Registers `callback` for the pool's events; on success `*id` identifies the subscription for
+/// `redpool_pool_unsubscribe`. `userdata` must stay valid until then.
+///
+/// # Safety
+/// `pool` is NULL or a live handle; `callback` is a thread-safe function; `id` is NULL or valid
+/// for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_subscribe(
+    pool: *const redpool_pool,
+    callback: redpool_event_cb,
+    userdata: *mut c_void,
+    id: *mut u64,
+) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let pool = unsafe { borrow(pool) }?;
+        let callback = callback.ok_or_else(|| super::null("callback"))?;
+        super::pool::check_out(id)?;
+        let userdata = userdata as usize;
+        let subscription = pool.subscribe(move |event| {
+            let c = c_event(event);
+            // SAFETY: the caller promised a thread-safe callback and a userdata valid until
+            // unsubscribing; `c` lives for the duration of the call.
+            unsafe { callback(userdata as *mut c_void, &c) };
+        });
+        // SAFETY: per this function's contract.
+        unsafe { write_out(id, "id", subscription) }
+    })
+}
+
+/// Removes a subscription. After it returns, the callback is no longer called for new events.
+/// An unknown id gives `REDPOOL_STATUS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `pool` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_unsubscribe(pool: *const redpool_pool, id: u64) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let pool = unsafe { borrow(pool) }?;
+        if pool.unsubscribe(id) {
+            Ok(())
+        } else {
+            Err(crate::Error::invalid("id", id, "is not a subscription of this pool"))
+        }
+    })
+}

@@ -1,0 +1,308 @@
+//! `redpool_pool`: pool lifecycle, the process-wide shared pools, one-shot commands, pipelines,
+//! transactions, close and free.
+
+use std::ffi::c_char;
+use std::mem::ManuallyDrop;
+use std::time::Duration;
+
+use redis::Value;
+
+use super::args::{self, redpool_cmd};
+use super::reply::{self, redpool_reply};
+use super::{boundary, non_null, utf8, write_out};
+use super::config::redpool_config;
+use crate::error::{ErrorKind, Result};
+use crate::pool::{CallOptions, Pool};
+
+/// A connection pool. Thread-safe: every `redpool_pool_*` function except `redpool_pool_free` may
+/// be called concurrently from any number of threads on the same pool. Each handle obtained from a
+/// `redpool_pool_new*` / `redpool_pool_shared*` call is released with one `redpool_pool_free`.
+pub struct redpool_pool {
+    _private: [u8; 0],
+}
+
+/// Hands a pool to C as one counted reference.
+pub(crate) fn into_handle(pool: Pool) -> *mut redpool_pool {
+    pool.into_raw().cast_mut().cast()
+}
+
+/// Borrows the pool behind a handle for the duration of a call.
+///
+/// # Safety
+/// `pool` is NULL or a live handle.
+pub(crate) unsafe fn borrow<'a>(pool: *const redpool_pool) -> Result<ManuallyDrop<Pool>> {
+    // SAFETY: per the caller's promise.
+    let _: &redpool_pool = unsafe { non_null(pool, "pool") }?;
+    // SAFETY: a live handle is a counted reference made by `into_handle`; ManuallyDrop keeps the
+    // count unchanged.
+    Ok(ManuallyDrop::new(unsafe { Pool::from_raw(pool.cast()) }))
+}
+
+/// Creates a dedicated pool with `config` (validated now) and opens its `min_idle` connections.
+/// A server that is down is not an error here; calls report it. `config` is only read.
+///
+/// # Safety
+/// `config` is NULL or a live config; `out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_new(
+    config: *const redpool_config,
+    out: *mut *mut redpool_pool,
+) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let config = unsafe { non_null(config, "config") }?.builder.build()?;
+        check_out(out)?;
+        let pool = Pool::new(config)?;
+        // SAFETY: per this function's contract.
+        unsafe { write_out(out, "out", into_handle(pool)) }
+    })
+}
+
+/// Creates a dedicated pool from a URL (see `redpool_config_from_url`).
+///
+/// # Safety
+/// `url` is NULL or a NUL-terminated string; `out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_from_url(
+    url: *const c_char,
+    out: *mut *mut redpool_pool,
+) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let url = unsafe { utf8(url, "url") }?;
+        check_out(out)?;
+        let pool = Pool::from_url(url)?;
+        // SAFETY: per this function's contract.
+        unsafe { write_out(out, "out", into_handle(pool)) }
+    })
+}
+
+/// The process-wide pool for `url`: every call with the same normalized settings, from any thread,
+/// gets the same pool (and the same handle value). Each successful call must still be paired with
+/// one `redpool_pool_free`.
+///
+/// # Safety
+/// `url` is NULL or a NUL-terminated string; `out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_shared(
+    url: *const c_char,
+    out: *mut *mut redpool_pool,
+) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let url = unsafe { utf8(url, "url") }?;
+        check_out(out)?;
+        let pool = crate::registry::shared(url)?;
+        // SAFETY: per this function's contract.
+        unsafe { write_out(out, "out", into_handle(pool)) }
+    })
+}
+
+/// The process-wide pool for `config` (see `redpool_pool_shared`).
+///
+/// # Safety
+/// `config` is NULL or a live config; `out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_shared_config(
+    config: *const redpool_config,
+    out: *mut *mut redpool_pool,
+) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let config = unsafe { non_null(config, "config") }?.builder.build()?;
+        check_out(out)?;
+        let pool = crate::registry::shared_with(config)?;
+        // SAFETY: per this function's contract.
+        unsafe { write_out(out, "out", into_handle(pool)) }
+    })
+}
+
+/// The process-wide pool configured from the environment (see `redpool_config_from_env`).
+///
+/// # Safety
+/// `out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_shared_default(out: *mut *mut redpool_pool) -> super::redpool_status {
+    boundary(|| {
+        check_out(out)?;
+        let pool = crate::registry::shared_default()?;
+        // SAFETY: per this function's contract.
+        unsafe { write_out(out, "out", into_handle(pool)) }
+    })
+}
+
+/// Runs one command (`argc` arguments, binary safe when `argvlen` is given, NUL-terminated
+/// strings when `argvlen` is NULL) on a pooled connection, with the pool's breaker and safe
+/// retries. On success `*reply` owns the reply (free it with `redpool_reply_free`); a server
+/// error reply is a reply of type `REDPOOL_REPLY_ERROR` with status OK.
+///
+/// # Safety
+/// `pool` is NULL or a live handle; `argv` / `argvlen` as for hiredis's `redisCommandArgv`;
+/// `reply` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_command(
+    pool: *const redpool_pool,
+    argc: usize,
+    argv: *const *const c_char,
+    argvlen: *const usize,
+    reply: *mut *mut redpool_reply,
+) -> super::redpool_status {
+    // SAFETY: per this function's contract.
+    unsafe { pool_command(pool, None, argc, argv, argvlen, reply) }
+}
+
+/// Like `redpool_pool_command`, for blocking commands (BLPOP, XREAD BLOCK, WAIT): waits up to
+/// `timeout_ms` for the reply instead of the pool's `socket_timeout`.
+///
+/// # Safety
+/// As for `redpool_pool_command`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_command_timeout(
+    pool: *const redpool_pool,
+    timeout_ms: u32,
+    argc: usize,
+    argv: *const *const c_char,
+    argvlen: *const usize,
+    reply: *mut *mut redpool_reply,
+) -> super::redpool_status {
+    let timeout = Some(Duration::from_millis(u64::from(timeout_ms)));
+    // SAFETY: per this function's contract.
+    unsafe { pool_command(pool, timeout, argc, argv, argvlen, reply) }
+}
+
+/// # Safety
+/// As for `redpool_pool_command`.
+unsafe fn pool_command(
+    pool: *const redpool_pool,
+    reply_timeout: Option<Duration>,
+    argc: usize,
+    argv: *const *const c_char,
+    argvlen: *const usize,
+    reply: *mut *mut redpool_reply,
+) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per the caller's contract.
+        let (pool, cmd) = unsafe { (borrow(pool)?, args::command(argc, argv, argvlen)?) };
+        check_out(reply)?;
+        let options = CallOptions {
+            reply_timeout,
+            ..CallOptions::default()
+        };
+        let result = pool.execute_with(&cmd, options);
+        // SAFETY: per the caller's contract.
+        unsafe { deliver_single(result, reply) }
+    })
+}
+
+/// Sends `count` commands as one pipeline on one pooled connection. On success `*reply` is an
+/// ARRAY with one reply per command, in order (error replies in place).
+///
+/// # Safety
+/// `pool` is NULL or a live handle; `cmds` is NULL or points to `count` commands; `reply` is NULL
+/// or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_pipeline(
+    pool: *const redpool_pool,
+    count: usize,
+    cmds: *const redpool_cmd,
+    reply: *mut *mut redpool_reply,
+) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let (pool, cmds) = unsafe { (borrow(pool)?, args::commands(count, cmds)?) };
+        check_out(reply)?;
+        let replies = pool.pipeline(&cmds)?;
+        // SAFETY: per this function's contract.
+        unsafe { write_out(reply, "reply", reply::from_value(Value::Array(replies))) }
+    })
+}
+
+/// Runs `count` commands in MULTI / EXEC, in one round trip. On success `*reply` is an ARRAY of
+/// the commands' replies, NIL when a WATCHed key changed (the transaction did not run), or an
+/// ERROR reply (EXECABORT) when the server rejected a command while queueing.
+///
+/// # Safety
+/// As for `redpool_pool_pipeline`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_transaction(
+    pool: *const redpool_pool,
+    count: usize,
+    cmds: *const redpool_cmd,
+    reply: *mut *mut redpool_reply,
+) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let (pool, cmds) = unsafe { (borrow(pool)?, args::commands(count, cmds)?) };
+        check_out(reply)?;
+        let result = pool.transaction(&cmds);
+        // SAFETY: per this function's contract.
+        unsafe { deliver_transaction(result, reply) }
+    })
+}
+
+/// Closes the pool: new calls fail with `REDPOOL_STATUS_CLOSED`, waiting threads wake with it,
+/// idle connections close; waits up to `grace_ms` for checked-out connections, then shuts their
+/// sockets down. The handle stays valid until `redpool_pool_free`. Safe to call twice.
+///
+/// # Safety
+/// `pool` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_close(pool: *const redpool_pool, grace_ms: u32) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let pool = unsafe { borrow(pool) }?;
+        pool.close(Duration::from_millis(u64::from(grace_ms)));
+        Ok(())
+    })
+}
+
+/// Releases this handle. The pool itself lives on while other handles (including shared ones) or
+/// checked-out connections hold it; when the last one goes, its connections are closed. NULL is
+/// ignored. Must not race with other calls using this same handle.
+///
+/// # Safety
+/// `pool` is NULL or a live handle, not used after this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_free(pool: *mut redpool_pool) {
+    super::query((), || {
+        if !pool.is_null() {
+            // SAFETY: a counted reference made by `into_handle`, given back by the caller.
+            drop(unsafe { Pool::from_raw(pool.cast_const().cast()) });
+        }
+    })
+}
+
+/// Fails early (before any network work) when an output pointer is NULL.
+pub(crate) fn check_out<T>(out: *mut T) -> Result<()> {
+    if out.is_null() {
+        return Err(super::null("out"));
+    }
+    Ok(())
+}
+
+/// Writes a single command's result as a reply: server errors become ERROR replies.
+///
+/// # Safety
+/// `reply` is valid for a write.
+pub(crate) unsafe fn deliver_single(result: Result<Value>, reply: *mut *mut redpool_reply) -> Result<()> {
+    let tree = match result {
+        Ok(value) => reply::from_value(value),
+        Err(err) if err.kind() == ErrorKind::Response => reply::from_server_error(&err),
+        Err(err) => return Err(err),
+    };
+    // SAFETY: per the caller's contract.
+    unsafe { write_out(reply, "reply", tree) }
+}
+
+/// Writes a transaction's result: ARRAY, NIL (WATCH conflict) or ERROR (EXECABORT).
+///
+/// # Safety
+/// `reply` is valid for a write.
+pub(crate) unsafe fn deliver_transaction(
+    result: Result<Option<Vec<Value>>>,
+    reply: *mut *mut redpool_reply,
+) -> Result<()> {
+    let single = result.map(|outcome| outcome.map_or(Value::Nil, Value::Array));
+    // SAFETY: per the caller's contract.
+    unsafe { deliver_single(single, reply) }
+}

@@ -1,0 +1,108 @@
+//! The C header: `include/redpool.h` is exactly what cbindgen generates from the sources (refresh
+//! with `REDPOOL_BLESS=1 cargo test --test header`), it compiles alone as C99 and C++11 with
+//! warnings as errors, and the shared library exports only `redpool_*` symbols, each declared in
+//! the header.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn header_path() -> PathBuf {
+    root().join("include/redpool.h")
+}
+
+/// The version macros, from Cargo.toml (so no copy is kept by hand).
+fn version_defines() -> String {
+    let (major, minor, patch) = (
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR"),
+        env!("CARGO_PKG_VERSION_PATCH"),
+    );
+    format!(
+        "\n#define REDPOOL_VERSION \"{}\"\n#define REDPOOL_VERSION_MAJOR {major}\n#define REDPOOL_VERSION_MINOR {minor}\n#define REDPOOL_VERSION_PATCH {patch}\n#define REDPOOL_VERSION_NUMBER ((REDPOOL_VERSION_MAJOR << 24) | (REDPOOL_VERSION_MINOR << 16) | (REDPOOL_VERSION_PATCH << 8))\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn generate() -> Vec<u8> {
+    let mut config = cbindgen::Config::from_file(root().join("cbindgen.toml")).expect("cbindgen.toml");
+    config.after_includes = Some(version_defines());
+    let bindings = cbindgen::Builder::new()
+        .with_crate(root())
+        .with_config(config)
+        .generate()
+        .expect("cbindgen could not generate the header");
+    let mut out = Vec::new();
+    bindings.write(&mut out);
+    out
+}
+
+#[test]
+fn committed_header_is_what_cbindgen_generates() {
+    let generated = generate();
+    if std::env::var_os("REDPOOL_BLESS").is_some() {
+        std::fs::write(header_path(), &generated).expect("write include/redpool.h");
+        return;
+    }
+    let committed = std::fs::read(header_path()).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "include/redpool.h is out of date with src/ffi; run: REDPOOL_BLESS=1 cargo test --test header"
+    );
+}
+
+fn compiles(compiler: &str, args: &[&str]) {
+    let output = Command::new(compiler)
+        .args(args)
+        .arg(header_path())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(
+        output.status.success(),
+        "{compiler} {args:?} rejected the header:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn header_compiles_as_c99_and_cpp11_without_warnings() {
+    let strict = ["-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only"];
+    let mut c = vec!["-std=c99", "-x", "c"];
+    c.extend(strict);
+    compiles("cc", &c);
+    let mut cpp = vec!["-std=c++11", "-x", "c++"];
+    cpp.extend(strict);
+    compiles("c++", &cpp);
+}
+
+/// `target/<profile>` of this test build (the test binary lives in its `deps/`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+#[test]
+fn library_exports_only_declared_redpool_symbols() {
+    let lib = target_dir().join("libredpool.so");
+    assert!(lib.exists(), "{} was not built", lib.display());
+    let output = Command::new("nm")
+        .args(["-D", "--defined-only", "--format=posix"])
+        .arg(&lib)
+        .output()
+        .expect("nm (binutils) is needed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let header = std::fs::read_to_string(header_path()).unwrap();
+    let exported: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert!(exported.iter().any(|s| *s == "redpool_pool_new"), "{exported:?}");
+    for symbol in exported {
+        assert!(symbol.starts_with("redpool_"), "{symbol} is exported but is not a redpool_ symbol");
+        assert!(header.contains(&format!("{symbol}(")), "{symbol} is exported but not declared in the header");
+    }
+}
