@@ -26,14 +26,19 @@ as_root() {
 }
 
 # Stage: system tools the tests use (redis-server for every integration test, openssl for the
-# throwaway TLS certificates, cargo for everything).
+# throwaway TLS certificates, valgrind / cmake / pkg-config for the C tests, cargo for everything).
 stage_prerequisites() {
     banner "prerequisites"
-    if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
-        || ! command -v openssl >/dev/null 2>&1; then
-        echo "installing redis-server, redis-tools and openssl with apt-get"
+    local missing=()
+    local tool
+    for tool in redis-server:redis-server redis-cli:redis-tools openssl:openssl valgrind:valgrind \
+        cmake:cmake pkg-config:pkg-config; do
+        command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing with apt-get: ${missing[*]}"
         as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools openssl
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade "${missing[@]}"
     fi
     if ! command -v cargo >/dev/null 2>&1; then
         echo "run.sh: cargo not found; install Rust (https://rustup.rs) and retry" >&2
@@ -44,11 +49,12 @@ stage_prerequisites() {
     echo "cargo:        $(cargo --version)"
 }
 
-# Stage: the Rust crate: unit tests, integration tests (tests/*.rs), examples (built) and doctests.
-# (`--all-targets` would skip the doctests, so plain `cargo test --workspace` it is.)
+# Stage: the core crate: unit tests, integration tests (tests/*.rs, including the C tests and the
+# header check), examples (built) and doctests. Plain `cargo test` covers the default member only:
+# the Python and Node binding crates are built by their own tools in their own stages.
 stage_rust() {
-    banner "Rust: cargo test --workspace"
-    cargo test --workspace
+    banner "Rust and C: cargo test"
+    cargo test
 }
 
 main() {
