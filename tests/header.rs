@@ -28,7 +28,8 @@ fn version_defines() -> String {
 }
 
 fn generate() -> Vec<u8> {
-    let mut config = cbindgen::Config::from_file(root().join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut config =
+        cbindgen::Config::from_file(root().join("cbindgen.toml")).expect("cbindgen.toml");
     config.after_includes = Some(version_defines());
     let bindings = cbindgen::Builder::new()
         .with_crate(root())
@@ -81,7 +82,10 @@ fn header_compiles_as_c99_and_cpp11_without_warnings() {
 /// `target/<profile>` of this test build (the test binary lives in its `deps/`).
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 #[test]
@@ -100,9 +104,18 @@ fn library_exports_only_declared_redpool_symbols() {
         .filter_map(|l| l.split_whitespace().next())
         .filter(|s| !s.is_empty())
         .collect();
-    assert!(exported.iter().any(|s| *s == "redpool_pool_new"), "{exported:?}");
+    assert!(
+        exported.iter().any(|s| *s == "redpool_pool_new"),
+        "{exported:?}"
+    );
     for symbol in exported {
-        assert!(symbol.starts_with("redpool_"), "{symbol} is exported but is not a redpool_ symbol");
-        assert!(header.contains(&format!("{symbol}(")), "{symbol} is exported but not declared in the header");
+        assert!(
+            symbol.starts_with("redpool_"),
+            "{symbol} is exported but is not a redpool_ symbol"
+        );
+        assert!(
+            header.contains(&format!("{symbol}(")),
+            "{symbol} is exported but not declared in the header"
+        );
     }
 }

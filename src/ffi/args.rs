@@ -25,9 +25,17 @@ pub struct redpool_cmd {
 /// # Safety
 /// `argv` is NULL or points to `argc` pointers, each NULL or valid for `argvlen[i]` bytes (or
 /// NUL-terminated when `argvlen` is NULL); `argvlen` is NULL or points to `argc` lengths.
-pub(crate) unsafe fn command(argc: usize, argv: *const *const c_char, argvlen: *const usize) -> Result<Cmd> {
+pub(crate) unsafe fn command(
+    argc: usize,
+    argv: *const *const c_char,
+    argvlen: *const usize,
+) -> Result<Cmd> {
     if argc == 0 {
-        return Err(Error::invalid("argc", 0, "a command needs at least its name"));
+        return Err(Error::invalid(
+            "argc",
+            0,
+            "a command needs at least its name",
+        ));
     }
     if argv.is_null() {
         return Err(null("argv"));
@@ -67,7 +75,8 @@ pub(crate) unsafe fn commands(count: usize, cmds: *const redpool_cmd) -> Result<
             // SAFETY: `cmds` has `count` elements per the caller's promise.
             let c = unsafe { *cmds.add(i) };
             // SAFETY: each command is valid per the caller's promise.
-            unsafe { command(c.argc, c.argv, c.argvlen) }.map_err(|e| e.context(format!("cmds[{i}]")))
+            unsafe { command(c.argc, c.argv, c.argvlen) }
+                .map_err(|e| e.context(format!("cmds[{i}]")))
         })
         .collect()
 }

@@ -22,7 +22,9 @@ fn into_handle(builder: ConfigBuilder) -> *mut redpool_config {
 /// # Safety
 /// `out` is NULL or valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn redpool_config_new(out: *mut *mut redpool_config) -> super::redpool_status {
+pub unsafe extern "C" fn redpool_config_new(
+    out: *mut *mut redpool_config,
+) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per this function's contract.
         unsafe { write_out(out, "out", into_handle(ConfigBuilder::default())) }
@@ -55,7 +57,9 @@ pub unsafe extern "C" fn redpool_config_from_url(
 /// # Safety
 /// `out` is NULL or valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn redpool_config_from_env(out: *mut *mut redpool_config) -> super::redpool_status {
+pub unsafe extern "C" fn redpool_config_from_env(
+    out: *mut *mut redpool_config,
+) -> super::redpool_status {
     boundary(|| {
         let builder = ConfigBuilder::from_env_with(|name| std::env::var(name).ok())?;
         // SAFETY: per this function's contract.
@@ -91,7 +95,9 @@ pub unsafe extern "C" fn redpool_config_set(
 /// # Safety
 /// `config` is NULL or a live config.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn redpool_config_validate(config: *const redpool_config) -> super::redpool_status {
+pub unsafe extern "C" fn redpool_config_validate(
+    config: *const redpool_config,
+) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per this function's contract.
         let config = unsafe { non_null(config, "config") }?;

@@ -50,7 +50,10 @@ pub unsafe extern "C" fn redpool_pool_acquire(
 
 /// # Safety
 /// `conn` is NULL or a live connection not used by another thread.
-unsafe fn with_conn(conn: *mut redpool_conn, f: impl FnOnce(&mut PooledConnection) -> Result<()>) -> super::redpool_status {
+unsafe fn with_conn(
+    conn: *mut redpool_conn,
+    f: impl FnOnce(&mut PooledConnection) -> Result<()>,
+) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per the caller's contract.
         let conn = unsafe { conn.as_mut() }.ok_or_else(|| super::null("conn"))?;

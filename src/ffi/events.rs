@@ -54,7 +54,8 @@ pub struct redpool_event {
 
 /// An event callback. Called on library-owned or caller threads, never with a pool lock held; it
 /// must be thread-safe and must not block for long. `userdata` is passed back unchanged.
-pub type redpool_event_cb = Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const redpool_event)>;
+pub type redpool_event_cb =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const redpool_event)>;
 
 fn c_event(event: &Event) -> redpool_event {
     let mut out = redpool_event {
@@ -135,14 +136,21 @@ pub unsafe extern "C" fn redpool_pool_subscribe(
 /// # Safety
 /// `pool` is NULL or a live handle.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn redpool_pool_unsubscribe(pool: *const redpool_pool, id: u64) -> super::redpool_status {
+pub unsafe extern "C" fn redpool_pool_unsubscribe(
+    pool: *const redpool_pool,
+    id: u64,
+) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per this function's contract.
         let pool = unsafe { borrow(pool) }?;
         if pool.unsubscribe(id) {
             Ok(())
         } else {
-            Err(crate::Error::invalid("id", id, "is not a subscription of this pool"))
+            Err(crate::Error::invalid(
+                "id",
+                id,
+                "is not a subscription of this pool",
+            ))
         }
     })
 }

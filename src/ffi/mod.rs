@@ -24,8 +24,8 @@ mod status;
 mod version;
 
 pub use args::redpool_cmd;
-pub use conn::redpool_conn;
 pub use config::redpool_config;
+pub use conn::redpool_conn;
 pub use events::{redpool_event, redpool_event_cb, redpool_event_type};
 pub use pool::redpool_pool;
 pub use reply::{redpool_reply, redpool_reply_type};

@@ -8,9 +8,9 @@ use std::time::Duration;
 use redis::Value;
 
 use super::args::{self, redpool_cmd};
+use super::config::redpool_config;
 use super::reply::{self, redpool_reply};
 use super::{boundary, non_null, utf8, write_out};
-use super::config::redpool_config;
 use crate::error::{ErrorKind, Result};
 use crate::pool::{CallOptions, Pool};
 
@@ -122,7 +122,9 @@ pub unsafe extern "C" fn redpool_pool_shared_config(
 /// # Safety
 /// `out` is NULL or valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn redpool_pool_shared_default(out: *mut *mut redpool_pool) -> super::redpool_status {
+pub unsafe extern "C" fn redpool_pool_shared_default(
+    out: *mut *mut redpool_pool,
+) -> super::redpool_status {
     boundary(|| {
         check_out(out)?;
         let pool = crate::registry::shared_default()?;
@@ -247,7 +249,10 @@ pub unsafe extern "C" fn redpool_pool_transaction(
 /// # Safety
 /// `pool` is NULL or a live handle.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn redpool_pool_close(pool: *const redpool_pool, grace_ms: u32) -> super::redpool_status {
+pub unsafe extern "C" fn redpool_pool_close(
+    pool: *const redpool_pool,
+    grace_ms: u32,
+) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per this function's contract.
         let pool = unsafe { borrow(pool) }?;
@@ -284,7 +289,10 @@ pub(crate) fn check_out<T>(out: *mut T) -> Result<()> {
 ///
 /// # Safety
 /// `reply` is valid for a write.
-pub(crate) unsafe fn deliver_single(result: Result<Value>, reply: *mut *mut redpool_reply) -> Result<()> {
+pub(crate) unsafe fn deliver_single(
+    result: Result<Value>,
+    reply: *mut *mut redpool_reply,
+) -> Result<()> {
     let tree = match result {
         Ok(value) => reply::from_value(value),
         Err(err) if err.kind() == ErrorKind::Response => reply::from_server_error(&err),

@@ -127,7 +127,11 @@ pub(crate) fn from_value(value: Value) -> *mut redpool_reply {
         Value::BigNumber(digits) => redpool_reply::text(REDPOOL_REPLY_BIGNUM, &digits),
         Value::VerbatimString { format, text } => {
             let mut reply = redpool_reply::text(REDPOOL_REPLY_VERB, text.as_bytes());
-            for (slot, byte) in reply.vtype.iter_mut().zip(format.to_string().bytes().take(3)) {
+            for (slot, byte) in reply
+                .vtype
+                .iter_mut()
+                .zip(format.to_string().bytes().take(3))
+            {
                 *slot = byte as c_char;
             }
             reply

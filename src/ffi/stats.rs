@@ -207,7 +207,10 @@ unsafe fn copy_sized<T: Copy>(out: *mut T, value: T, what: &str) -> crate::error
 /// # Safety
 /// `pool` is NULL or a live handle; `out` is NULL or valid for `out->struct_size` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn redpool_pool_stats(pool: *const redpool_pool, out: *mut redpool_stats) -> super::redpool_status {
+pub unsafe extern "C" fn redpool_pool_stats(
+    pool: *const redpool_pool,
+    out: *mut redpool_stats,
+) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per this function's contract.
         let pool = unsafe { borrow(pool) }?;
@@ -246,7 +249,10 @@ pub struct redpool_health {
 /// # Safety
 /// `pool` is NULL or a live handle; `out` is NULL or valid for `out->struct_size` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn redpool_pool_health(pool: *const redpool_pool, out: *mut redpool_health) -> super::redpool_status {
+pub unsafe extern "C" fn redpool_pool_health(
+    pool: *const redpool_pool,
+    out: *mut redpool_health,
+) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per this function's contract.
         let pool = unsafe { borrow(pool) }?;
