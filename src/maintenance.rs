@@ -1,9 +1,10 @@
 //! Background maintenance: one thread per pool, so a slow or dead server delays no other pool.
 //!
-//! The thread holds only a weak reference between passes, so it never keeps a pool alive: it
-//! exits when the pool is closed or when nothing but itself holds the pool. It never keeps the
-//! process alive either (Rust does not wait for it at exit). After `fork()` it does not exist in
-//! the child; the pool starts a new one there the first time it is used.
+//! The thread holds only a weak reference between passes (it sleeps with `park_timeout`, woken
+//! early by `close()` or by the pool's drop), so it never keeps a pool alive: it exits when the
+//! pool is closed or gone. It never keeps the process alive either (Rust does not wait for it at
+//! exit). After `fork()` it does not exist in the child; the pool starts a new one there the first
+//! time it is used.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -25,8 +26,9 @@ pub(crate) fn ensure_running(pool: &Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("redpool-maintain".into())
         .spawn(move || run(weak, generation));
-    if spawned.is_err() {
-        pool.release_maintenance(generation);
+    match spawned {
+        Ok(handle) => pool.maintenance_started(generation, handle.thread().clone()),
+        Err(_) => pool.release_maintenance(generation),
     }
 }
 
@@ -35,13 +37,14 @@ fn run(weak: Weak<Shared>, generation: u64) {
         let Some(pool) = weak.upgrade() else {
             return;
         };
-        let abandoned = Arc::strong_count(&pool) == 1;
-        if pool.is_closed() || abandoned || fork::generation() != generation {
+        if pool.is_closed() || fork::generation() != generation {
             pool.release_maintenance(generation);
             return;
         }
         pool.maintain();
-        pool.sleep_until_next_pass(period_for(&pool));
+        let period = period_for(&pool);
+        drop(pool);
+        std::thread::park_timeout(period);
     }
 }
 

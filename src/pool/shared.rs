@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -33,8 +34,6 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     /// Notified whenever a connection is closed while the pool is closing.
     drained: Condvar,
-    /// Wakes the maintenance thread (on close).
-    maintenance_wake: Condvar,
     pub(super) counters: Counters,
     pub(super) events: Events,
     breaker: Breaker,
@@ -51,8 +50,8 @@ struct State {
     in_use_fds: HashMap<u64, RawFd>,
     reconnect: ReconnectGate,
     fork_generation: u64,
-    /// The fork generation whose maintenance thread runs, if one does.
-    maintained_in: Option<u64>,
+    /// The maintenance thread of this process (its fork generation and handle), if one runs.
+    maintainer: Option<(u64, Option<Thread>)>,
 }
 
 /// Pool-wide backoff of connect attempts after failures: while the server is unreachable, one
@@ -104,14 +103,13 @@ impl Shared {
                 in_use_fds: HashMap::new(),
                 reconnect: ReconnectGate::default(),
                 fork_generation: fork::generation(),
-                maintained_in: None,
+                maintainer: None,
             }),
             breaker: Breaker::new(config.breaker().clone(), &SystemClock),
             config,
             connector,
             closed: AtomicBool::new(false),
             drained: Condvar::new(),
-            maintenance_wake: Condvar::new(),
             counters: Counters::default(),
             events: Events::default(),
             health: Mutex::new(HealthMemory::default()),
@@ -189,26 +187,34 @@ impl Shared {
     /// Marks the maintenance thread of this process as started; false if one already runs.
     pub(crate) fn claim_maintenance(&self, generation: u64) -> bool {
         let mut state = self.state.lock();
-        if state.maintained_in == Some(generation) || self.is_closed() {
+        if state.maintainer.as_ref().is_some_and(|(g, _)| *g == generation) || self.is_closed() {
             return false;
         }
-        state.maintained_in = Some(generation);
+        state.maintainer = Some((generation, None));
         true
+    }
+
+    /// Records the started maintenance thread, so `close()` and drop can wake it.
+    pub(crate) fn maintenance_started(&self, generation: u64, thread: Thread) {
+        let mut state = self.state.lock();
+        if let Some((g, slot)) = state.maintainer.as_mut() {
+            if *g == generation {
+                *slot = Some(thread);
+            }
+        }
     }
 
     /// Marks the maintenance thread of `generation` as gone.
     pub(crate) fn release_maintenance(&self, generation: u64) {
         let mut state = self.state.lock();
-        if state.maintained_in == Some(generation) {
-            state.maintained_in = None;
+        if state.maintainer.as_ref().is_some_and(|(g, _)| *g == generation) {
+            state.maintainer = None;
         }
     }
 
-    /// Waits `period`, or less if the pool is closed meanwhile.
-    pub(crate) fn sleep_until_next_pass(&self, period: Duration) {
-        let mut state = self.state.lock();
-        if !self.is_closed() {
-            self.maintenance_wake.wait_for(&mut state, period);
+    fn wake_maintenance(state: &State) {
+        if let Some((_, Some(thread))) = &state.maintainer {
+            thread.unpark();
         }
     }
 
@@ -540,9 +546,9 @@ impl Shared {
             state.waiters.close_all();
             let idle = std::mem::take(&mut state.idle);
             state.open -= idle.len();
+            Shared::wake_maintenance(&state);
             idle
         };
-        self.maintenance_wake.notify_all();
         self.closed_connections(idle, CloseReason::PoolClosed);
         let deadline = Instant::now() + grace;
         let mut state = self.state.lock();
@@ -700,6 +706,14 @@ impl Shared {
             );
         }
         Error::new(ErrorKind::PoolExhausted, message)
+    }
+}
+
+impl Drop for Shared {
+    /// The last handle is gone: the idle connections close now (dropped with the state), and the
+    /// maintenance thread is woken so it ends at once instead of at its next pass.
+    fn drop(&mut self) {
+        Shared::wake_maintenance(self.state.get_mut());
     }
 }
 
