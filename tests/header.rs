@@ -105,7 +105,7 @@ fn library_exports_only_declared_redpool_symbols() {
         .filter(|s| !s.is_empty())
         .collect();
     assert!(
-        exported.iter().any(|s| *s == "redpool_pool_new"),
+        exported.contains(&"redpool_pool_new"),
         "{exported:?}"
     );
     for symbol in exported {

@@ -4,11 +4,10 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use redis::Value;
-
-use super::args::{self, redpool_cmd};
-use super::pool::{borrow, check_out, deliver_single, deliver_transaction, redpool_pool};
-use super::reply::{self, redpool_reply};
+use super::args::redpool_cmd;
+use super::pool::{borrow, redpool_pool};
+use super::reply::redpool_reply;
+use super::request::{self, check_out};
 use super::{REDPOOL_TIMEOUT_DEFAULT, boundary, write_out};
 use crate::error::Result;
 use crate::pool::{AcquireOptions, PooledConnection};
@@ -78,9 +77,7 @@ pub unsafe extern "C" fn redpool_conn_command(
     // SAFETY: per this function's contract.
     unsafe {
         with_conn(conn, |c| {
-            let cmd = args::command(argc, argv, argvlen)?;
-            check_out(reply)?;
-            deliver_single(c.execute(&cmd), reply)
+            request::single(c, None, argc, argv, argvlen, reply)
         })
     }
 }
@@ -98,13 +95,11 @@ pub unsafe extern "C" fn redpool_conn_command_timeout(
     argvlen: *const usize,
     reply: *mut *mut redpool_reply,
 ) -> super::redpool_status {
-    let timeout = Duration::from_millis(u64::from(timeout_ms));
+    let timeout = Some(Duration::from_millis(u64::from(timeout_ms)));
     // SAFETY: per this function's contract.
     unsafe {
         with_conn(conn, |c| {
-            let cmd = args::command(argc, argv, argvlen)?;
-            check_out(reply)?;
-            deliver_single(c.execute_with_timeout(&cmd, timeout), reply)
+            request::single(c, timeout, argc, argv, argvlen, reply)
         })
     }
 }
@@ -122,14 +117,7 @@ pub unsafe extern "C" fn redpool_conn_pipeline(
     reply: *mut *mut redpool_reply,
 ) -> super::redpool_status {
     // SAFETY: per this function's contract.
-    unsafe {
-        with_conn(conn, |c| {
-            let cmds = args::commands(count, cmds)?;
-            check_out(reply)?;
-            let replies = c.pipeline(&cmds)?;
-            write_out(reply, "reply", reply::from_value(Value::Array(replies)))
-        })
-    }
+    unsafe { with_conn(conn, |c| request::pipeline(c, count, cmds, reply)) }
 }
 
 /// Runs `count` commands in MULTI / EXEC on this connection (after a WATCH, for optimistic
@@ -145,13 +133,7 @@ pub unsafe extern "C" fn redpool_conn_transaction(
     reply: *mut *mut redpool_reply,
 ) -> super::redpool_status {
     // SAFETY: per this function's contract.
-    unsafe {
-        with_conn(conn, |c| {
-            let cmds = args::commands(count, cmds)?;
-            check_out(reply)?;
-            deliver_transaction(c.transaction(&cmds), reply)
-        })
-    }
+    unsafe { with_conn(conn, |c| request::transaction(c, count, cmds, reply)) }
 }
 
 /// Returns the connection to its pool (reused only if clean: an unfinished MULTI is discarded, a

@@ -117,7 +117,7 @@ pub unsafe extern "C" fn redpool_pool_subscribe(
         // SAFETY: per this function's contract.
         let pool = unsafe { borrow(pool) }?;
         let callback = callback.ok_or_else(|| super::null("callback"))?;
-        super::pool::check_out(id)?;
+        super::request::check_out(id)?;
         let userdata = userdata as usize;
         let subscription = pool.subscribe(move |event| {
             let c = c_event(event);

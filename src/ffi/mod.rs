@@ -19,6 +19,7 @@ mod conn;
 mod events;
 mod pool;
 mod reply;
+mod request;
 mod stats;
 mod status;
 mod version;

@@ -5,14 +5,13 @@ use std::ffi::c_char;
 use std::mem::ManuallyDrop;
 use std::time::Duration;
 
-use redis::Value;
-
-use super::args::{self, redpool_cmd};
+use super::args::redpool_cmd;
 use super::config::redpool_config;
-use super::reply::{self, redpool_reply};
+use super::reply::redpool_reply;
+use super::request::{self, check_out};
 use super::{boundary, non_null, utf8, write_out};
-use crate::error::{ErrorKind, Result};
-use crate::pool::{CallOptions, Pool};
+use crate::error::Result;
+use crate::pool::Pool;
 
 /// A connection pool. Thread-safe: every `redpool_pool_*` function except `redpool_pool_free` may
 /// be called concurrently from any number of threads on the same pool. Each handle obtained from a
@@ -30,7 +29,7 @@ pub(crate) fn into_handle(pool: Pool) -> *mut redpool_pool {
 ///
 /// # Safety
 /// `pool` is NULL or a live handle.
-pub(crate) unsafe fn borrow<'a>(pool: *const redpool_pool) -> Result<ManuallyDrop<Pool>> {
+pub(crate) unsafe fn borrow(pool: *const redpool_pool) -> Result<ManuallyDrop<Pool>> {
     // SAFETY: per the caller's promise.
     let _: &redpool_pool = unsafe { non_null(pool, "pool") }?;
     // SAFETY: a live handle is a counted reference made by `into_handle`; ManuallyDrop keeps the
@@ -51,10 +50,8 @@ pub unsafe extern "C" fn redpool_pool_new(
     boundary(|| {
         // SAFETY: per this function's contract.
         let config = unsafe { non_null(config, "config") }?.builder.build()?;
-        check_out(out)?;
-        let pool = Pool::new(config)?;
         // SAFETY: per this function's contract.
-        unsafe { write_out(out, "out", into_handle(pool)) }
+        unsafe { hand_out(out, || Pool::new(config)) }
     })
 }
 
@@ -70,10 +67,8 @@ pub unsafe extern "C" fn redpool_pool_from_url(
     boundary(|| {
         // SAFETY: per this function's contract.
         let url = unsafe { utf8(url, "url") }?;
-        check_out(out)?;
-        let pool = Pool::from_url(url)?;
         // SAFETY: per this function's contract.
-        unsafe { write_out(out, "out", into_handle(pool)) }
+        unsafe { hand_out(out, || Pool::from_url(url)) }
     })
 }
 
@@ -91,10 +86,8 @@ pub unsafe extern "C" fn redpool_pool_shared(
     boundary(|| {
         // SAFETY: per this function's contract.
         let url = unsafe { utf8(url, "url") }?;
-        check_out(out)?;
-        let pool = crate::registry::shared(url)?;
         // SAFETY: per this function's contract.
-        unsafe { write_out(out, "out", into_handle(pool)) }
+        unsafe { hand_out(out, || crate::registry::shared(url)) }
     })
 }
 
@@ -110,10 +103,8 @@ pub unsafe extern "C" fn redpool_pool_shared_config(
     boundary(|| {
         // SAFETY: per this function's contract.
         let config = unsafe { non_null(config, "config") }?.builder.build()?;
-        check_out(out)?;
-        let pool = crate::registry::shared_with(config)?;
         // SAFETY: per this function's contract.
-        unsafe { write_out(out, "out", into_handle(pool)) }
+        unsafe { hand_out(out, || crate::registry::shared_with(config)) }
     })
 }
 
@@ -126,10 +117,8 @@ pub unsafe extern "C" fn redpool_pool_shared_default(
     out: *mut *mut redpool_pool,
 ) -> super::redpool_status {
     boundary(|| {
-        check_out(out)?;
-        let pool = crate::registry::shared_default()?;
         // SAFETY: per this function's contract.
-        unsafe { write_out(out, "out", into_handle(pool)) }
+        unsafe { hand_out(out, crate::registry::shared_default) }
     })
 }
 
@@ -184,15 +173,9 @@ unsafe fn pool_command(
 ) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per the caller's contract.
-        let (pool, cmd) = unsafe { (borrow(pool)?, args::command(argc, argv, argvlen)?) };
-        check_out(reply)?;
-        let options = CallOptions {
-            reply_timeout,
-            ..CallOptions::default()
-        };
-        let result = pool.execute_with(&cmd, options);
+        let mut pool = unsafe { borrow(pool) }?;
         // SAFETY: per the caller's contract.
-        unsafe { deliver_single(result, reply) }
+        unsafe { request::single(&mut *pool, reply_timeout, argc, argv, argvlen, reply) }
     })
 }
 
@@ -211,11 +194,9 @@ pub unsafe extern "C" fn redpool_pool_pipeline(
 ) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per this function's contract.
-        let (pool, cmds) = unsafe { (borrow(pool)?, args::commands(count, cmds)?) };
-        check_out(reply)?;
-        let replies = pool.pipeline(&cmds)?;
+        let mut pool = unsafe { borrow(pool) }?;
         // SAFETY: per this function's contract.
-        unsafe { write_out(reply, "reply", reply::from_value(Value::Array(replies))) }
+        unsafe { request::pipeline(&mut *pool, count, cmds, reply) }
     })
 }
 
@@ -234,11 +215,9 @@ pub unsafe extern "C" fn redpool_pool_transaction(
 ) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per this function's contract.
-        let (pool, cmds) = unsafe { (borrow(pool)?, args::commands(count, cmds)?) };
-        check_out(reply)?;
-        let result = pool.transaction(&cmds);
+        let mut pool = unsafe { borrow(pool) }?;
         // SAFETY: per this function's contract.
-        unsafe { deliver_transaction(result, reply) }
+        unsafe { request::transaction(&mut *pool, count, cmds, reply) }
     })
 }
 
@@ -277,40 +256,14 @@ pub unsafe extern "C" fn redpool_pool_free(pool: *mut redpool_pool) {
     })
 }
 
-/// Fails early (before any network work) when an output pointer is NULL.
-pub(crate) fn check_out<T>(out: *mut T) -> Result<()> {
-    if out.is_null() {
-        return Err(super::null("out"));
-    }
-    Ok(())
-}
-
-/// Writes a single command's result as a reply: server errors become ERROR replies.
+/// Creates a pool with `make` (after checking `out`, so a NULL output fails before any network
+/// work) and hands it to C through `out`.
 ///
 /// # Safety
-/// `reply` is valid for a write.
-pub(crate) unsafe fn deliver_single(
-    result: Result<Value>,
-    reply: *mut *mut redpool_reply,
-) -> Result<()> {
-    let tree = match result {
-        Ok(value) => reply::from_value(value),
-        Err(err) if err.kind() == ErrorKind::Response => reply::from_server_error(&err),
-        Err(err) => return Err(err),
-    };
+/// `out` is NULL or valid for a write.
+unsafe fn hand_out(out: *mut *mut redpool_pool, make: impl FnOnce() -> Result<Pool>) -> Result<()> {
+    check_out(out)?;
+    let pool = make()?;
     // SAFETY: per the caller's contract.
-    unsafe { write_out(reply, "reply", tree) }
-}
-
-/// Writes a transaction's result: ARRAY, NIL (WATCH conflict) or ERROR (EXECABORT).
-///
-/// # Safety
-/// `reply` is valid for a write.
-pub(crate) unsafe fn deliver_transaction(
-    result: Result<Option<Vec<Value>>>,
-    reply: *mut *mut redpool_reply,
-) -> Result<()> {
-    let single = result.map(|outcome| outcome.map_or(Value::Nil, Value::Array));
-    // SAFETY: per the caller's contract.
-    unsafe { deliver_single(single, reply) }
+    unsafe { write_out(out, "out", into_handle(pool)) }
 }

@@ -60,7 +60,7 @@ impl From<Option<HealthStatus>> for redpool_health_status {
 /// A snapshot of a pool. Set `struct_size = sizeof(redpool_stats)` before the call; the library
 /// fills at most that many bytes, so programs built against an older header keep working.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct redpool_stats {
     /// Set by the caller to `sizeof(redpool_stats)`.
     pub struct_size: usize,
@@ -128,12 +128,6 @@ pub struct redpool_stats {
     pub wait_time_max_us: u64,
     /// The circuit breaker's state.
     pub breaker_state: redpool_breaker_state,
-}
-
-impl Default for redpool_breaker_state {
-    fn default() -> Self {
-        redpool_breaker_state::REDPOOL_BREAKER_CLOSED
-    }
 }
 
 fn fill(stats: &PoolStats, breaker: BreakerState) -> redpool_stats {

@@ -1,0 +1,136 @@
+//! Requests from C, the same for a pool (one-shot calls with breaker and retries) and for a
+//! checked-out connection: one command, a pipeline, or a MULTI/EXEC transaction, each delivered as
+//! one reply tree.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use redis::{Cmd, Value};
+
+use super::args::{self, redpool_cmd};
+use super::reply::{self, redpool_reply};
+use super::write_out;
+use crate::error::{ErrorKind, Result};
+use crate::pool::{CallOptions, Pool, PooledConnection};
+
+/// Something that runs requests: a pool or a checked-out connection.
+pub(crate) trait Target {
+    /// One command; `reply_timeout` replaces `socket_timeout` for blocking commands.
+    fn single(&mut self, cmd: &Cmd, reply_timeout: Option<Duration>) -> Result<Value>;
+    /// A pipeline.
+    fn pipeline(&mut self, cmds: &[Cmd]) -> Result<Vec<Value>>;
+    /// A MULTI/EXEC transaction (None: aborted by WATCH).
+    fn transaction(&mut self, cmds: &[Cmd]) -> Result<Option<Vec<Value>>>;
+}
+
+impl Target for Pool {
+    fn single(&mut self, cmd: &Cmd, reply_timeout: Option<Duration>) -> Result<Value> {
+        let options = CallOptions {
+            reply_timeout,
+            ..CallOptions::default()
+        };
+        self.execute_with(cmd, options)
+    }
+    fn pipeline(&mut self, cmds: &[Cmd]) -> Result<Vec<Value>> {
+        Pool::pipeline(self, cmds)
+    }
+    fn transaction(&mut self, cmds: &[Cmd]) -> Result<Option<Vec<Value>>> {
+        Pool::transaction(self, cmds)
+    }
+}
+
+impl Target for PooledConnection {
+    fn single(&mut self, cmd: &Cmd, reply_timeout: Option<Duration>) -> Result<Value> {
+        match reply_timeout {
+            Some(timeout) => self.execute_with_timeout(cmd, timeout),
+            None => self.execute(cmd),
+        }
+    }
+    fn pipeline(&mut self, cmds: &[Cmd]) -> Result<Vec<Value>> {
+        PooledConnection::pipeline(self, cmds)
+    }
+    fn transaction(&mut self, cmds: &[Cmd]) -> Result<Option<Vec<Value>>> {
+        PooledConnection::transaction(self, cmds)
+    }
+}
+
+/// Runs one command from `argc / argv / argvlen` and writes its reply (a server error becomes an
+/// ERROR reply, not a failure).
+///
+/// # Safety
+/// As for `args::command`; `reply` is NULL or valid for a write.
+pub(crate) unsafe fn single(
+    target: &mut impl Target,
+    reply_timeout: Option<Duration>,
+    argc: usize,
+    argv: *const *const c_char,
+    argvlen: *const usize,
+    reply: *mut *mut redpool_reply,
+) -> Result<()> {
+    // SAFETY: per the caller's contract.
+    let cmd = unsafe { args::command(argc, argv, argvlen) }?;
+    check_out(reply)?;
+    let result = target.single(&cmd, reply_timeout);
+    // SAFETY: per the caller's contract.
+    unsafe { deliver(result, reply) }
+}
+
+/// Runs a pipeline and writes an ARRAY reply with one element per command.
+///
+/// # Safety
+/// As for `args::commands`; `reply` is NULL or valid for a write.
+pub(crate) unsafe fn pipeline(
+    target: &mut impl Target,
+    count: usize,
+    cmds: *const redpool_cmd,
+    reply: *mut *mut redpool_reply,
+) -> Result<()> {
+    // SAFETY: per the caller's contract.
+    let cmds = unsafe { args::commands(count, cmds) }?;
+    check_out(reply)?;
+    let replies = target.pipeline(&cmds)?;
+    // SAFETY: per the caller's contract.
+    unsafe { write_out(reply, "reply", reply::from_value(Value::Array(replies))) }
+}
+
+/// Runs a transaction and writes an ARRAY reply, NIL (WATCH conflict) or ERROR (EXECABORT).
+///
+/// # Safety
+/// As for `args::commands`; `reply` is NULL or valid for a write.
+pub(crate) unsafe fn transaction(
+    target: &mut impl Target,
+    count: usize,
+    cmds: *const redpool_cmd,
+    reply: *mut *mut redpool_reply,
+) -> Result<()> {
+    // SAFETY: per the caller's contract.
+    let cmds = unsafe { args::commands(count, cmds) }?;
+    check_out(reply)?;
+    let result = target
+        .transaction(&cmds)
+        .map(|outcome| outcome.map_or(Value::Nil, Value::Array));
+    // SAFETY: per the caller's contract.
+    unsafe { deliver(result, reply) }
+}
+
+/// Fails early (before any network work) when an output pointer is NULL.
+pub(crate) fn check_out<T>(out: *mut T) -> Result<()> {
+    if out.is_null() {
+        return Err(super::null("out"));
+    }
+    Ok(())
+}
+
+/// Writes a result as a reply: server errors become ERROR replies; other errors are returned.
+///
+/// # Safety
+/// `reply` is valid for a write.
+unsafe fn deliver(result: Result<Value>, reply: *mut *mut redpool_reply) -> Result<()> {
+    let tree = match result {
+        Ok(value) => reply::from_value(value),
+        Err(err) if err.kind() == ErrorKind::Response => reply::from_server_error(&err),
+        Err(err) => return Err(err),
+    };
+    // SAFETY: per the caller's contract.
+    unsafe { write_out(reply, "reply", tree) }
+}
