@@ -187,7 +187,12 @@ impl Shared {
     /// Marks the maintenance thread of this process as started; false if one already runs.
     pub(crate) fn claim_maintenance(&self, generation: u64) -> bool {
         let mut state = self.state.lock();
-        if state.maintainer.as_ref().is_some_and(|(g, _)| *g == generation) || self.is_closed() {
+        if state
+            .maintainer
+            .as_ref()
+            .is_some_and(|(g, _)| *g == generation)
+            || self.is_closed()
+        {
             return false;
         }
         state.maintainer = Some((generation, None));
@@ -207,7 +212,11 @@ impl Shared {
     /// Marks the maintenance thread of `generation` as gone.
     pub(crate) fn release_maintenance(&self, generation: u64) {
         let mut state = self.state.lock();
-        if state.maintainer.as_ref().is_some_and(|(g, _)| *g == generation) {
+        if state
+            .maintainer
+            .as_ref()
+            .is_some_and(|(g, _)| *g == generation)
+        {
             state.maintainer = None;
         }
     }
