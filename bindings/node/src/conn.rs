@@ -1,0 +1,127 @@
+//! `NativeConnection`: a connection checked out of the pool for a WATCH session. Its commands run
+//! on worker threads one at a time; `release()` returns it (the core UNWATCHes it if needed, which
+//! is I/O, so it runs on a worker too). A connection dropped by the garbage collector is returned
+//! from a worker as well, never on the main thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use parking_lot::Mutex;
+use redpool::{ErrorKind, PooledConnection};
+
+use crate::convert::{self, JsArgs, Replies, Reply};
+use crate::pool::blocking_timeout;
+use crate::task;
+use crate::workers;
+
+type Slot = Arc<Mutex<Option<PooledConnection>>>;
+
+/// A checked-out connection.
+#[napi]
+pub struct NativeConnection {
+    conn: Slot,
+    socket_timeout: Duration,
+}
+
+fn released() -> redpool::Error {
+    redpool::Error::new(
+        ErrorKind::InvalidArgument,
+        "this connection was already released",
+    )
+}
+
+/// Runs `f` on the checked-out connection, on a worker thread.
+fn with_conn<'env, T, F>(env: &'env Env, slot: &Slot, f: F) -> Result<Object<'env>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: FnOnce(&mut PooledConnection) -> redpool::Result<T> + Send + 'static,
+{
+    let slot = slot.clone();
+    task::promise(env, move || {
+        let mut guard = slot.lock();
+        let conn = guard.as_mut().ok_or_else(released)?;
+        Ok(f(conn)?)
+    })
+}
+
+impl NativeConnection {
+    pub fn new(conn: PooledConnection, socket_timeout: Duration) -> Self {
+        NativeConnection {
+            conn: Arc::new(Mutex::new(Some(conn))),
+            socket_timeout,
+        }
+    }
+}
+
+#[napi]
+impl NativeConnection {
+    /// Sends `commands` as one pipeline on this connection.
+    #[napi(ts_return_type = "Promise<unknown[]>")]
+    pub fn pipeline<'env>(
+        &self,
+        env: &'env Env,
+        commands: Vec<JsArgs>,
+        buffers: Vec<bool>,
+    ) -> Result<Object<'env>> {
+        let cmds = convert::commands(&commands).map_err(|f| f.into_napi(env))?;
+        with_conn(env, &self.conn, move |conn| {
+            Ok(Replies {
+                values: conn.pipeline(&cmds)?,
+                buffers,
+            })
+        })
+    }
+
+    /// Runs `commands` in MULTI/EXEC on this connection; `null` if a WATCHed key changed.
+    #[napi(ts_return_type = "Promise<unknown[] | null>")]
+    pub fn transaction<'env>(
+        &self,
+        env: &'env Env,
+        commands: Vec<JsArgs>,
+        buffers: Vec<bool>,
+    ) -> Result<Object<'env>> {
+        let cmds = convert::commands(&commands).map_err(|f| f.into_napi(env))?;
+        with_conn(env, &self.conn, move |conn| {
+            let outcome = conn.transaction(&cmds)?;
+            Ok(outcome.map(|values| Replies { values, buffers }))
+        })
+    }
+
+    /// Runs one blocking command on this connection (see `NativePool.blocking`).
+    #[napi(ts_return_type = "Promise<unknown>")]
+    pub fn blocking<'env>(
+        &self,
+        env: &'env Env,
+        command: JsArgs,
+        buffers: bool,
+        block_ms: Option<f64>,
+    ) -> Result<Object<'env>> {
+        let cmd = convert::command(&command).map_err(|f| f.into_napi(env))?;
+        let timeout = blocking_timeout(block_ms, self.socket_timeout);
+        with_conn(env, &self.conn, move |conn| {
+            Ok(Reply {
+                value: conn.execute_with_timeout(&cmd, timeout)?,
+                buffers,
+            })
+        })
+    }
+
+    /// Returns the connection to the pool (after any command still running on it). Idempotent.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn release<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let slot = self.conn.clone();
+        task::promise(env, move || {
+            drop(slot.lock().take());
+            Ok(())
+        })
+    }
+}
+
+impl Drop for NativeConnection {
+    fn drop(&mut self) {
+        let slot = self.conn.clone();
+        workers::spawn(move || drop(slot.lock().take()));
+    }
+}

@@ -1,0 +1,83 @@
+//! Error mapping: every core [`redpool::Error`] becomes a JS `Error` whose `.code` names its kind
+//! (`ERR_TIMEOUT`, `ERR_POOL_TIMEOUT`, ...). The JS layer turns `ERR_REPLY` into `ReplyError`.
+//!
+//! napi-rs can only attach its own `Status` as `.code` when it builds an error, so the error object
+//! is built here and handed to napi-rs as a retained JS value (`napi::Error::from(Unknown)`), which
+//! it throws or rejects with as is, on the sync and the async path alike.
+
+use napi::bindgen_prelude::*;
+use redpool::ErrorKind;
+
+/// The stable `.code` of a core error kind.
+pub fn code(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Connection => "ERR_CONNECTION",
+        ErrorKind::Timeout => "ERR_TIMEOUT",
+        ErrorKind::PoolExhausted => "ERR_POOL_TIMEOUT",
+        ErrorKind::CircuitOpen => "ERR_CIRCUIT_OPEN",
+        ErrorKind::Auth => "ERR_AUTH",
+        ErrorKind::Response => "ERR_REPLY",
+        ErrorKind::Protocol => "ERR_PROTOCOL",
+        ErrorKind::InvalidArgument => "ERR_INVALID_ARGUMENT",
+        ErrorKind::Closed => "ERR_POOL_CLOSED",
+        _ => "ERR_INTERNAL",
+    }
+}
+
+/// What went wrong in a call, as data that can cross threads.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl From<redpool::Error> for Failure {
+    fn from(err: redpool::Error) -> Self {
+        Failure {
+            code: code(err.kind()),
+            message: err.message().to_string(),
+        }
+    }
+}
+
+impl Failure {
+    /// A bug caught at the boundary (a panic), reported instead of aborting Node.
+    pub fn panic(payload: Box<dyn std::any::Any + Send>) -> Self {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Failure {
+            code: "ERR_INTERNAL",
+            message: format!("internal error in redpool (a bug, please report it): {detail}"),
+        }
+    }
+
+    /// A bad argument found by the binding itself.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Failure {
+            code: "ERR_INVALID_ARGUMENT",
+            message: message.into(),
+        }
+    }
+
+    /// The JS error object, as a napi-rs error that throws or rejects with exactly that object.
+    pub fn into_napi(self, env: &Env) -> Error {
+        match self.build(env) {
+            Ok(err) => err,
+            Err(err) => err,
+        }
+    }
+
+    fn build(self, env: &Env) -> Result<Error> {
+        let mut object = env.create_error(Error::new(Status::GenericFailure, self.message))?;
+        object.set_named_property("code", self.code)?;
+        Ok(Error::from(object.to_unknown()))
+    }
+}
+
+/// Converts a core result for the sync path.
+pub fn check<T>(env: &Env, result: redpool::Result<T>) -> Result<T> {
+    result.map_err(|err| Failure::from(err).into_napi(env))
+}
