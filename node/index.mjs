@@ -1,0 +1,6 @@
+// ES module entry: `import Redis, { ReplyError } from 'redpool'`.
+import Redis from './index.js';
+
+export default Redis;
+export const { Pipeline, RedisError, ReplyError, RedpoolError, version, nativeVersion } = Redis;
+export { Redis };

@@ -1,0 +1,139 @@
+'use strict';
+/**
+ * The command table and everything done to a command before it is sent and to its reply after:
+ * the list comes from `@ioredis/commands` (the table ioredis itself uses); argument flattening,
+ * object arguments (`mset`, `hset`, ...), key prefixes and reply shapes follow ioredis.
+ */
+const commands = require('@ioredis/commands');
+const { invalid } = require('./errors');
+
+/** Commands that cannot run on a shared pooled connection, with what to do instead. */
+const UNSUPPORTED = {
+  subscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
+  psubscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
+  ssubscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
+  unsubscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
+  punsubscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
+  sunsubscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
+  monitor: 'MONITOR needs a dedicated connection, which redpool does not offer yet',
+  select: 'every pooled connection uses the db of the options; create a client with { db } instead',
+  quit: 'call client.quit()',
+  multi: 'use client.multi() ... exec()',
+  exec: 'use client.multi() ... exec()',
+  discard: 'use client.multi() ... exec(), or client.unwatch()',
+};
+
+/** Every command name, lower case, as methods are named (ioredis leaves out `monitor`). */
+const NAMES = commands.list.filter((name) => !/[^a-z0-9_]/.test(name) && name !== 'monitor');
+
+/** ioredis's argument transformers: an object or Map as the field/value list. */
+function pairs(value) {
+  if (value instanceof Map) return [...value].flat();
+  return Object.entries(value).flat();
+}
+const ARGUMENT_TRANSFORMERS = {
+  mset: (args) => (args.length === 1 && isObjectArg(args[0]) ? pairs(args[0]) : args),
+  msetnx: (args) => (args.length === 1 && isObjectArg(args[0]) ? pairs(args[0]) : args),
+  hset: (args) => (args.length === 2 && isObjectArg(args[1]) ? [args[0], ...pairs(args[1])] : args),
+  hmset: (args) => (args.length === 2 && isObjectArg(args[1]) ? [args[0], ...pairs(args[1])] : args),
+};
+function isObjectArg(v) {
+  return v instanceof Map || (v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v));
+}
+
+/** ioredis's reply transformers that apply to RESP2 replies. */
+const REPLY_TRANSFORMERS = {
+  hgetall(reply) {
+    if (!Array.isArray(reply)) return reply;
+    const object = {};
+    for (let i = 0; i < reply.length; i += 2) {
+      // defineProperty so that keys such as __proto__ become plain fields (ioredis #1267)
+      Object.defineProperty(object, String(reply[i]), {
+        value: reply[i + 1],
+        configurable: true,
+        enumerable: true,
+        writable: true,
+      });
+    }
+    return object;
+  },
+};
+
+/** Converts one argument as ioredis does (numbers, null/undefined as ''), refusing the rest. */
+function toArg(arg, name, position) {
+  if (typeof arg === 'string' || Buffer.isBuffer(arg)) return arg;
+  if (typeof arg === 'number') {
+    return Number.isInteger(arg) && !Number.isSafeInteger(arg) ? BigInt(arg).toString() : String(arg);
+  }
+  if (typeof arg === 'bigint' || typeof arg === 'boolean') return String(arg);
+  if (arg === null || arg === undefined) return '';
+  if (ArrayBuffer.isView(arg)) return Buffer.from(arg.buffer, arg.byteOffset, arg.byteLength);
+  const what = Array.isArray(arg) ? 'a nested array' : typeof arg === 'object' ? 'an object' : `a ${typeof arg}`;
+  throw invalid(`argument ${position} of ${name.toUpperCase()} is ${what}; pass a string, Buffer or number`);
+}
+
+/** Prefixes one key (ioredis's keyPrefix rules, string or Buffer). */
+function prefixed(prefix, key) {
+  if (Buffer.isBuffer(key)) return Buffer.concat([Buffer.from(prefix), key]);
+  return prefix + key;
+}
+
+/**
+ * Builds the wire form `[name, ...args]` of a command: arrays flattened one level, object
+ * arguments expanded, values converted, keys prefixed. Throws ERR_INVALID_ARGUMENT.
+ */
+function build(name, args, keyPrefix) {
+  if (typeof name !== 'string' || name === '') throw invalid('the command name must be a non-empty string');
+  const lower = name.toLowerCase();
+  let flat = args.flat();
+  const transform = ARGUMENT_TRANSFORMERS[lower];
+  if (transform) flat = transform(flat);
+  const wire = [name];
+  for (let i = 0; i < flat.length; i++) wire.push(toArg(flat[i], lower, i + 1));
+  if (keyPrefix && commands.exists(lower)) {
+    for (const index of commands.getKeyIndexes(lower, wire.slice(1))) {
+      wire[index + 1] = prefixed(keyPrefix, wire[index + 1]);
+    }
+  }
+  return wire;
+}
+
+/** Why `name` cannot be sent as a one-shot command, or undefined. */
+function unsupported(name) {
+  return UNSUPPORTED[name.toLowerCase()];
+}
+
+/** Shapes a reply as ioredis does for `name` (hgetall → object, ...). */
+function transformReply(name, reply) {
+  const transform = REPLY_TRANSFORMERS[name.toLowerCase()];
+  return transform ? transform(reply) : reply;
+}
+
+/** Position of the block timeout of each blocking command: 'last', 'first', or an index. */
+const BLOCK_TIMEOUT = { blmpop: 'first', bzmpop: 'first', wait: 1, waitaof: 2 };
+/** Units of the block timeouts: seconds unless listed. */
+const MILLISECONDS = new Set(['wait', 'waitaof', 'xread', 'xreadgroup']);
+
+/**
+ * For a blocking command, how long it may block in milliseconds (0: forever); undefined for any
+ * other command (and for XREAD/XREADGROUP without BLOCK).
+ */
+function blockMs(wire) {
+  const name = String(wire[0]).toLowerCase();
+  if (!commands.exists(name) || !commands.hasFlag(name, 'blocking')) return undefined;
+  const args = wire.slice(1);
+  let raw;
+  if (name === 'xread' || name === 'xreadgroup') {
+    const at = args.findIndex((a) => String(a).toUpperCase() === 'BLOCK');
+    if (at < 0) return undefined;
+    raw = args[at + 1];
+  } else {
+    const where = BLOCK_TIMEOUT[name] ?? 'last';
+    raw = where === 'last' ? args[args.length - 1] : where === 'first' ? args[0] : args[where];
+  }
+  const value = Number(String(raw));
+  if (!Number.isFinite(value) || value < 0) return 0; // the server rejects it; no client limit
+  return MILLISECONDS.has(name) ? value : value * 1000;
+}
+
+module.exports = { NAMES, build, unsupported, transformReply, blockMs };

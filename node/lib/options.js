@@ -1,0 +1,192 @@
+'use strict';
+/**
+ * The constructor's arguments, as ioredis takes them — `()`, `(port, host, options)`,
+ * `(url, options)`, `(path)`, `(options)` — mapped onto the native pool's settings: an optional
+ * URL and address, then core knobs by name. Types and signs are checked here, with the ioredis
+ * option's name in the message; ranges are checked by the core. ioredis options that mean nothing
+ * for a pool (enableReadyCheck, enableOfflineQueue, family, reconnectOnError, ...) are ignored.
+ */
+const { invalid } = require('./errors');
+
+/** Breaker option names → core knobs; `ms` marks durations. */
+const BREAKER = {
+  failureThreshold: ['breaker_failure_threshold'],
+  failureRate: ['breaker_failure_rate'],
+  window: ['breaker_window', 'ms'],
+  minCalls: ['breaker_min_calls'],
+  recoveryTimeout: ['breaker_recovery_timeout', 'ms'],
+  halfOpenProbes: ['breaker_half_open_probes'],
+  successThreshold: ['breaker_success_threshold'],
+  probeTimeout: ['breaker_probe_timeout', 'ms'],
+};
+
+function isObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function number(name, value, { integer = false, min = 0 } = {}) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+    throw invalid(`invalid ${name} = ${describe(value)}: must be a ${integer ? 'whole number' : 'number'}`);
+  }
+  if (value < min) throw invalid(`invalid ${name} = ${value}: must be >= ${min}`);
+  return value;
+}
+
+function milliseconds(name, value) {
+  return `${Math.ceil(number(name, value))}ms`;
+}
+
+function string(name, value) {
+  if (typeof value !== 'string') throw invalid(`invalid ${name}: must be a string, got ${describe(value)}`);
+  return value;
+}
+
+function boolean(name, value) {
+  if (typeof value !== 'boolean') throw invalid(`invalid ${name} = ${describe(value)}: must be true or false`);
+  return value;
+}
+
+/** A value for messages: never the value of a string (it may be a secret), only its type. */
+function describe(value) {
+  if (value === null) return 'null';
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'string') return 'a string';
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+}
+
+/** Splits ioredis's positional arguments into `{ url, port, host, path, options }`. */
+function positional(args) {
+  const out = { options: {} };
+  for (const arg of args) {
+    if (arg === undefined || arg === null) continue;
+    if (typeof arg === 'number' || (typeof arg === 'string' && arg !== '' && !Number.isNaN(Number(arg)))) {
+      if (out.port !== undefined) throw invalid('invalid arguments: the port was given twice');
+      out.port = number('port', Number(arg), { integer: true, min: 1 });
+    } else if (typeof arg === 'string' && out.port !== undefined && out.host === undefined) {
+      out.host = arg;
+    } else if (typeof arg === 'string') {
+      if (out.url !== undefined || out.path !== undefined) throw invalid('invalid arguments: more than one URL');
+      if (arg.startsWith('/')) out.path = arg;
+      else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(arg)) out.url = arg;
+      else throw invalid('invalid URL: expected redis://, rediss:// or unix:// (or a socket path)');
+    } else if (isObject(arg)) {
+      out.options = { ...out.options, ...arg };
+    } else {
+      throw invalid(`invalid argument to new Redis(): ${describe(arg)}; expected a port, host, URL or options object`);
+    }
+  }
+  return out;
+}
+
+/** TLS: `true` or an object; certificate files by path, verification switch. */
+function tlsKnobs(tls, knobs) {
+  if (tls === true) return true;
+  if (tls === false || tls === undefined) return undefined;
+  if (!isObject(tls)) throw invalid(`invalid tls = ${describe(tls)}: must be true, false or an object`);
+  for (const key of ['ca', 'cert', 'key']) {
+    if (tls[key] !== undefined) {
+      throw invalid(`tls.${key} (PEM contents) is not supported; pass the file path as tls.${key}File`);
+    }
+  }
+  if (tls.caFile !== undefined) knobs.push(['tls_ca_file', string('tls.caFile', tls.caFile)]);
+  if (tls.certFile !== undefined) knobs.push(['tls_cert_file', string('tls.certFile', tls.certFile)]);
+  if (tls.keyFile !== undefined) knobs.push(['tls_key_file', string('tls.keyFile', tls.keyFile)]);
+  if (tls.rejectUnauthorized !== undefined) {
+    knobs.push(['tls_insecure', String(!boolean('tls.rejectUnauthorized', tls.rejectUnauthorized))]);
+  }
+  return true;
+}
+
+/** ioredis's retryStrategy(times) → reconnect delay: sampled once for the core's backoff. */
+function retryStrategyKnobs(strategy, knobs) {
+  if (strategy === undefined || strategy === null) return;
+  if (typeof strategy !== 'function') throw invalid(`invalid retryStrategy: must be a function, got ${describe(strategy)}`);
+  let first;
+  let later;
+  try {
+    first = strategy(1);
+    later = strategy(10);
+  } catch {
+    return;
+  }
+  if (typeof first === 'number' && Number.isFinite(first) && first >= 0) {
+    knobs.push(['reconnect_backoff_base', `${Math.max(1, Math.ceil(first))}ms`]);
+    if (typeof later === 'number' && Number.isFinite(later) && later >= first) {
+      knobs.push(['reconnect_backoff_cap', `${Math.max(1, Math.ceil(later))}ms`]);
+    }
+  }
+}
+
+function breakerKnobs(breaker, knobs) {
+  if (breaker === undefined) return;
+  if (typeof breaker === 'boolean') {
+    knobs.push(['breaker', String(breaker)]);
+    return;
+  }
+  if (!isObject(breaker)) throw invalid(`invalid breaker = ${describe(breaker)}: must be true, false or an object`);
+  knobs.push(['breaker', 'true']);
+  for (const [key, value] of Object.entries(breaker)) {
+    const spec = BREAKER[key];
+    if (!spec) throw invalid(`unknown breaker option ${key}; valid: ${Object.keys(BREAKER).join(', ')}`);
+    const [knob, unit] = spec;
+    knobs.push([knob, unit === 'ms' ? milliseconds(`breaker.${key}`, value) : String(number(`breaker.${key}`, value, { integer: true }))]);
+  }
+}
+
+/**
+ * Parses constructor arguments. Returns `{ native, client }`: the settings for the native pool
+ * (`{ url, host, port, path, tls, knobs }`) and the client's own behaviour
+ * (`{ enableAutoPipelining, lazyConnect, keyPrefix, commandTimeout }`).
+ */
+function parse(args) {
+  const { url, port, host, path, options } = positional(args);
+  const o = { ...options };
+  const knobs = [];
+  const native = { knobs };
+  if (url !== undefined) native.url = url;
+  const h = o.host ?? host;
+  const p = o.port ?? port;
+  if (h !== undefined || p !== undefined) {
+    native.host = h === undefined ? '127.0.0.1' : string('host', h);
+    native.port = p === undefined ? 6379 : number('port', Number(p), { integer: true, min: 1 });
+  }
+  const socketPath = o.path ?? path;
+  if (socketPath !== undefined) native.path = string('path', socketPath);
+  const tls = tlsKnobs(o.tls, knobs);
+  if (tls) native.tls = true;
+
+  if (o.db !== undefined) knobs.push(['db', String(number('db', o.db, { integer: true }))]);
+  if (o.username !== undefined && o.username !== null) knobs.push(['username', string('username', o.username)]);
+  if (o.password !== undefined && o.password !== null) knobs.push(['password', string('password', o.password)]);
+  if (o.connectionName !== undefined) knobs.push(['client_name', string('connectionName', o.connectionName)]);
+  if (o.connectTimeout !== undefined) knobs.push(['connect_timeout', milliseconds('connectTimeout', o.connectTimeout)]);
+  if (o.commandTimeout !== undefined) knobs.push(['socket_timeout', milliseconds('commandTimeout', o.commandTimeout)]);
+  if (o.noDelay !== undefined) knobs.push(['tcp_nodelay', String(boolean('noDelay', o.noDelay))]);
+  if (o.keepAlive === false) knobs.push(['tcp_keepalive', 'false']);
+  else if (o.keepAlive !== undefined && o.keepAlive !== true && number('keepAlive', o.keepAlive) > 0) {
+    knobs.push(['tcp_keepalive', 'true'], ['tcp_keepalive_idle', milliseconds('keepAlive', o.keepAlive)]);
+  }
+  if (o.maxRetriesPerRequest !== undefined && o.maxRetriesPerRequest !== null) {
+    knobs.push(['retries', String(number('maxRetriesPerRequest', o.maxRetriesPerRequest, { integer: true }))]);
+  }
+  retryStrategyKnobs(o.retryStrategy, knobs);
+  if (o.maxConnections !== undefined) knobs.push(['max_connections', String(number('maxConnections', o.maxConnections, { integer: true, min: 1 }))]);
+  if (o.minIdle !== undefined) knobs.push(['min_idle', String(number('minIdle', o.minIdle, { integer: true }))]);
+  if (o.acquireTimeout !== undefined) knobs.push(['acquire_timeout', milliseconds('acquireTimeout', o.acquireTimeout)]);
+  if (o.healthCheckInterval !== undefined) knobs.push(['health_check_interval', milliseconds('healthCheckInterval', o.healthCheckInterval)]);
+  breakerKnobs(o.breaker, knobs);
+  if (o.knobs !== undefined) {
+    if (!isObject(o.knobs)) throw invalid(`invalid knobs = ${describe(o.knobs)}: must be an object of core knob names`);
+    for (const [name, value] of Object.entries(o.knobs)) knobs.push([name, String(value)]);
+  }
+
+  const client = {
+    enableAutoPipelining: o.enableAutoPipelining === undefined ? true : boolean('enableAutoPipelining', o.enableAutoPipelining),
+    lazyConnect: o.lazyConnect === undefined ? false : boolean('lazyConnect', o.lazyConnect),
+    keyPrefix: o.keyPrefix === undefined ? '' : string('keyPrefix', o.keyPrefix),
+    commandTimeout: o.commandTimeout,
+  };
+  return { native, client, options: o, positional: { url, port, host, path } };
+}
+
+module.exports = { parse };

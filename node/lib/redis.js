@@ -1,0 +1,354 @@
+'use strict';
+/**
+ * The ioredis-compatible client. One client = one pool of connections in the Rust core (created on
+ * first use, off the main thread). Commands are promise-returning methods named as in ioredis,
+ * with an optional callback and `...Buffer` variants; commands of one tick go out as one pipeline.
+ *
+ * Order: commands issued in the same tick run in order on one connection; commands from different
+ * ticks that are not awaited may run concurrently on different connections. After `watch()`, every
+ * command runs in order on the watching connection until `exec()` or `unwatch()` (ioredis's
+ * single-connection behaviour for optimistic transactions).
+ */
+const { EventEmitter } = require('node:events');
+const crypto = require('node:crypto');
+const util = require('node:util');
+
+const native = require('./native').load();
+const commands = require('./commands');
+const errors = require('./errors');
+const { parse } = require('./options');
+const { Batcher } = require('./batcher');
+const { Pipeline } = require('./pipeline');
+
+/** Failures that mean the server is unreachable or unusable (they drive 'error'/'ready'). */
+const OUTAGE = new Set(['ERR_CONNECTION', 'ERR_TIMEOUT', 'ERR_AUTH', 'ERR_PROTOCOL', 'ERR_CIRCUIT_OPEN']);
+/** Breaker states → client events. */
+const BREAKER_EVENTS = { open: 'circuitOpen', half_open: 'circuitHalfOpen', closed: 'circuitClose' };
+/** How long quit() lets commands still running finish. */
+const QUIT_GRACE_MS = 5000;
+
+function withCallback(promise, callback) {
+  if (typeof callback === 'function') promise.then((r) => callback(null, r), (e) => callback(e));
+  return promise;
+}
+
+function splitCallback(args) {
+  return typeof args[args.length - 1] === 'function' ? [args.slice(0, -1), args[args.length - 1]] : [args, undefined];
+}
+
+/** A WATCH session: a checked-out connection; its operations run one after the other. */
+class Session {
+  constructor(connection) {
+    this.connection = connection;
+    this.tail = connection.catch(() => {});
+  }
+
+  run(operation) {
+    const result = this.tail.then(() => this.connection).then(operation);
+    this.tail = result.catch(() => {});
+    return result;
+  }
+
+  release() {
+    return this.run((conn) => conn.release());
+  }
+}
+
+class Redis extends EventEmitter {
+  #args;
+  #settings;
+  #pool;
+  #batcher;
+  #session = null;
+  #inflight = new Set();
+  #status;
+
+  /** `new Redis()`, `new Redis(port, host, options)`, `new Redis(url, options)`, `new Redis(options)`. */
+  constructor(...args) {
+    super();
+    const parsed = parse(args);
+    try {
+      this.#pool = new native.NativePool(parsed.native, (event) => this.#onPoolEvent(event));
+    } catch (err) {
+      throw errors.fromNative(err);
+    }
+    this.#args = args;
+    this.#settings = parsed;
+    const timeout = parsed.client.commandTimeout;
+    this.#batcher = new Batcher((wires, buffers) => this.#call(this.#pool.pipeline(wires, buffers, timeout)));
+    this.#status = parsed.client.lazyConnect ? 'wait' : 'connecting';
+    if (!parsed.client.lazyConnect) this.connect().catch(() => {}); // reported as an 'error' event
+  }
+
+  /** `wait`, `connecting`, `ready`, `reconnecting` or `end` (ioredis's names). */
+  get status() {
+    return this.#status;
+  }
+
+  /** The options given (password redacted). */
+  get options() {
+    const options = { ...this.#settings.options };
+    if (options.password !== undefined) options.password = '[redacted]';
+    return options;
+  }
+
+  /** Opens the pool (and its `minIdle` connections) and PINGs the server. */
+  connect(callback) {
+    if (this.#status === 'end') return withCallback(Promise.reject(errors.closed()), callback);
+    if (this.#status === 'wait') this.#status = 'connecting';
+    return withCallback(
+      this.#call(this.#pool.connect()).catch((err) => {
+        throw errors.fromNative(err);
+      }),
+      callback,
+    );
+  }
+
+  /** Any command by name: `call('get', 'key')`. */
+  call(name, ...args) {
+    return this._command(name, args, false);
+  }
+
+  /** `call` with Buffer replies. */
+  callBuffer(name, ...args) {
+    return this._command(name, args, true);
+  }
+
+  /** Sends one command (used by every command method); resolves to its shaped reply. */
+  _command(name, rawArgs, buffers) {
+    const [args, callback] = splitCallback(rawArgs);
+    let promise;
+    try {
+      const reason = commands.unsupported(String(name));
+      if (reason) throw errors.invalid(`${String(name).toUpperCase()} is not supported: ${reason}`);
+      if (this.#status === 'end') throw errors.closed();
+      const wire = commands.build(name, args, this.#settings.client.keyPrefix);
+      promise = this.#send(wire, buffers).then((reply) => commands.transformReply(name, reply));
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    return withCallback(promise, callback);
+  }
+
+  #send(wire, buffers) {
+    const block = commands.blockMs(wire);
+    const timeout = this.#settings.client.commandTimeout;
+    let sent;
+    if (this.#session) {
+      sent = this.#session.run((conn) =>
+        block === undefined ? conn.pipeline([wire], [buffers]).then((r) => r[0]) : conn.blocking(wire, buffers, block),
+      );
+    } else if (block !== undefined) {
+      sent = this.#call(this.#pool.blocking(wire, buffers, block, timeout));
+    } else if (this.#settings.client.enableAutoPipelining) {
+      return this.#batcher.push(wire, buffers);
+    } else {
+      sent = this.#call(this.#pool.pipeline([wire], [buffers], timeout)).then((r) => r[0]);
+    }
+    return sent.then(
+      (reply) => {
+        if (reply instanceof Error) throw errors.fromNative(reply, wire);
+        return reply;
+      },
+      (err) => {
+        throw errors.fromNative(err, wire);
+      },
+    );
+  }
+
+  /** Tracks a native call (for quit), and follows the server's reachability from its outcome. */
+  #call(promise) {
+    return this.#track(promise).then(
+      (value) => {
+        this.#up();
+        return value;
+      },
+      (err) => {
+        if (OUTAGE.has(err?.code)) this.#down(errors.fromNative(err));
+        throw err;
+      },
+    );
+  }
+
+  #up() {
+    if (this.#status === 'ready' || this.#status === 'end') return;
+    this.#status = 'ready';
+    this.emit('connect');
+    this.emit('ready');
+  }
+
+  #down(err) {
+    if (this.#status === 'reconnecting' || this.#status === 'end') return;
+    this.#status = 'reconnecting';
+    this.#emitError(err);
+  }
+
+  /** Like ioredis: an 'error' nobody listens to is printed, not thrown. */
+  #emitError(err) {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else console.error('[redpool] Unhandled error event:', err.message);
+  }
+
+  #onPoolEvent(event) {
+    const { kind, ...details } = event;
+    for (const key of Object.keys(details)) if (details[key] === undefined || details[key] === null) delete details[key];
+    if (kind === 'breaker') this.emit(BREAKER_EVENTS[event.to] ?? 'circuitChange', details);
+    else this.emit(kind, details);
+  }
+
+  /** A chain of commands sent together by `exec()`. */
+  pipeline(commandList) {
+    return new Pipeline((w, b, t) => this.#runBatch(w, b, t), this.#settings.client.keyPrefix, false, commandList);
+  }
+
+  /** A MULTI/EXEC transaction: `exec()` resolves to the results, or null if a WATCHed key changed. */
+  multi(commandList) {
+    const list = Array.isArray(commandList) ? commandList : [];
+    return new Pipeline((w, b, t) => this.#runBatch(w, b, t), this.#settings.client.keyPrefix, true, list);
+  }
+
+  #runBatch(wires, buffers, transaction) {
+    if (this.#status === 'end') return Promise.reject(errors.closed());
+    const timeout = this.#settings.client.commandTimeout;
+    const session = this.#session;
+    let sent;
+    if (session) {
+      sent = session.run((conn) => (transaction ? conn.transaction(wires, buffers) : conn.pipeline(wires, buffers)));
+      if (transaction) this.#endSession();
+    } else {
+      sent = this.#call(
+        transaction ? this.#pool.transaction(wires, buffers, timeout) : this.#pool.pipeline(wires, buffers, timeout),
+      );
+    }
+    return sent.catch((err) => {
+      throw errors.fromNative(err);
+    });
+  }
+
+  /** WATCHes keys on a connection of this client's own until `multi().exec()` or `unwatch()`. */
+  watch(...args) {
+    if (!this.#session && this.#status !== 'end') {
+      const session = new Session(this.#call(this.#pool.acquire()));
+      session.connection.catch(() => {
+        if (this.#session === session) this.#session = null;
+      });
+      this.#session = session;
+    }
+    return this._command('watch', args, false);
+  }
+
+  /** Forgets WATCHed keys and returns the watching connection to the pool. */
+  unwatch(callback) {
+    const promise = this._command('unwatch', [], false);
+    if (this.#session) this.#endSession();
+    return withCallback(promise, callback);
+  }
+
+  #endSession() {
+    const session = this.#session;
+    this.#session = null;
+    session.release().catch(() => {});
+  }
+
+  /** Defines a Lua script as a method (EVALSHA, falling back to EVAL), as ioredis does. */
+  defineCommand(name, { lua, numberOfKeys } = {}) {
+    if (typeof lua !== 'string') throw errors.invalid(`defineCommand(${name}): lua must be a string`);
+    const sha = crypto.createHash('sha1').update(lua).digest('hex');
+    const run = (buffers) => (...rawArgs) => {
+      const [args, callback] = splitCallback(rawArgs);
+      const keys = typeof numberOfKeys === 'number' ? [numberOfKeys] : [];
+      const promise = this._command('evalsha', [sha, ...keys, ...args], buffers).catch((err) => {
+        if (!(err instanceof errors.ReplyError) || !err.message.startsWith('NOSCRIPT')) throw err;
+        return this._command('eval', [lua, ...keys, ...args], buffers);
+      });
+      return withCallback(promise, callback);
+    };
+    this[name] = run(false);
+    this[`${name}Buffer`] = run(true);
+  }
+
+  /** Gauges and totals of the pool (sync, no I/O). */
+  stats() {
+    return this.#pool.stats();
+  }
+
+  /** The circuit breaker: `closed`, `open` or `half_open`. */
+  get breakerState() {
+    return this.#pool.breakerState();
+  }
+
+  /** PING latency, breaker, INFO fields and stats: `{ status: 'healthy' | 'degraded' | 'unhealthy', ... }`. */
+  health(callback) {
+    const promise = this.#status === 'end' ? Promise.reject(errors.closed()) : this.#track(this.#pool.health());
+    return withCallback(
+      promise.catch((err) => {
+        throw errors.fromNative(err);
+      }),
+      callback,
+    );
+  }
+
+  /** Remembers a native call until it settles, so quit() can wait for it. */
+  #track(promise) {
+    this.#inflight.add(promise);
+    const untrack = () => this.#inflight.delete(promise);
+    promise.then(untrack, untrack);
+    return promise;
+  }
+
+  /** Lets commands already issued finish, then closes the pool. Resolves to 'OK'. */
+  quit(callback) {
+    if (this.#status === 'end') return withCallback(Promise.resolve('OK'), callback);
+    this.#batcher.flush();
+    this.#status = 'end';
+    if (this.#session) this.#endSession();
+    const promise = Promise.allSettled([...this.#inflight])
+      .then(() => this.#pool.close(QUIT_GRACE_MS))
+      .then(() => {
+        this.#ended();
+        return 'OK';
+      });
+    return withCallback(promise, callback);
+  }
+
+  /** Closes at once: commands not sent yet fail with ERR_POOL_CLOSED, running ones are cut. */
+  disconnect() {
+    if (this.#status === 'end') return;
+    this.#status = 'end';
+    this.#batcher.fail(errors.closed());
+    if (this.#session) this.#endSession();
+    this.#pool.close(0).then(
+      () => this.#ended(),
+      () => this.#ended(),
+    );
+  }
+
+  #ended() {
+    this.emit('close');
+    this.emit('end');
+  }
+
+  /** A new client with the same options (and its own pool), `overrides` applied. */
+  duplicate(overrides = {}) {
+    return new Redis(...this.#args, overrides);
+  }
+
+  [util.inspect.custom]() {
+    return `Redis { status: '${this.#status}', server: '${this.#pool.redactedUrl}' }`;
+  }
+}
+
+for (const name of commands.NAMES) {
+  if (!(name in Redis.prototype)) {
+    Redis.prototype[name] = function (...args) {
+      return this._command(name, args, false);
+    };
+  }
+  if (!(`${name}Buffer` in Redis.prototype)) {
+    Redis.prototype[`${name}Buffer`] = function (...args) {
+      return this._command(name, args, true);
+    };
+  }
+}
+
+module.exports = { Redis };
