@@ -1,0 +1,270 @@
+// Types of the redpool Node package: an ioredis-compatible client on redpool's Rust pool.
+/// <reference types="node" />
+import { EventEmitter } from 'events';
+
+/** An argument of a command (numbers are sent as their decimal text, null/undefined as ''). */
+export type RedisKey = string | Buffer;
+export type RedisValue = string | Buffer | number | bigint | boolean | null | undefined;
+export type RedisArg = RedisValue | RedisValue[] | Record<string, RedisValue> | Map<RedisValue, RedisValue>;
+export type Callback<T> = (err: Error | null, result?: T) => void;
+
+/** Circuit-breaker settings (times in milliseconds); see the README's resilience table. */
+export interface BreakerOptions {
+  failureThreshold?: number;
+  failureRate?: number;
+  window?: number;
+  minCalls?: number;
+  recoveryTimeout?: number;
+  halfOpenProbes?: number;
+  successThreshold?: number;
+  probeTimeout?: number;
+}
+
+/** TLS: certificate files by path. `ca`/`cert`/`key` (PEM contents) are rejected. */
+export interface TlsOptions {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  /** false skips certificate and host name checks (tests only). */
+  rejectUnauthorized?: boolean;
+}
+
+/** ioredis's option names where they apply, plus the pool's own. Times are in milliseconds. */
+export interface RedisOptions {
+  host?: string;
+  port?: number;
+  /** Unix socket path. */
+  path?: string;
+  db?: number;
+  username?: string;
+  password?: string;
+  /** CLIENT SETNAME of every connection (default `redpool`). */
+  connectionName?: string;
+  /** Connect + TLS + handshake (default 5000). */
+  connectTimeout?: number;
+  /** Each read and write, and the overall limit of a call (default 5000 per read/write). */
+  commandTimeout?: number;
+  /** TCP keepalive: false turns it off, a number sets the idle time (default on, 60 s). */
+  keepAlive?: boolean | number;
+  noDelay?: boolean;
+  tls?: boolean | TlsOptions;
+  /** Retries of a failed call that is safe to retry (default 3); null keeps the default. */
+  maxRetriesPerRequest?: number | null;
+  /** Sampled at times 1 and 10 for the pool's reconnect backoff (base and cap). */
+  retryStrategy?: ((times: number) => number | null | void) | null;
+  /** Commands of one tick as one pipeline (default true). */
+  enableAutoPipelining?: boolean;
+  /** Do not PING at construction (default false). */
+  lazyConnect?: boolean;
+  keyPrefix?: string;
+  /** Hard cap on open connections (default 50). */
+  maxConnections?: number;
+  /** Connections kept open (default 0). */
+  minIdle?: number;
+  /** Longest wait for a free connection (default 5000). */
+  acquireTimeout?: number;
+  /** true/false, or settings (default on: opens after 5 consecutive failures, probes after 30 s). */
+  breaker?: boolean | BreakerOptions;
+  /** An idle connection unused this long is PINGed before use (default 30000; 0: never). */
+  healthCheckInterval?: number;
+  /** Any core knob by its name (README tables), e.g. `{ idle_timeout: '60s' }`. */
+  knobs?: Record<string, string | number | boolean>;
+  /** Other ioredis options are accepted and ignored. */
+  [ioredisOption: string]: unknown;
+}
+
+/** Every error of this package carries `.code`. */
+export type ErrorCode =
+  | 'ERR_CONNECTION'
+  | 'ERR_TIMEOUT'
+  | 'ERR_POOL_TIMEOUT'
+  | 'ERR_CIRCUIT_OPEN'
+  | 'ERR_AUTH'
+  | 'ERR_REPLY'
+  | 'ERR_PROTOCOL'
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_POOL_CLOSED'
+  | 'ERR_INTERNAL';
+
+export class RedisError extends Error {
+  readonly code: ErrorCode;
+}
+/** A server error reply; `message` is the server's text. */
+export class ReplyError extends RedisError {
+  command?: { name: string; args: string[] };
+}
+export class RedpoolError extends RedisError {}
+
+export interface PoolStats {
+  maxConnections: number;
+  minIdle: number;
+  open: number;
+  idle: number;
+  inUse: number;
+  connecting: number;
+  waiting: number;
+  connectionsCreated: number;
+  connectAttempts: number;
+  connectFailures: number;
+  retries: number;
+  connectionsClosed: Record<string, number>;
+  acquires: number;
+  acquireTimeouts: number;
+  commands: number;
+  errors: Record<string, number>;
+  waitTimeTotalMs: number;
+  waitTimeMaxMs: number;
+}
+
+export type BreakerState = 'closed' | 'open' | 'half_open';
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+export interface HealthReport {
+  status: HealthStatus;
+  reasons: string[];
+  pingLatencyMs?: number;
+  error?: string;
+  breaker: BreakerState;
+  consecutiveFailures: number;
+  serverInfo: Record<string, string>;
+  stats: PoolStats;
+}
+
+export interface BreakerEvent {
+  from: BreakerState;
+  to: BreakerState;
+}
+
+export interface ClientEvents {
+  connect: [];
+  ready: [];
+  error: [err: RedisError];
+  close: [];
+  end: [];
+  circuitOpen: [event: BreakerEvent];
+  circuitHalfOpen: [event: BreakerEvent];
+  circuitClose: [event: BreakerEvent];
+  health: [event: { from?: HealthStatus; to: HealthStatus }];
+  connectionCreated: [event: { id: number }];
+  connectionClosed: [event: { id: number; reason: string }];
+  poolExhausted: [event: { maxConnections: number }];
+  acquireTimeout: [event: { waitedMs: number; waiting: number }];
+}
+
+/** `[err, result]` per command (`[err]` when it failed). */
+export type PipelineResult = [error: Error | null, result?: unknown][];
+
+// GENERATED: command names (node scripts/gen-types.js)
+export type CommandName =
+  | 'acl' | 'append' | 'arcount' | 'ardel' | 'ardelrange' | 'arget' | 'argetrange' | 'argrep'
+  | 'arinfo' | 'arinsert' | 'arlastitems' | 'arlen' | 'armget' | 'armset' | 'arnext' | 'arop'
+  | 'arring' | 'arscan' | 'arseek' | 'arset' | 'asking' | 'auth' | 'backup' | 'bgrewriteaof'
+  | 'bgsave' | 'bitcount' | 'bitfield' | 'bitfield_ro' | 'bitop' | 'bitpos' | 'bless' | 'blmove'
+  | 'blmovem' | 'blmpop' | 'blpop' | 'brpop' | 'brpoplpush' | 'bzmpop' | 'bzpopmax' | 'bzpopmin'
+  | 'client' | 'cluster' | 'command' | 'config' | 'copy' | 'dbsize' | 'debug' | 'decr'
+  | 'decrby' | 'del' | 'delex' | 'digest' | 'discard' | 'dump' | 'echo' | 'eval'
+  | 'eval_ro' | 'evalsha' | 'evalsha_ro' | 'exec' | 'exists' | 'expire' | 'expireat' | 'expiretime'
+  | 'failover' | 'fcall' | 'fcall_ro' | 'flushall' | 'flushdb' | 'function' | 'geoadd' | 'geodist'
+  | 'geohash' | 'geopos' | 'georadius' | 'georadius_ro' | 'georadiusbymember' | 'georadiusbymember_ro' | 'geosearch' | 'geosearchstore'
+  | 'get' | 'getbit' | 'getdel' | 'getex' | 'getrange' | 'getset' | 'hdel' | 'hello'
+  | 'hexists' | 'hexpire' | 'hexpireat' | 'hexpiretime' | 'hget' | 'hgetall' | 'hgetdel' | 'hgetex'
+  | 'himport' | 'hincrby' | 'hincrbyfloat' | 'hkeys' | 'hlen' | 'hmget' | 'hmset' | 'hotkeys'
+  | 'hpersist' | 'hpexpire' | 'hpexpireat' | 'hpexpiretime' | 'hpttl' | 'hrandfield' | 'hscan' | 'hset'
+  | 'hsetex' | 'hsetnx' | 'hstrlen' | 'httl' | 'hvals' | 'incr' | 'incrby' | 'incrbyfloat'
+  | 'increx' | 'info' | 'keys' | 'lastsave' | 'latency' | 'lcs' | 'lindex' | 'linsert'
+  | 'llen' | 'lmove' | 'lmovem' | 'lmpop' | 'lolwut' | 'lpop' | 'lpos' | 'lpush'
+  | 'lpushx' | 'lrange' | 'lrem' | 'lset' | 'ltrim' | 'memory' | 'mget' | 'migrate'
+  | 'module' | 'move' | 'mset' | 'msetex' | 'msetnx' | 'multi' | 'object' | 'persist'
+  | 'pexpire' | 'pexpireat' | 'pexpiretime' | 'pfadd' | 'pfcount' | 'pfdebug' | 'pfmerge' | 'pfselftest'
+  | 'ping' | 'psetex' | 'psubscribe' | 'psync' | 'pttl' | 'publish' | 'pubsub' | 'punsubscribe'
+  | 'quit' | 'randomkey' | 'readonly' | 'readwrite' | 'rename' | 'renamenx' | 'replconf' | 'replicaof'
+  | 'reset' | 'restore' | 'role' | 'rpop' | 'rpoplpush' | 'rpush' | 'rpushx' | 'sadd'
+  | 'save' | 'scan' | 'scard' | 'script' | 'sdiff' | 'sdiffcard' | 'sdiffstore' | 'select'
+  | 'set' | 'setbit' | 'setex' | 'setnx' | 'setrange' | 'shutdown' | 'sinter' | 'sintercard'
+  | 'sinterstore' | 'sismember' | 'slaveof' | 'slowlog' | 'smembers' | 'smismember' | 'smove' | 'sort'
+  | 'sort_ro' | 'spop' | 'spublish' | 'srandmember' | 'srem' | 'sscan' | 'ssubscribe' | 'strlen'
+  | 'subscribe' | 'substr' | 'sunion' | 'sunioncard' | 'sunionstore' | 'sunsubscribe' | 'swapdb' | 'sync'
+  | 'time' | 'touch' | 'trimslots' | 'ttl' | 'type' | 'unlink' | 'unsubscribe' | 'unwatch'
+  | 'vadd' | 'vcard' | 'vdim' | 'vemb' | 'vgetattr' | 'vinfo' | 'vismember' | 'vlinks'
+  | 'vrandmember' | 'vrange' | 'vrem' | 'vsetattr' | 'vsim' | 'wait' | 'waitaof' | 'watch'
+  | 'xack' | 'xackdel' | 'xadd' | 'xautoclaim' | 'xcfgset' | 'xclaim' | 'xdel' | 'xdelex'
+  | 'xgroup' | 'xidmprecord' | 'xinfo' | 'xlen' | 'xnack' | 'xpending' | 'xrange' | 'xread'
+  | 'xreadgroup' | 'xrevrange' | 'xsetid' | 'xtrim' | 'zadd' | 'zcard' | 'zcount' | 'zdiff'
+  | 'zdiffstore' | 'zincrby' | 'zinter' | 'zintercard' | 'zinterstore' | 'zlexcount' | 'zmpop' | 'zmscore'
+  | 'zpopmax' | 'zpopmin' | 'zrandmember' | 'zrange' | 'zrangebylex' | 'zrangebyscore' | 'zrangestore' | 'zrank'
+  | 'zrem' | 'zremrangebylex' | 'zremrangebyrank' | 'zremrangebyscore' | 'zrevrange' | 'zrevrangebylex' | 'zrevrangebyscore' | 'zrevrank'
+  | 'zscan' | 'zscore' | 'zunion' | 'zunionstore';
+// END GENERATED
+
+type CommandMethod = (...args: any[]) => Promise<any>;
+type GenericCommands = { [K in CommandName]: CommandMethod } & {
+  [K in CommandName as `${K}Buffer`]: CommandMethod;
+};
+/** Commands typed precisely below. */
+type Typed = 'get' | 'set' | 'del' | 'incr' | 'hgetall' | 'hget' | 'mget' | 'exists' | 'expire' | 'ttl' | 'ping' | 'getBuffer' | 'watch' | 'unwatch' | 'quit' | 'multi';
+
+export interface Pipeline extends Omit<{ [K in CommandName]: (...args: any[]) => Pipeline } & { [K in CommandName as `${K}Buffer`]: (...args: any[]) => Pipeline }, 'exec'> {}
+export class Pipeline {
+  readonly length: number;
+  call(name: string, ...args: RedisArg[]): this;
+  callBuffer(name: string, ...args: RedisArg[]): this;
+  /** Resolves to `[[err, result], ...]`, or null when a WATCHed key changed (multi). */
+  exec(callback?: Callback<PipelineResult | null>): Promise<PipelineResult | null>;
+}
+
+export interface Redis extends Omit<GenericCommands, Typed> {}
+export class Redis extends EventEmitter {
+  constructor();
+  constructor(options: RedisOptions);
+  constructor(url: string, options?: RedisOptions);
+  constructor(port: number, options?: RedisOptions);
+  constructor(port: number, host: string, options?: RedisOptions);
+
+  /** `wait`, `connecting`, `ready`, `reconnecting` or `end`. */
+  readonly status: 'wait' | 'connecting' | 'ready' | 'reconnecting' | 'end';
+  /** The options given, password redacted. */
+  readonly options: RedisOptions;
+  readonly breakerState: BreakerState;
+
+  connect(callback?: Callback<void>): Promise<void>;
+  call(name: string, ...args: RedisArg[]): Promise<unknown>;
+  callBuffer(name: string, ...args: RedisArg[]): Promise<unknown>;
+
+  get(key: RedisKey, callback?: Callback<string | null>): Promise<string | null>;
+  getBuffer(key: RedisKey, callback?: Callback<Buffer | null>): Promise<Buffer | null>;
+  set(key: RedisKey, value: RedisValue, ...args: RedisArg[]): Promise<'OK' | string | null>;
+  del(...keys: (RedisKey | RedisKey[] | Callback<number>)[]): Promise<number>;
+  incr(key: RedisKey, callback?: Callback<number>): Promise<number>;
+  hget(key: RedisKey, field: RedisKey, callback?: Callback<string | null>): Promise<string | null>;
+  hgetall(key: RedisKey, callback?: Callback<Record<string, string>>): Promise<Record<string, string>>;
+  mget(...keys: (RedisKey | RedisKey[])[]): Promise<(string | null)[]>;
+  exists(...keys: (RedisKey | RedisKey[])[]): Promise<number>;
+  expire(key: RedisKey, seconds: number, ...args: RedisArg[]): Promise<number>;
+  ttl(key: RedisKey, callback?: Callback<number>): Promise<number>;
+  ping(message?: RedisValue): Promise<string>;
+
+  /** WATCHes keys on a connection of this client's own until multi().exec() or unwatch(). */
+  watch(...keys: (RedisKey | RedisKey[] | Callback<'OK'>)[]): Promise<'OK'>;
+  unwatch(callback?: Callback<'OK'>): Promise<'OK'>;
+  pipeline(commands?: [string, ...RedisArg[]][]): Pipeline;
+  multi(commands?: [string, ...RedisArg[]][]): Pipeline;
+  defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
+
+  stats(): PoolStats;
+  health(callback?: Callback<HealthReport>): Promise<HealthReport>;
+  /** Lets issued commands finish, then closes the pool. */
+  quit(callback?: Callback<'OK'>): Promise<'OK'>;
+  /** Closes at once; commands not sent yet fail with ERR_POOL_CLOSED. */
+  disconnect(): void;
+  /** A new client (and pool) with the same options, `overrides` applied. */
+  duplicate(overrides?: RedisOptions): Redis;
+
+  on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): this;
+  once<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+export const version: string;
+export const nativeVersion: string;
+export default Redis;
