@@ -1,0 +1,67 @@
+// The event loop never waits on Redis: timers tick and fs completes while the server is stopped
+// and commands wait; a pending command keeps the process alive, an idle client does not.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import Redis from 'redpool';
+import { startServer, waitStopped, sleep } from './helpers.mjs';
+
+test('timers and fs.readFile keep running while the server is SIGSTOPped and commands wait', async () => {
+  const server = await startServer();
+  try {
+    const redis = new Redis(server.port, '127.0.0.1', { maxConnections: 8, minIdle: 8, enableAutoPipelining: false, commandTimeout: 3000, maxRetriesPerRequest: 0 });
+    await Promise.all(Array.from({ length: 16 }, () => redis.ping())); // warm: 8 open connections
+    server.stopProcess();
+    await waitStopped(server.pid);
+    // More waiting calls than libuv has threads (4): 8 reading a reply, 8 waiting for a connection.
+    const waiting = Array.from({ length: 16 }, (_, i) => redis.get(`k${i}`));
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    let reads = 0;
+    const self = fileURLToPath(import.meta.url);
+    const started = Date.now();
+    while (Date.now() - started < 1000) {
+      await fs.readFile(self);
+      reads++;
+      await sleep(5);
+    }
+    clearInterval(timer);
+    assert.ok(ticks >= 50, `only ${ticks} timer ticks in 1 s`);
+    assert.ok(reads >= 20, `only ${reads} fs.readFile completions in 1 s`);
+    assert.equal(redis.stats().waiting, 8);
+    server.continueProcess();
+    const replies = await Promise.all(waiting);
+    assert.deepStrictEqual(replies, Array(16).fill(null));
+    await redis.quit();
+  } finally {
+    await server.stop();
+  }
+});
+
+function runScript(source) {
+  const started = Date.now();
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', source], { encoding: 'utf8', timeout: 20000, cwd: fileURLToPath(new URL('..', import.meta.url)) });
+  return { ...child, elapsed: Date.now() - started };
+}
+
+test('a pending command keeps the process alive; an idle client without quit() does not', async () => {
+  const server = await startServer();
+  try {
+    const pending = runScript(`import Redis from 'redpool';
+      const r = new Redis(${server.port}, '127.0.0.1', { minIdle: 2 });
+      r.blpop('nothing', 1).then((v) => console.log('reply', v));`);
+    assert.equal(pending.status, 0, pending.stderr);
+    assert.match(pending.stdout, /reply null/);
+    assert.ok(pending.elapsed >= 900, `exited after ${pending.elapsed} ms`);
+    const idle = runScript(`import Redis from 'redpool';
+      const r = new Redis(${server.port}, '127.0.0.1', { minIdle: 2 });
+      console.log(await r.ping()); // no quit()`);
+    assert.equal(idle.status, 0, idle.stderr);
+    assert.match(idle.stdout, /PONG/);
+    assert.ok(idle.elapsed < 10000, `an idle client kept the process alive for ${idle.elapsed} ms`);
+  } finally {
+    await server.stop();
+  }
+});

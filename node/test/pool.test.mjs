@@ -1,0 +1,87 @@
+// Pool behaviour through the client: concurrency on a few connections, auto-pipelining round
+// trips, events, stats, health, lifecycle.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import Redis from 'redpool';
+import { startServer, countingProxy } from './helpers.mjs';
+
+let server;
+before(async () => { server = await startServer(); });
+after(async () => { await server.stop(); });
+
+for (const enableAutoPipelining of [true, false]) {
+  test(`1000 concurrent promises on maxConnections 4 each get their own reply (autoPipelining ${enableAutoPipelining})`, async () => {
+    const redis = new Redis(server.port, '127.0.0.1', { maxConnections: 4, enableAutoPipelining });
+    await redis.mset(Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`key:${i}`, `val:${i}`])));
+    // Issued over several ticks, so several batches (or single calls) are in flight at once.
+    const replies = await Promise.all(Array.from({ length: 1000 }, async (_, i) => {
+      if (i % 7 === 0) await new Promise((r) => setImmediate(r));
+      return redis.get(`key:${i}`);
+    }));
+    replies.forEach((reply, i) => assert.equal(reply, `val:${i}`));
+    const stats = redis.stats();
+    assert.ok(stats.open <= 4, `open ${stats.open}`);
+    assert.ok(stats.commands >= 1001);
+    await redis.quit();
+  });
+}
+
+test('auto-pipelining sends one tick of commands in one round trip', async () => {
+  const proxy = await countingProxy(server.port);
+  const count = async (options) => {
+    const redis = new Redis(proxy.port, '127.0.0.1', { maxConnections: 4, lazyConnect: true, ...options });
+    await redis.ping();
+    const before = proxy.stats.writes;
+    const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => redis.echo(`m${i}`)));
+    replies.forEach((r, i) => assert.equal(r, `m${i}`));
+    const writes = proxy.stats.writes - before;
+    await redis.quit();
+    return writes;
+  };
+  const pipelined = await count({});
+  const unpipelined = await count({ enableAutoPipelining: false });
+  assert.ok(pipelined <= 3, `auto-pipelined: ${pipelined} writes for 100 commands`);
+  assert.ok(unpipelined >= 50, `without auto-pipelining: ${unpipelined} writes`);
+  await proxy.close();
+});
+
+test('ready/close/end events, status, stats, health, duplicate, quit and disconnect', async () => {
+  const redis = new Redis(`redis://127.0.0.1:${server.port}/2`, { minIdle: 1 });
+  const seen = [];
+  for (const e of ['connect', 'ready', 'close', 'end']) redis.on(e, () => seen.push(e));
+  await new Promise((resolve) => redis.once('ready', resolve));
+  assert.equal(redis.status, 'ready');
+  const health = await redis.health();
+  assert.equal(health.status, 'healthy');
+  assert.equal(health.breaker, 'closed');
+  assert.ok(health.pingLatencyMs >= 0);
+  assert.ok(health.serverInfo.redis_version);
+  await redis.set('db2', 'x');
+  const copy = redis.duplicate({ db: 3 });
+  assert.equal(await copy.get('db2'), null);
+  assert.equal(await redis.get('db2'), 'x');
+  copy.disconnect();
+  const pending = redis.get('db2');
+  assert.equal(await redis.quit(), 'OK');
+  assert.equal(await pending, 'x'); // issued before quit: completes
+  assert.equal(redis.status, 'end');
+  assert.deepStrictEqual(seen, ['connect', 'ready', 'close', 'end']);
+  await assert.rejects(redis.get('db2'), { code: 'ERR_POOL_CLOSED' });
+});
+
+test('breaker events reach the client', async () => {
+  const dead = await startServer();
+  const redis = new Redis(dead.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 200, breaker: { failureThreshold: 2, recoveryTimeout: 60000 } });
+  const events = [];
+  redis.on('circuitOpen', (e) => events.push(e));
+  redis.on('error', () => {});
+  await redis.ping();
+  await dead.stop();
+  await assert.rejects(redis.ping(), { code: 'ERR_CONNECTION' });
+  await assert.rejects(redis.ping(), { code: 'ERR_CONNECTION' });
+  await assert.rejects(redis.ping(), { code: 'ERR_CIRCUIT_OPEN' });
+  for (let i = 0; i < 100 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepStrictEqual(events, [{ from: 'closed', to: 'open' }]);
+  assert.equal(redis.breakerState, 'open');
+  redis.disconnect();
+});
