@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs examples/demo.rs against Redis.
+# Runs examples/demo.rs, then examples/demo_node.mjs, against Redis.
 #
 #   bash examples/demo.sh                                  # throwaway redis-server on 127.0.0.1
 #   REDIS_URL=redis://127.0.0.1:6379/0 bash examples/demo.sh   # an existing server
@@ -88,3 +88,29 @@ fi
 
 # Not exec: the EXIT trap must still stop the server afterwards.
 cargo run --quiet --release --example demo
+
+# The Python side, on the same server: the package built from source into .venv (as
+# tests/run.sh does), then examples/demo_python.py.
+echo
+echo "demo.sh: the Python package (pip install ./python into .venv; the first build takes a minute)"
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -m ensurepip --version >/dev/null 2>&1; then
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv python3-pip
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip install -q ./python
+.venv/bin/python examples/demo_python.py
+
+# The Node side, on the same server: builds the addon first if node/ was never installed.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    echo
+    echo "demo.sh: the Node client (examples/demo_node.mjs)"
+    if [ ! -d node/node_modules ]; then
+        (cd node && npm ci --no-audit --no-fund --omit=dev)
+    else
+        node node/scripts/install.js
+    fi
+    node examples/demo_node.mjs
+else
+    echo "demo.sh: node/npm not found; skipping the Node demo"
+fi

@@ -57,10 +57,55 @@ stage_rust() {
     cargo test
 }
 
+# Stage: the Node package (node/): `npm ci` installs the dev dependencies and its install script
+# builds the native addon (bindings/node) with cargo; then node's test runner runs node/test
+# against real redis-server processes. Needs node >= 20 and npm.
+stage_node() {
+    banner "Node: npm ci + node --test"
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "run.sh: node and npm (Node >= 20) are needed for the Node package tests" >&2
+        exit 1
+    fi
+    echo "node:         $(node --version)"
+    (
+        cd node
+        npm ci --no-audit --no-fund
+        # Rebuild: an addon left from an older checkout would load, and be tested, otherwise.
+        npm run build
+        node --test
+    )
+}
+
+# Stage: the Python package (python/): a virtualenv at .venv with the build and test tools, the
+# package built from source and installed by pip exactly as a user would (`pip install ./python`:
+# maturin compiles bindings/python and the core), then pytest on python/tests against real
+# redis-server processes the tests start themselves.
+stage_python() {
+    banner "Python: pip install ./python, pytest python/tests"
+    local venv="$REPO_ROOT/.venv"
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -m ensurepip --version >/dev/null 2>&1; then
+        echo "installing python3-venv with apt-get"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip
+    fi
+    if [ ! -x "$venv/bin/python" ]; then
+        python3 -m venv "$venv"
+    fi
+    export PIP_DISABLE_PIP_VERSION_CHECK=1
+    "$venv/bin/python" -m pip install -q "maturin>=1.9.4,<2" "redis>=5.0,<9" pytest pytest-timeout mypy
+    # No build isolation: the venv's maturin builds it (no download per run); cargo's target/
+    # keeps the build incremental.
+    "$venv/bin/python" -m pip install -q --no-build-isolation ./python
+    echo "python: $("$venv/bin/python" --version), redis-py $("$venv/bin/python" -c 'import redis; print(redis.__version__)')"
+    "$venv/bin/python" -m pytest python/tests
+}
+
 main() {
     local started=$SECONDS
     stage_prerequisites
     stage_rust
+    stage_python
+    stage_node
     banner "all stages passed in $((SECONDS - started)) s (repo: $REPO_ROOT)"
 }
 
