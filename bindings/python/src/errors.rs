@@ -1,0 +1,65 @@
+//! The one mapping from the core's errors to Python exceptions.
+//!
+//! The classes live in pure Python (`redpool/exceptions.py`), where they can inherit from both
+//! redpool's hierarchy and redis-py's, so `except redis.ConnectionError:` keeps working in an app
+//! that switched. Server error replies are classified by the Python side exactly the way
+//! redis-py's parser does it (`WRONGTYPE` → `ResponseError`, `NOSCRIPT` → `NoScriptError`, ...).
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use redpool::{Error, ErrorKind};
+
+pyo3::import_exception!(redpool.exceptions, RedisPoolError);
+pyo3::import_exception!(redpool.exceptions, ConnectionError);
+pyo3::import_exception!(redpool.exceptions, TimeoutError);
+pyo3::import_exception!(redpool.exceptions, PoolTimeoutError);
+pyo3::import_exception!(redpool.exceptions, CircuitOpenError);
+pyo3::import_exception!(redpool.exceptions, AuthenticationError);
+pyo3::import_exception!(redpool.exceptions, ProtocolError);
+pyo3::import_exception!(redpool.exceptions, ConfigError);
+pyo3::import_exception!(redpool.exceptions, PoolClosedError);
+
+/// A core error as the matching Python exception. Messages never contain secrets (the core
+/// guarantees it), so they are passed through unchanged.
+pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
+    if err.server_code().is_some() || err.kind() == ErrorKind::Response {
+        return match server_error(py, err.message()) {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(failed) => failed,
+        };
+    }
+    let message = err.to_string();
+    match err.kind() {
+        ErrorKind::Connection => ConnectionError::new_err(message),
+        ErrorKind::Timeout => TimeoutError::new_err(message),
+        ErrorKind::PoolExhausted => PoolTimeoutError::new_err(message),
+        ErrorKind::CircuitOpen => CircuitOpenError::new_err(message),
+        ErrorKind::Auth => AuthenticationError::new_err(message),
+        ErrorKind::Protocol => ProtocolError::new_err(message),
+        ErrorKind::InvalidArgument => ConfigError::new_err(message),
+        ErrorKind::Closed => PoolClosedError::new_err(message),
+        // `ErrorKind` is non-exhaustive: a kind added later is still a redpool error.
+        _ => RedisPoolError::new_err(message),
+    }
+}
+
+/// The exception instance (not raised) for a server error reply such as
+/// `WRONGTYPE Operation against a key holding the wrong kind of value`.
+pub fn server_error<'py>(py: Python<'py>, message: &str) -> PyResult<Bound<'py, PyAny>> {
+    static CLASSIFY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    CLASSIFY
+        .import(py, "redpool.exceptions", "from_server_reply")?
+        .call1((message,))
+}
+
+/// Shorthand: a core result as a Python result.
+pub trait IntoPyResult<T> {
+    /// Maps the error with [`to_pyerr`].
+    fn or_raise(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> IntoPyResult<T> for redpool::Result<T> {
+    fn or_raise(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|err| to_pyerr(py, err))
+    }
+}

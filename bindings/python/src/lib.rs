@@ -1,0 +1,24 @@
+//! `redpool._native`: the PyO3 binding of the redpool core, used by the Python package in
+//! `python/`. It only converts types, releases the GIL around blocking calls and maps errors;
+//! every pooling decision is the core's.
+
+mod blocking;
+mod config;
+mod errors;
+mod events;
+mod pool;
+mod reply;
+mod report;
+
+use pyo3::prelude::*;
+
+#[pymodule(gil_used = true)]
+mod _native {
+    #[pymodule_export]
+    use super::pool::{Connection, Pool};
+
+    /// The library version (the Cargo version of the core).
+    #[allow(non_upper_case_globals)]
+    #[pymodule_export]
+    const __version__: &str = redpool::VERSION;
+}

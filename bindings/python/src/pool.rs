@@ -1,0 +1,401 @@
+//! The Python classes: `Pool` (a handle on a core pool: shared through the core's registry, or
+//! dedicated) and `Connection` (a checked-out connection, for WATCH/MULTI/EXEC sessions).
+//!
+//! Every method that can wait (network, waiting for a connection, closing) converts its inputs
+//! into owned Rust values first, then runs without the GIL through [`blocking::run`]; replies
+//! are converted back after re-attaching.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use redpool::{AcquireOptions, CallOptions, Error, ErrorKind, PooledConnection, Priority};
+
+use crate::blocking;
+use crate::config::{self, Address};
+use crate::errors::IntoPyResult;
+use crate::events;
+use crate::reply::{self, Decode};
+use crate::report;
+
+/// An optional timeout in seconds from Python: finite and positive, or an error naming it.
+fn seconds(py: Python<'_>, name: &str, value: Option<f64>) -> PyResult<Option<Duration>> {
+    let Some(secs) = value else { return Ok(None) };
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(Error::invalid(
+            name,
+            secs,
+            "must be a positive number of seconds",
+        ))
+        .or_raise(py);
+    }
+    Duration::try_from_secs_f64(secs)
+        .map(Some)
+        .map_err(|_| Error::invalid(name, secs, "is too large"))
+        .or_raise(py)
+}
+
+/// A pool of connections to one Redis server, safe to share between threads.
+#[pyclass(frozen, module = "redpool._native")]
+pub struct Pool {
+    inner: redpool::Pool,
+    shared: bool,
+}
+
+impl Pool {
+    fn open(py: Python<'_>, config: redpool::Config, shared: bool) -> PyResult<Pool> {
+        // Creation opens `min_idle` connections: it may wait on the network.
+        let inner = blocking::run(py, move || {
+            if shared {
+                redpool::shared_with(config)
+            } else {
+                redpool::Pool::new(config)
+            }
+        })?
+        .or_raise(py)?;
+        events::log_state_changes(py, &inner, shared)?;
+        Ok(Pool { inner, shared })
+    }
+}
+
+#[pymethods]
+impl Pool {
+    /// A pool for `url`, or for `host`/`port` (or `unix_socket_path`), with `settings` applied
+    /// in order as `(knob, value)` pairs. `shared=True` uses the process-wide registry (one
+    /// pool per distinct configuration); `False` creates a dedicated pool.
+    #[new]
+    #[pyo3(signature = (url=None, *, host=String::from("127.0.0.1"), port=6379, unix_socket_path=None, tls=false, settings=Vec::new(), shared=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        url: Option<String>,
+        host: String,
+        port: i64,
+        unix_socket_path: Option<String>,
+        tls: bool,
+        settings: Vec<(String, String)>,
+        shared: bool,
+    ) -> PyResult<Pool> {
+        let address = Address {
+            host,
+            port,
+            unix_socket_path,
+            tls,
+        };
+        let config = config::build(url.as_deref(), address, &settings).or_raise(py)?;
+        Pool::open(py, config, shared)
+    }
+
+    /// The pool configured from the environment (`REDIS_URL`, or `REDIS_HOST`, `REDIS_PORT`,
+    /// ..., and any knob as `REDIS_<KNOB>`).
+    #[staticmethod]
+    #[pyo3(signature = (shared=true))]
+    fn from_env(py: Python<'_>, shared: bool) -> PyResult<Pool> {
+        let config = redpool::Config::from_env().or_raise(py)?;
+        Pool::open(py, config, shared)
+    }
+
+    /// Runs one command (a sequence of `bytes`); `timeout` replaces `socket_timeout` for the
+    /// reply (blocking commands). Server error replies are raised.
+    #[pyo3(signature = (args, decode=None, timeout=None))]
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyAny>,
+        decode: Option<(String, String)>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cmd = reply::command(args)?;
+        let decode = Decode::new(decode)?;
+        let options = CallOptions {
+            reply_timeout: seconds(py, "timeout", timeout)?,
+            ..CallOptions::default()
+        };
+        let pool = self.inner.clone();
+        let value = blocking::run(py, move || pool.execute_with(&cmd, options))?.or_raise(py)?;
+        reply::to_python(py, value, decode.as_ref())
+    }
+
+    /// Sends `commands` in one round trip; one reply per command, server errors in place as
+    /// exception instances. Replies at the indexes in `raw` are never decoded.
+    #[pyo3(signature = (commands, decode=None, raw=Vec::new()))]
+    fn pipeline<'py>(
+        &self,
+        py: Python<'py>,
+        commands: &Bound<'py, PyAny>,
+        decode: Option<(String, String)>,
+        raw: Vec<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let cmds = reply::commands(commands)?;
+        let decode = Decode::new(decode)?;
+        let pool = self.inner.clone();
+        let values = blocking::run(py, move || pool.pipeline(&cmds))?.or_raise(py)?;
+        pipeline_replies(py, values, decode.as_ref(), &raw)
+    }
+
+    /// Runs `commands` in MULTI/EXEC in one round trip; None when a WATCHed key changed.
+    #[pyo3(signature = (commands, decode=None))]
+    fn transaction<'py>(
+        &self,
+        py: Python<'py>,
+        commands: &Bound<'py, PyAny>,
+        decode: Option<(String, String)>,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        let cmds = reply::commands(commands)?;
+        let decode = Decode::new(decode)?;
+        let pool = self.inner.clone();
+        let values = blocking::run(py, move || pool.transaction(&cmds))?.or_raise(py)?;
+        values
+            .map(|v| reply::list(py, v, decode.as_ref()))
+            .transpose()
+    }
+
+    /// Checks out a connection, waiting up to `timeout` seconds (default: `acquire_timeout`).
+    #[pyo3(signature = (timeout=None))]
+    fn acquire(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Connection> {
+        let options = AcquireOptions {
+            timeout: seconds(py, "timeout", timeout)?,
+            priority: Priority::Normal,
+        };
+        let pool = self.inner.clone();
+        let conn = blocking::run(py, move || pool.acquire_with(options))?.or_raise(py)?;
+        Ok(Connection {
+            slot: Arc::new(Mutex::new(Some(conn))),
+        })
+    }
+
+    /// Gauges and counters (see the README for the keys).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        report::stats(py, &self.inner.stats())
+    }
+
+    /// PINGs the server and reports `healthy`, `degraded` or `unhealthy` with the reasons.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let pool = self.inner.clone();
+        let report = blocking::run(py, move || pool.health())?;
+        report::health(py, &report)
+    }
+
+    /// `"closed"`, `"open"` or `"half_open"`.
+    fn breaker_state(&self) -> &'static str {
+        self.inner.breaker_state().as_str()
+    }
+
+    /// Calls `callback(event: dict)` for every event of the pool; returns an id for
+    /// `unsubscribe`.
+    fn subscribe(&self, callback: Py<PyAny>) -> u64 {
+        events::subscribe(&self.inner, callback, false)
+    }
+
+    /// Removes a subscriber; False when the id is unknown.
+    fn unsubscribe(&self, id: u64) -> bool {
+        self.inner.unsubscribe(id)
+    }
+
+    /// Closes the pool (see `redpool::Pool::close`): waits up to `grace` seconds for
+    /// checked-out connections.
+    #[pyo3(signature = (grace=5.0))]
+    fn close(&self, py: Python<'_>, grace: f64) -> PyResult<()> {
+        let grace = if grace == 0.0 {
+            Duration::ZERO
+        } else {
+            seconds(py, "grace", Some(grace))?.unwrap_or_default()
+        };
+        let pool = self.inner.clone();
+        blocking::run(py, move || pool.close(grace))
+    }
+
+    /// True when both handles share one pool.
+    fn same_pool(&self, other: &Pool) -> bool {
+        self.inner.same_pool(&other.inner)
+    }
+
+    /// True once the pool was closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// True for a pool of the process-wide registry.
+    #[getter]
+    fn shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The server as a URL without the password.
+    #[getter]
+    fn url(&self) -> String {
+        self.inner.config().redacted_url()
+    }
+
+    /// The configured `max_connections`.
+    #[getter]
+    fn max_connections(&self) -> usize {
+        self.inner.config().max_connections()
+    }
+
+    /// The configured `socket_timeout`, in seconds.
+    #[getter]
+    fn socket_timeout(&self) -> f64 {
+        self.inner.config().socket_timeout().as_secs_f64()
+    }
+
+    fn __repr__(&self) -> String {
+        let kind = if self.shared { "shared" } else { "dedicated" };
+        format!("<redpool._native.Pool {} {kind}>", self.url())
+    }
+}
+
+/// Pipeline replies as a list, decoding all but the `raw` indexes.
+fn pipeline_replies<'py>(
+    py: Python<'py>,
+    values: Vec<redpool::Value>,
+    decode: Option<&Decode>,
+    raw: &[usize],
+) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for (i, value) in values.into_iter().enumerate() {
+        let decode = if raw.contains(&i) { None } else { decode };
+        list.append(reply::to_python(py, value, decode)?)?;
+    }
+    Ok(list)
+}
+
+/// A checked-out connection. Use it from one thread at a time. `release()` returns it to the
+/// pool (which keeps it only if it is clean: an open WATCH is UNWATCHed); `discard()` closes
+/// it. Garbage collection releases it too.
+#[pyclass(frozen, module = "redpool._native")]
+pub struct Connection {
+    /// `None` once released. Shared with a call still running on a helper thread after Ctrl-C.
+    slot: Arc<Mutex<Option<PooledConnection>>>,
+}
+
+impl Connection {
+    fn call<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PooledConnection) -> redpool::Result<T> + Send + 'static,
+    {
+        let slot = self.slot.clone();
+        blocking::run(py, move || {
+            let mut conn = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            match conn.as_mut() {
+                Some(conn) => f(conn),
+                None => Err(Error::new(
+                    ErrorKind::Closed,
+                    "this connection was already released to the pool",
+                )),
+            }
+        })?
+        .or_raise(py)
+    }
+
+    fn take(&self, py: Python<'_>) -> PyResult<Option<PooledConnection>> {
+        let slot = self.slot.clone();
+        blocking::run(py, move || {
+            slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+        })
+    }
+}
+
+#[pymethods]
+impl Connection {
+    /// Runs one command; `timeout` replaces `socket_timeout` for the reply.
+    #[pyo3(signature = (args, decode=None, timeout=None))]
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyAny>,
+        decode: Option<(String, String)>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cmd = reply::command(args)?;
+        let decode = Decode::new(decode)?;
+        let timeout = seconds(py, "timeout", timeout)?;
+        let value = self.call(py, move |conn| match timeout {
+            Some(t) => conn.execute_with_timeout(&cmd, t),
+            None => conn.execute(&cmd),
+        })?;
+        reply::to_python(py, value, decode.as_ref())
+    }
+
+    /// Sends `commands` in one round trip (see `Pool.pipeline`).
+    #[pyo3(signature = (commands, decode=None, raw=Vec::new()))]
+    fn pipeline<'py>(
+        &self,
+        py: Python<'py>,
+        commands: &Bound<'py, PyAny>,
+        decode: Option<(String, String)>,
+        raw: Vec<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let cmds = reply::commands(commands)?;
+        let decode = Decode::new(decode)?;
+        let values = self.call(py, move |conn| conn.pipeline(&cmds))?;
+        pipeline_replies(py, values, decode.as_ref(), &raw)
+    }
+
+    /// MULTI/EXEC on this connection; None when a WATCHed key changed.
+    #[pyo3(signature = (commands, decode=None))]
+    fn transaction<'py>(
+        &self,
+        py: Python<'py>,
+        commands: &Bound<'py, PyAny>,
+        decode: Option<(String, String)>,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        let cmds = reply::commands(commands)?;
+        let decode = Decode::new(decode)?;
+        let values = self.call(py, move |conn| conn.transaction(&cmds))?;
+        values
+            .map(|v| reply::list(py, v, decode.as_ref()))
+            .transpose()
+    }
+
+    /// Returns the connection to the pool. Idempotent.
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        let conn = self.take(py)?;
+        blocking::run(py, move || drop(conn))
+    }
+
+    /// Closes the connection instead of returning it. Idempotent.
+    fn discard(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(conn) = self.take(py)? {
+            blocking::run(py, move || conn.discard())?;
+        }
+        Ok(())
+    }
+
+    /// True once released or discarded.
+    #[getter]
+    fn released(&self) -> bool {
+        match self.slot.try_lock() {
+            Ok(conn) => conn.is_none(),
+            // A call is running on it.
+            Err(_) => false,
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+        self.release(py)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // A call still running on a helper thread holds the lock and its own reference: the
+        // connection is then returned when that call ends, by the helper.
+        let Ok(mut slot) = self.slot.try_lock() else {
+            return;
+        };
+        if let Some(conn) = slot.take() {
+            drop(slot);
+            // Returning it may send UNWATCH/DISCARD: not while holding the GIL.
+            Python::attach(|py| py.detach(move || drop(conn)));
+        }
+    }
+}
