@@ -1,0 +1,44 @@
+"""Pool events as Python values, and their records on the ``redpool`` logger.
+
+An event is a dict with a ``"type"`` key, the ``"pool"`` it happened in (its URL, without the
+password) and the event's fields:
+
+=========================  ==============================================================
+``type``                   fields
+=========================  ==============================================================
+breaker_state_changed      ``from``, ``to``: ``"closed"``, ``"open"`` or ``"half_open"``
+health_changed             ``from`` (None for the first check), ``to``: ``"healthy"``,
+                           ``"degraded"`` or ``"unhealthy"``
+connection_created         ``id``
+connection_closed          ``id``, ``reason`` (``"broken"``, ``"idle_timeout"``, ...)
+pool_exhausted             ``max_connections`` (once per episode of callers queueing)
+acquire_timed_out          ``waited`` (seconds), ``waiting`` (callers still waiting)
+=========================  ==============================================================
+
+Listeners run on the thread where the event happened (a caller's thread or the pool's
+maintenance thread), never while the pool holds a lock; they should return quickly. An exception
+in a listener goes to :func:`sys.unraisablehook` and never reaches the pool.
+
+The ``redpool`` logger receives the state changes only: breaker and health transitions.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict
+
+logger = logging.getLogger("redpool")
+
+#: An event (see the module documentation).
+Event = Dict[str, Any]
+
+
+def log_state_change(event: Event) -> None:
+    """Logs a breaker or health transition (called by the native module, once per pool)."""
+    kind, pool, before, after = event["type"], event["pool"], event["from"], event["to"]
+    if kind == "breaker_state_changed":
+        level = logging.WARNING if after == "open" else logging.INFO
+        logger.log(level, "%s: circuit breaker %s -> %s", pool, before, after)
+    elif kind == "health_changed":
+        level = logging.INFO if after == "healthy" else logging.WARNING
+        logger.log(level, "%s: health %s -> %s", pool, before or "unknown", after)

@@ -1,0 +1,198 @@
+"""``redpool.asyncio.Redis``: redis-py's asyncio client (``redis.asyncio.Redis``) on redpool's
+pool, with the same methods as awaitables.
+
+Every native call runs on a worker thread (a shared pool of up to :data:`MAX_WORKERS` threads),
+so the event loop never blocks. That also makes it cancellation-safe by construction: cancelling
+an await abandons the wait, while the call itself finishes on its thread and the pool takes its
+connection back only after the reply was read completely. A cancelled command can therefore
+never leave an unread reply for the next caller (the redis-py CVE-2023-28858/28859 scenario); it
+may still have been applied by the server, as with any client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, TypeVar
+
+import redis.asyncio
+import redis.asyncio.client
+
+from . import client as _sync
+from .client import PoolMethods
+
+__all__ = ["Redis", "StrictRedis", "Pipeline", "get_client", "MAX_WORKERS"]
+
+#: Threads that run native calls for asyncio clients (shared by all of them). A call waiting for
+#: a connection or a reply occupies one; further calls queue for a free thread.
+MAX_WORKERS = 64
+
+_T = TypeVar("_T")
+_executor: Optional[ThreadPoolExecutor] = None
+
+
+def _workers() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="redpool-asyncio")
+    return _executor
+
+
+def _forget_workers() -> None:
+    """In a forked child the parent's worker threads do not exist: start afresh."""
+    global _executor
+    _executor = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
+
+
+async def _off_loop(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Runs ``function`` on a worker thread; the await can be cancelled, the call cannot."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_workers(), functools.partial(function, *args, **kwargs))
+
+
+class Redis(PoolMethods, redis.asyncio.Redis):
+    """An asyncio, redis-py compatible client on redpool's pool. Takes the same arguments as
+    :class:`redpool.Redis`; clients with the same settings share one pool with sync clients."""
+
+    def __init__(self, host: str = "localhost", port: int = 6379, db: int = 0,
+                 password: Optional[str] = None, **kwargs: Any) -> None:
+        self._bind(_sync.Redis(host, port, db, password, **kwargs))
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "Redis":
+        """See :meth:`redpool.Redis.from_url`."""
+        client = cls.__new__(cls)
+        client._bind(_sync.Redis.from_url(url, **kwargs))
+        return client
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> "Redis":
+        """See :meth:`redpool.Redis.from_env`."""
+        client = cls.__new__(cls)
+        client._bind(_sync.Redis.from_env(**kwargs))
+        return client
+
+    def _bind(self, sync: _sync.Redis) -> None:
+        self._sync = sync
+        self._pool = sync._pool
+        self.connection_pool = sync.connection_pool
+        self.response_callbacks = sync.response_callbacks
+        self.connection = None
+        self.auto_close_connection_pool = sync.auto_close_connection_pool
+
+    def __repr__(self) -> str:
+        kind = "shared" if self._pool.shared else "dedicated"
+        return f"<{type(self).__module__}.{type(self).__name__}({self._pool.url}, {kind} pool)>"
+
+    def __del__(self, *args: Any) -> None:
+        pass
+
+    def __await__(self) -> Any:
+        return self.initialize().__await__()
+
+    async def initialize(self) -> "Redis":
+        """Nothing to do: connections are opened on first use."""
+        return self
+
+    async def __aenter__(self) -> "Redis":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        result = await _off_loop(self._sync.execute_command, *args, **options)
+        return await result if inspect.isawaitable(result) else result
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> "Pipeline":
+        return Pipeline(self, transaction, shard_hint)
+
+    def pubsub(self, **kwargs: Any) -> Any:
+        return self._sync.pubsub(**kwargs)
+
+    def monitor(self) -> Any:
+        return self._sync.monitor()
+
+    def client(self) -> Any:
+        return self._sync.client()
+
+    def set_retry(self, retry: Any) -> None:
+        self._sync.set_retry(retry)
+
+    async def health(self) -> Dict[str, Any]:
+        """See :meth:`redpool.Redis.health`."""
+        return await _off_loop(self._sync.health)
+
+    async def aclose(self, close_connection_pool: Optional[bool] = None) -> None:
+        """See :meth:`redpool.Redis.close`."""
+        await _off_loop(self._sync.close)
+
+    async def close(self, close_connection_pool: Optional[bool] = None) -> None:
+        await self.aclose()
+
+    async def close_pool(self, grace: float = 5.0) -> None:
+        """See :meth:`redpool.Redis.close_pool`."""
+        await _off_loop(self._sync.close_pool, grace)
+
+
+StrictRedis = Redis
+
+
+class Pipeline(redis.asyncio.client.Pipeline):
+    """redis-py's asyncio pipeline on redpool's pool: a :class:`redpool.client.Pipeline` whose
+    blocking steps run off the event loop. Queue commands, then ``await pipe.execute()``."""
+
+    def __init__(self, client: Redis, transaction: bool, shard_hint: Any = None) -> None:
+        self._sync = _sync.Pipeline(client._sync, transaction, shard_hint)
+        self.connection_pool = client.connection_pool
+        self.connection = None
+        self.response_callbacks = client.response_callbacks
+        self.is_transaction = transaction
+        self.shard_hint = shard_hint
+
+    # The queue and the WATCH state live in the sync pipeline (redis-py's own methods, such as
+    # multi() and pipeline_execute_command(), read and write them through these properties).
+    command_stack = property(lambda self: self._sync.command_stack,
+                             lambda self, v: setattr(self._sync, "command_stack", v))
+    scripts = property(lambda self: self._sync.scripts,
+                       lambda self, v: setattr(self._sync, "scripts", v))
+    watching = property(lambda self: self._sync.watching,
+                        lambda self, v: setattr(self._sync, "watching", v))
+    explicit_transaction = property(lambda self: self._sync.explicit_transaction,
+                                    lambda self, v: setattr(self._sync, "explicit_transaction", v))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__name__}({self._sync._client._pool.url})>"
+
+    def __del__(self, *args: Any) -> None:
+        pass
+
+    async def reset(self) -> None:
+        await _off_loop(self._sync.reset)
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        return await _off_loop(self._sync.immediate_execute_command, *args, **options)
+
+    async def execute(self, raise_on_error: bool = True) -> List[Any]:
+        return await _off_loop(self._sync.execute, raise_on_error)
+
+
+_default_clients: Dict[bool, Redis] = {}
+
+
+async def get_client(decode_responses: bool = False) -> Redis:
+    """The process's default asyncio client, configured from the environment (see
+    :func:`redpool.get_client`); it shares the default pool with the sync default client."""
+    client = _default_clients.get(decode_responses)
+    if client is None:
+        client = Redis.__new__(Redis)
+        client._bind(await _off_loop(_sync.get_client, decode_responses))
+        client = _default_clients.setdefault(decode_responses, client)
+    return client

@@ -1,0 +1,350 @@
+"""``redpool.Redis``: redis-py's client (every command method, argument name and return type is
+redis-py's own) with the I/O going through redpool's Rust pool instead of redis-py's sockets.
+
+Clients created with the same settings share one pool (the core's process-wide registry);
+``shared_pool=False`` gives a client its own. Creating a client never connects: connections are
+opened on first use (or ``min_idle`` of them at once).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import redis
+import redis.client
+from redis.exceptions import ResponseError, WatchError
+
+from . import _native, _options
+from ._events import Event
+from ._protocol import Codec, Command, Target
+from .exceptions import ConfigError
+
+__all__ = ["Redis", "StrictRedis", "Pipeline", "get_client"]
+
+
+class _PoolView:
+    """Stands where redis-py keeps its ``ConnectionPool``, for the code of redis-py's that reads
+    it (the encoder, ``connection_kwargs``). It hands out no connections: the pool is native."""
+
+    def __init__(self, pool: _native.Pool, codec: Codec) -> None:
+        self._pool = pool
+        self._codec = codec
+        encoder = codec.encoder
+        self.connection_kwargs: Dict[str, Any] = {
+            "encoding": encoder.encoding,
+            "encoding_errors": encoder.encoding_errors,
+            "decode_responses": encoder.decode_responses,
+            "protocol": 2,
+        }
+        self.max_connections = pool.max_connections
+
+    def get_encoder(self) -> Any:
+        return self._codec.encoder
+
+    def get_protocol(self) -> int:
+        return 2
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "redpool's connections are native: use the client's commands, pipeline() or "
+            "pipeline().watch() instead of taking a connection from the pool"
+        )
+
+    def __repr__(self) -> str:
+        return f"<redpool pool {self._pool.url} ({'shared' if self._pool.shared else 'dedicated'})>"
+
+
+class PoolMethods:
+    """The pool surface, common to the sync and asyncio clients."""
+
+    _pool: _native.Pool
+
+    @property
+    def shared_pool(self) -> bool:
+        """True when the client uses the process-wide pool of its settings."""
+        return self._pool.shared
+
+    def pool_stats(self) -> Dict[str, Any]:
+        """Gauges (``open``, ``idle``, ``in_use``, ``waiting``, ...) and counters since the pool
+        was created (``acquires``, ``commands``, ``errors`` by kind, ``wait_time_max``, ...)."""
+        return self._pool.stats()
+
+    def breaker_state(self) -> str:
+        """The circuit breaker's state: ``"closed"``, ``"open"`` or ``"half_open"``."""
+        return self._pool.breaker_state()
+
+    def add_event_listener(self, listener: Callable[[Event], Any]) -> int:
+        """Calls ``listener(event)`` for every event of the pool (see :mod:`redpool._events`);
+        returns an id for :meth:`remove_event_listener`."""
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, not {type(listener).__name__}")
+        return self._pool.subscribe(listener)
+
+    def remove_event_listener(self, listener_id: int) -> bool:
+        """Removes a listener; False when the id is unknown."""
+        return self._pool.unsubscribe(listener_id)
+
+
+class Redis(PoolMethods, redis.Redis):
+    """A redis-py compatible client on redpool's pool.
+
+    Takes redis-py's arguments (``host``, ``port``, ``db``, ``password``, ``username``,
+    ``socket_timeout``, ``socket_connect_timeout``, ``socket_keepalive``,
+    ``socket_keepalive_options``, ``health_check_interval``, ``max_connections``, ``retry``,
+    ``decode_responses``, ``encoding``, ``client_name``, ``ssl``, ``ssl_ca_certs``,
+    ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``, ``unix_socket_path``) and redpool's:
+    ``shared_pool`` (default True), ``acquire_timeout``, ``min_idle`` and ``options`` (any core
+    knob by name, e.g. ``{"breaker_failure_threshold": 3}``). Unset arguments take redpool's
+    defaults, listed in the README.
+    """
+
+    def __init__(self, host: str = "localhost", port: int = 6379, db: int = 0,
+                 password: Optional[str] = None, **kwargs: Any) -> None:
+        settings = _options.translate(host=host, port=port, db=db, password=password, **kwargs)
+        self._attach(_native.Pool(**settings.native_args()), settings)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "Redis":
+        """A client for ``redis://[[user]:password@]host[:port][/db][?option=value...]``,
+        ``rediss://...`` or ``unix:///path?db=N``. Query options are redis-py's
+        (``socket_timeout``, ``decode_responses``, ...) or any core knob; they win over
+        keyword arguments, as in redis-py."""
+        url = _options.split_url(url, kwargs)
+        settings = _options.translate(url=url, **kwargs)
+        client = cls.__new__(cls)
+        client._attach(_native.Pool(**settings.native_args()), settings)
+        return client
+
+    @classmethod
+    def from_env(cls, *, shared_pool: bool = True, decode_responses: bool = False,
+                 encoding: str = "utf-8", encoding_errors: str = "strict") -> "Redis":
+        """A client configured from the environment: ``REDIS_URL``, or ``REDIS_HOST``,
+        ``REDIS_PORT``, ``REDIS_DB``, ``REDIS_USERNAME``, ``REDIS_PASSWORD``; then any knob as
+        ``REDIS_<KNOB>`` (``REDIS_MAX_CONNECTIONS``, ``REDIS_SOCKET_TIMEOUT``, ...)."""
+        settings = _options.translate(decode_responses=decode_responses, encoding=encoding,
+                                      encoding_errors=encoding_errors, shared_pool=shared_pool)
+        client = cls.__new__(cls)
+        client._attach(_native.Pool.from_env(shared_pool), settings)
+        return client
+
+    def _attach(self, pool: _native.Pool, settings: _options.Settings) -> None:
+        self._pool = pool
+        self._codec = Codec(settings.encoding, settings.encoding_errors,
+                            settings.decode_responses, pool.socket_timeout)
+        self.connection_pool = _PoolView(pool, self._codec)
+        self.response_callbacks = self._codec.callbacks
+        self.connection = None
+        self.auto_close_connection_pool = not pool.shared
+
+    def __repr__(self) -> str:
+        kind = "shared" if self._pool.shared else "dedicated"
+        return f"<{type(self).__module__}.{type(self).__name__}({self._pool.url}, {kind} pool)>"
+
+    def __del__(self) -> None:
+        # A dedicated pool closes when its last handle is garbage collected.
+        pass
+
+    # Commands ---------------------------------------------------------------------------------
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Runs one command through the pool (with its breaker and safe retries) and returns
+        redis-py's value for it."""
+        return self._codec.run(self._pool, args, options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> "Pipeline":
+        """A pipeline: commands are queued and sent in one round trip by ``execute()``; with
+        ``transaction=True`` (the default) inside MULTI/EXEC."""
+        return Pipeline(self, transaction, shard_hint)
+
+    def pubsub(self, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "redpool does not offer pub/sub yet (it needs a dedicated, unpooled connection); "
+            "use a redis.Redis client for subscriptions"
+        )
+
+    def monitor(self) -> Any:
+        raise NotImplementedError("redpool does not offer MONITOR; use redis-cli monitor")
+
+    def client(self) -> Any:
+        raise NotImplementedError(
+            "redpool has no single-connection client; use pipeline() with watch() for a "
+            "session on one connection"
+        )
+
+    def set_retry(self, retry: Any) -> None:
+        raise ConfigError("retries are set when the client is created (retry=Retry(...))")
+
+    # Pool -------------------------------------------------------------------------------------
+
+    def health(self) -> Dict[str, Any]:
+        """PINGs the server (and reads INFO) and reports ``status`` (``"healthy"``,
+        ``"degraded"``, ``"unhealthy"``), the ``reasons``, ``ping_latency`` (seconds),
+        ``breaker``, selected ``server_info`` fields and the pool ``stats``. Never raises for a
+        down server: that is part of the report."""
+        return self._pool.health()
+
+    def close(self) -> None:
+        """Releases the client. A dedicated pool (``shared_pool=False``) is closed; a shared one
+        stays open for the other clients (use :meth:`close_pool` to close it anyway)."""
+        if not self._pool.shared:
+            self._pool.close(0)
+
+    def close_pool(self, grace: float = 5.0) -> None:
+        """Closes the pool, shared or not: new calls fail with ``PoolClosedError``; waits up to
+        ``grace`` seconds for connections in use, then shuts them down. A later client with the
+        same settings gets a new shared pool."""
+        self._pool.close(grace)
+
+
+StrictRedis = Redis
+
+
+class Pipeline(redis.client.Pipeline):
+    """redis-py's pipeline on redpool's pool.
+
+    Queued commands are sent in one round trip: with ``transaction=True`` inside MULTI/EXEC (a
+    WATCH conflict raises ``WatchError``), otherwise as a plain pipeline. After ``watch()`` the
+    pipeline holds one checked-out connection and runs commands immediately until ``multi()``,
+    as in redis-py. Not thread-safe (like redis-py's); use one per thread.
+    """
+
+    def __init__(self, client: Redis, transaction: bool, shard_hint: Any = None) -> None:
+        self._client = client
+        self._conn: Optional[_native.Connection] = None
+        self.connection_pool = client.connection_pool
+        self.connection = None
+        self.response_callbacks = client.response_callbacks
+        self.transaction = transaction
+        self.shard_hint = shard_hint
+        self.watching = False
+        self.command_stack: List[Command] = []
+        self.scripts: set = set()
+        self.explicit_transaction = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__name__}({self._client._pool.url})>"
+
+    def __del__(self) -> None:
+        try:
+            self.reset()
+        except Exception:
+            pass
+
+    def reset(self) -> None:
+        """Forgets queued commands and returns the watching connection (the pool UNWATCHes it)."""
+        self.command_stack = []
+        self.scripts = set()
+        self.watching = False
+        self.explicit_transaction = False
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.release()
+
+    def _target(self) -> Target:
+        return self._conn if self._conn is not None else self._client._pool
+
+    def _lost(self, error: Exception) -> None:
+        """A connection error while holding a connection: drop it; while WATCHing, the watch is
+        gone with it, which redis-py reports as a ``WatchError``."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.discard()
+        if self.watching:
+            self.reset()
+            raise WatchError(
+                f"A {type(error).__name__} occurred while watching one or more keys"
+            ) from error
+
+    def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        """Runs a command now on the pipeline's connection (WATCH, and reads before MULTI)."""
+        if self._conn is None:
+            self._conn = self._client._pool.acquire()
+        try:
+            result = self._client._codec.run(self._conn, args, options)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+            self._lost(error)
+            raise
+        name = str(args[0]).upper()
+        if name in self.UNWATCH_COMMANDS:
+            self.watching = False
+        elif name == "WATCH":
+            self.watching = True
+        return result
+
+    def execute(self, raise_on_error: bool = True) -> List[Any]:
+        """Sends the queued commands; returns one value per command (server errors raise the
+        first one, or stay in place as exceptions with ``raise_on_error=False``)."""
+        stack = self.command_stack
+        if not stack and not self.watching:
+            return []
+        try:
+            if self.scripts:
+                self.load_scripts()
+            if self.transaction or self.explicit_transaction:
+                return self._run_transaction(stack, raise_on_error)
+            return self._run_pipeline(stack, raise_on_error)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+            self._lost(error)
+            raise
+        finally:
+            self.reset()
+
+    def _run_pipeline(self, stack: Sequence[Command], raise_on_error: bool) -> List[Any]:
+        codec = self._client._codec
+        raw = [i for i, (_, options) in enumerate(stack) if redis.client.NEVER_DECODE in options]
+        replies = self._target().pipeline([codec.pack(args) for args, _ in stack],
+                                          codec.decode, raw)
+        results = []
+        for (args, options), reply in zip(stack, replies):
+            if isinstance(reply, redis.exceptions.ConnectionError):
+                raise reply  # redis-py raises these at once, even inside a pipeline
+            options = dict(options)
+            options.pop(redis.client.NEVER_DECODE, None)
+            if isinstance(reply, ResponseError):
+                results.append(reply)
+            else:
+                results.append(codec.parse(args[0], reply, options))
+        if raise_on_error:
+            self.raise_first_error(stack, results)
+        return results
+
+    def _run_transaction(self, stack: Sequence[Command], raise_on_error: bool) -> List[Any]:
+        codec = self._client._codec
+        sent = [(args, options) for args, options in stack
+                if redis.client.EMPTY_RESPONSE not in options]
+        replies = self._target().transaction([codec.pack(args) for args, _ in sent], codec.decode)
+        self.watching = False
+        if replies is None:
+            raise WatchError("Watched variable changed.")
+        replies = list(replies)
+        for i, (_, options) in enumerate(stack):
+            if redis.client.EMPTY_RESPONSE in options:
+                replies.insert(i, options[redis.client.EMPTY_RESPONSE])
+        if len(replies) != len(stack):
+            raise ResponseError("Wrong number of response items from pipeline execution")
+        if raise_on_error:
+            self.raise_first_error(stack, replies)
+        results = []
+        for (args, options), reply in zip(stack, replies):
+            if isinstance(reply, Exception):
+                results.append(reply)
+            else:
+                options = dict(options)
+                options.pop(redis.client.NEVER_DECODE, None)
+                results.append(codec.parse(args[0], reply, options))
+        return results
+
+
+_default_clients: Dict[bool, Redis] = {}
+
+
+def get_client(decode_responses: bool = False) -> Redis:
+    """The process's default client, configured from the environment (see
+    :meth:`Redis.from_env`) and created on first use: every caller shares it and its pool."""
+    client = _default_clients.get(decode_responses)
+    if client is None:
+        # Two threads racing here create two clients of the one shared pool; one is kept.
+        client = _default_clients.setdefault(
+            decode_responses, Redis.from_env(decode_responses=decode_responses)
+        )
+    return client
