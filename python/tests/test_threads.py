@@ -1,0 +1,161 @@
+"""Concurrency: the GIL is released around blocking calls, 32 threads share a pool without a
+reply ever reaching the wrong caller, and Ctrl-C interrupts long waits on the main thread."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import redpool
+
+THREADS = 32
+OPS = 150
+
+
+def count_while(blocking_call) -> int:
+    """How many times another thread increments a counter while ``blocking_call`` runs."""
+    ticks = 0
+    done = threading.Event()
+
+    def spin():
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    try:
+        blocking_call()
+    finally:
+        done.set()
+        thread.join()
+    return ticks
+
+
+def test_gil_released_while_waiting_for_a_reply(r):
+    # On the main thread (helper-thread path) and on another thread (detached path).
+    assert count_while(lambda: r.blpop(["nothing"], timeout=0.5)) > 100
+
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(v=r.blpop(["nothing"], timeout=0.5)))
+    started = time.monotonic()
+    worker.start()
+    main_progress = 0
+    while worker.is_alive():
+        main_progress += 1
+        time.sleep(0.001)
+    assert result == {"v": None}
+    assert main_progress > 100 and time.monotonic() - started >= 0.45
+
+
+def test_gil_released_while_waiting_for_a_connection(server, oracle):
+    client = redpool.Redis.from_url(server.url, max_connections=1, acquire_timeout=0.5,
+                                    shared_pool=False)
+    with client.pipeline() as holder:
+        holder.watch("k")
+
+        def wait_for_pool():
+            try:
+                client.get("k")
+            except redpool.PoolTimeoutError:
+                pass
+
+        assert count_while(wait_for_pool) > 100
+
+
+def test_thirty_two_threads_share_a_pool(server, oracle):
+    oracle.mset({f"key:{i}": f"val:{i}" for i in range(THREADS * OPS)})
+    client = redpool.Redis.from_url(server.url, max_connections=8, shared_pool=False)
+    errors = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(t * OPS, (t + 1) * OPS):
+                assert client.get(f"key:{i}") == f"val:{i}".encode(), i
+                client.incr("total")
+                if i % 10 == 0:
+                    with client.pipeline() as pipe:
+                        pipe.get(f"key:{i}").incr("total")
+                        assert pipe.execute()[0] == f"val:{i}".encode()
+        except Exception as e:  # reported below with the thread number
+            errors.append((t, repr(e)))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert int(oracle.get("total")) == THREADS * OPS + THREADS * OPS // 10
+    stats = client.pool_stats()
+    assert stats["open"] <= 8 and stats["in_use"] == 0
+
+
+def run_and_interrupt(server, body: str) -> float:
+    """Runs ``body`` in a child Python, sends SIGINT once it printed "waiting", and returns how
+    long the child took to die of KeyboardInterrupt."""
+    code = textwrap.dedent(f"""
+        import sys, redpool
+        r = redpool.Redis.from_url("{server.url}", shared_pool=False)
+        {body}
+    """)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "waiting"
+        time.sleep(0.3)  # well inside the wait
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert "KeyboardInterrupt" in err, err
+    assert child.returncode != 0
+    return elapsed
+
+
+def test_ctrl_c_interrupts_a_long_reply_wait(server, oracle):
+    elapsed = run_and_interrupt(server, """
+        print("waiting", flush=True)
+        r.blpop(["never"], timeout=30)
+    """)
+    assert elapsed < 1.0
+
+
+def test_ctrl_c_interrupts_a_wait_for_a_connection(server, oracle):
+    elapsed = run_and_interrupt(server, """
+        r = redpool.Redis.from_url("{url}", max_connections=1, acquire_timeout=30,
+                                   shared_pool=False)
+        holder = r.pipeline()
+        holder.watch("k")
+        print("waiting", flush=True)
+        r.get("k")
+    """.replace("{url}", server.url))
+    assert elapsed < 1.0
+
+
+def helper_threads() -> int:
+    tasks = f"/proc/{os.getpid()}/task"
+    names = []
+    for task in os.listdir(tasks):
+        try:
+            with open(f"{tasks}/{task}/comm") as comm:
+                names.append(comm.read().strip())
+        except FileNotFoundError:  # ended meanwhile
+            pass
+    return names.count("redpool-call")
+
+
+def test_helper_threads_are_reused(r):
+    for _ in range(200):
+        r.ping()
+    assert 1 <= helper_threads() <= 2
