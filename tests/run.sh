@@ -93,9 +93,9 @@ stage_python() {
     fi
     export PIP_DISABLE_PIP_VERSION_CHECK=1
     "$venv/bin/python" -m pip install -q "maturin>=1.9.4,<2" "redis>=5.0,<9" pytest pytest-timeout mypy
-    # No build isolation: the venv's maturin builds it (no download per run); cargo's target/
-    # keeps the build incremental.
-    "$venv/bin/python" -m pip install -q --no-build-isolation ./python
+    # No build isolation: the venv's maturin builds it (no download per run; the backend runs
+    # the `maturin` binary from PATH); cargo's target/ keeps the build incremental.
+    PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip install -q --no-build-isolation ./python
     echo "python: $("$venv/bin/python" --version), redis-py $("$venv/bin/python" -c 'import redis; print(redis.__version__)')"
     "$venv/bin/python" -m pytest python/tests
 }
