@@ -10,7 +10,9 @@
 //!
 //! Helper threads are reused (a thread is created only when none is idle) and exit after
 //! [`IDLE_EXIT`] without work. Only main-thread calls use them, and every job owns its inputs
-//! (`'static`): a job never touches a Python object.
+//! (`'static`): a job never touches a Python object. Both sides poll for [`SPIN`] before they
+//! sleep, which keeps the hand-off cheap: a GET on the main thread measured about 30 µs this way
+//! against about 70-130 µs with plain blocking hand-offs (and about 25 µs off the main thread).
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
