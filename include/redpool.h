@@ -77,8 +77,8 @@ enum redpool_status
   REDPOOL_STATUS_CIRCUIT_OPEN = 4,
   // The server refused the credentials.
   REDPOOL_STATUS_AUTH = 5,
-  // The server rejected the request as a whole (for example a transaction whose command was
-  // rejected while queueing). A single command's error reply is a reply, not this status.
+  // Reserved for a request the server rejects as a whole. Error replies to commands (including
+  // EXECABORT from a transaction) are replies of type REDPOOL_REPLY_ERROR with status OK.
   REDPOOL_STATUS_RESPONSE = 6,
   // The server sent bytes that are not valid RESP.
   REDPOOL_STATUS_PROTOCOL = 7,
@@ -119,7 +119,8 @@ typedef enum redpool_reply_type {
   REDPOOL_REPLY_MAP = 9,
   // A set (RESP3): `elements` / `element`.
   REDPOOL_REPLY_SET = 10,
-  // A push message (RESP3): `elements` / `element`.
+  // A push message (RESP3): `elements` / `element`, the first element being its kind
+  // ("message", "invalidate", ...).
   REDPOOL_REPLY_PUSH = 12,
   // A big number (RESP3): its decimal text in `str` / `len`.
   REDPOOL_REPLY_BIGNUM = 13,
@@ -499,7 +500,8 @@ redpool_status redpool_pool_subscribe(const struct redpool_pool *pool,
                                       void *userdata,
                                       uint64_t *id);
 
-// Removes a subscription. After it returns, the callback is no longer called for new events.
+// Removes a subscription. After it returns, the callback is not running and is not called again,
+// so its userdata may be freed. Must not be called from inside an event callback.
 // An unknown id gives `REDPOOL_STATUS_INVALID_ARGUMENT`.
 //
 // # Safety

@@ -578,8 +578,19 @@ impl Connection {
         if sent { error.sent() } else { error }
     }
 
+    /// Reads the next reply. RESP3 push messages (client-tracking invalidations, ...) are not
+    /// replies to anything sent: they are skipped, so replies never shift by one.
     fn read_reply(&mut self) -> Result<Value> {
-        match self.parser.parse_value(&mut self.stream) {
+        loop {
+            match self.parser.parse_value(&mut self.stream) {
+                Ok(Value::Push { .. }) => continue,
+                result => return self.finish_read(result),
+            }
+        }
+    }
+
+    fn finish_read(&mut self, result: redis::RedisResult<Value>) -> Result<Value> {
+        match result {
             Ok(value) => {
                 self.busy = false;
                 self.last_used = Instant::now();

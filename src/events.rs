@@ -3,7 +3,9 @@
 //!
 //! Events are delivered synchronously on the thread where they happen, never while a pool lock is
 //! held. A panicking subscriber is caught and cannot break the pool; a slow one slows only the
-//! thread that raised the event, so subscribers should hand work off rather than block.
+//! thread that raised the event, so subscribers should hand work off rather than block. Once
+//! `unsubscribe` returns, the subscriber is not called again; a subscriber must not unsubscribe
+//! (itself or another) from inside its own call.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -98,13 +100,10 @@ impl Events {
             return;
         }
         let event = event();
-        let listeners: Vec<Listener> = self
-            .listeners
-            .read()
-            .iter()
-            .map(|(_, l)| l.clone())
-            .collect();
-        for listener in listeners {
+        // The read lock is held during delivery, so once `unsubscribe` returns no call of that
+        // subscriber is still running or about to run. (Recursive: a subscriber may cause events.)
+        let listeners = self.listeners.read_recursive();
+        for (_, listener) in listeners.iter() {
             let _ = catch_unwind(AssertUnwindSafe(|| listener(&event)));
         }
     }

@@ -14,13 +14,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>` of this test build (the test binary lives in its `deps/`).
+/// `target/<profile>` of this test build, with the C library built in it.
 fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf()
+    support::cbuild::library_dir()
 }
 
 fn run(cmd: &mut Command) -> Output {

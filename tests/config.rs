@@ -288,6 +288,21 @@ fn environment_variables() {
 }
 
 #[test]
+fn host_and_port_are_knobs_too() {
+    let mut b = Config::builder();
+    b.set("host", "cache.internal")
+        .unwrap()
+        .set("port", "6390")
+        .unwrap();
+    assert_eq!(
+        b.build().unwrap().address().to_string(),
+        "cache.internal:6390"
+    );
+    let err = b.set("port", "99999").unwrap_err();
+    assert!(err.to_string().contains("port"), "{err}");
+}
+
+#[test]
 fn secrets_never_printed() {
     let secret = "Sup3r-S3cret-Passw0rd";
     let c = Config::from_url(&format!("redis://bob:{secret}@127.0.0.1:6379/0")).unwrap();

@@ -3,7 +3,9 @@
 //! warnings as errors, and the shared library exports only `redpool_*` symbols, each declared in
 //! the header.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 fn root() -> PathBuf {
@@ -79,18 +81,9 @@ fn header_compiles_as_c99_and_cpp11_without_warnings() {
     compiles("c++", &cpp);
 }
 
-/// `target/<profile>` of this test build (the test binary lives in its `deps/`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf()
-}
-
 #[test]
 fn library_exports_only_declared_redpool_symbols() {
-    let lib = target_dir().join("libredpool.so");
+    let lib = support::cbuild::library_dir().join("libredpool.so");
     assert!(lib.exists(), "{} was not built", lib.display());
     let output = Command::new("nm")
         .args(["-D", "--defined-only", "--format=posix"])
@@ -104,10 +97,7 @@ fn library_exports_only_declared_redpool_symbols() {
         .filter_map(|l| l.split_whitespace().next())
         .filter(|s| !s.is_empty())
         .collect();
-    assert!(
-        exported.contains(&"redpool_pool_new"),
-        "{exported:?}"
-    );
+    assert!(exported.contains(&"redpool_pool_new"), "{exported:?}");
     for symbol in exported {
         assert!(
             symbol.starts_with("redpool_"),

@@ -1,12 +1,11 @@
 //! Configuration from environment variables: `REDIS_URL` (or host/port/db/credentials variables),
 //! then any knob as `REDIS_<NAME>`.
 
-use super::knobs::parse_port;
-use super::{Address, ConfigBuilder, KNOBS};
+use super::{ConfigBuilder, KNOBS};
 use crate::error::Result;
 
 /// Knobs that describe the server, read from variables only when `REDIS_URL` is not set.
-const SERVER_KNOBS: [&str; 3] = ["db", "username", "password"];
+const SERVER_KNOBS: [&str; 5] = ["host", "port", "db", "username", "password"];
 
 pub(super) fn parse(var: impl Fn(&str) -> Option<String>) -> Result<ConfigBuilder> {
     let present = |name: &str| var(name).filter(|v| !v.trim().is_empty());
@@ -14,15 +13,6 @@ pub(super) fn parse(var: impl Fn(&str) -> Option<String>) -> Result<ConfigBuilde
         Some(url) => ConfigBuilder::from_url(url.trim()).map_err(|e| e.context("REDIS_URL"))?,
         None => {
             let mut b = ConfigBuilder::default();
-            let host = present("REDIS_HOST").unwrap_or_else(|| "127.0.0.1".into());
-            let port = match present("REDIS_PORT") {
-                Some(p) => parse_port(&p).map_err(|e| e.context("REDIS_PORT"))?,
-                None => 6379,
-            };
-            b.set_address(Address::Tcp {
-                host: host.trim().to_string(),
-                port,
-            });
             for knob in SERVER_KNOBS {
                 apply(&mut b, knob, &present)?;
             }

@@ -3,13 +3,15 @@
 
 use std::path::PathBuf;
 
-use super::{ConfigBuilder, ReuseOrder, Secret, TlsConfig};
+use super::{Address, ConfigBuilder, ReuseOrder, Secret, TlsConfig};
 use crate::error::{Error, Result};
 use crate::retry::Jitter;
 use std::time::Duration;
 
 /// Every knob name accepted by [`ConfigBuilder::set`].
 pub const KNOBS: &[&str] = &[
+    "host",
+    "port",
     "max_connections",
     "min_idle",
     "acquire_timeout",
@@ -65,6 +67,24 @@ impl ConfigBuilder {
         let number = || parse_count(knob, value).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         let flag = || parse_bool(knob, value);
         match knob {
+            "host" => {
+                let port = match &c.address {
+                    Address::Tcp { port, .. } => *port,
+                    Address::Unix(_) => 6379,
+                };
+                c.address = Address::Tcp {
+                    host: value.trim().to_string(),
+                    port,
+                };
+            }
+            "port" => {
+                let port = parse_port(value)?;
+                let host = match &c.address {
+                    Address::Tcp { host, .. } => host.clone(),
+                    Address::Unix(_) => "127.0.0.1".to_string(),
+                };
+                c.address = Address::Tcp { host, port };
+            }
             "max_connections" => c.max_connections = count()?,
             "min_idle" => c.min_idle = count()?,
             "acquire_timeout" => c.acquire_timeout = duration()?,

@@ -12,8 +12,18 @@ pub struct redpool_config {
     pub(crate) builder: ConfigBuilder,
 }
 
-fn into_handle(builder: ConfigBuilder) -> *mut redpool_config {
-    Box::into_raw(Box::new(redpool_config { builder }))
+/// Hands a new config to C through `out` (allocated only once `out` is known to be writable).
+///
+/// # Safety
+/// `out` is NULL or valid for a write.
+unsafe fn hand_out(
+    out: *mut *mut redpool_config,
+    builder: ConfigBuilder,
+) -> crate::error::Result<()> {
+    super::request::check_out(out, "out")?;
+    let handle = Box::into_raw(Box::new(redpool_config { builder }));
+    // SAFETY: per the caller's contract; `out` is not NULL.
+    unsafe { write_out(out, "out", handle) }
 }
 
 /// Creates settings with every default (server `127.0.0.1:6379`). On success `*out` owns a new
@@ -27,7 +37,7 @@ pub unsafe extern "C" fn redpool_config_new(
 ) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per this function's contract.
-        unsafe { write_out(out, "out", into_handle(ConfigBuilder::default())) }
+        unsafe { hand_out(out, ConfigBuilder::default()) }
     })
 }
 
@@ -46,7 +56,7 @@ pub unsafe extern "C" fn redpool_config_from_url(
         let url = unsafe { utf8(url, "url") }?;
         let builder = ConfigBuilder::from_url(url)?;
         // SAFETY: per this function's contract.
-        unsafe { write_out(out, "out", into_handle(builder)) }
+        unsafe { hand_out(out, builder) }
     })
 }
 
@@ -63,7 +73,7 @@ pub unsafe extern "C" fn redpool_config_from_env(
     boundary(|| {
         let builder = ConfigBuilder::from_env_with(|name| std::env::var(name).ok())?;
         // SAFETY: per this function's contract.
-        unsafe { write_out(out, "out", into_handle(builder)) }
+        unsafe { hand_out(out, builder) }
     })
 }
 
@@ -113,7 +123,7 @@ pub unsafe extern "C" fn redpool_config_validate(
 pub unsafe extern "C" fn redpool_config_free(config: *mut redpool_config) {
     super::query((), || {
         if !config.is_null() {
-            // SAFETY: allocated by `into_handle`, owned by the caller.
+            // SAFETY: allocated by `hand_out`, owned by the caller.
             drop(unsafe { Box::from_raw(config) });
         }
     })

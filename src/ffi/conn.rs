@@ -34,7 +34,7 @@ pub unsafe extern "C" fn redpool_pool_acquire(
     boundary(|| {
         // SAFETY: per this function's contract.
         let pool = unsafe { borrow(pool) }?;
-        check_out(out)?;
+        check_out(out, "out")?;
         let timeout = (timeout_ms != REDPOOL_TIMEOUT_DEFAULT)
             .then(|| Duration::from_millis(u64::from(timeout_ms)));
         let inner = pool.acquire_with(AcquireOptions {

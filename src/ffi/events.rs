@@ -117,7 +117,7 @@ pub unsafe extern "C" fn redpool_pool_subscribe(
         // SAFETY: per this function's contract.
         let pool = unsafe { borrow(pool) }?;
         let callback = callback.ok_or_else(|| super::null("callback"))?;
-        super::request::check_out(id)?;
+        super::request::check_out(id, "id")?;
         let userdata = userdata as usize;
         let subscription = pool.subscribe(move |event| {
             let c = c_event(event);
@@ -130,7 +130,8 @@ pub unsafe extern "C" fn redpool_pool_subscribe(
     })
 }
 
-/// Removes a subscription. After it returns, the callback is no longer called for new events.
+/// Removes a subscription. After it returns, the callback is not running and is not called again,
+/// so its userdata may be freed. Must not be called from inside an event callback.
 /// An unknown id gives `REDPOOL_STATUS_INVALID_ARGUMENT`.
 ///
 /// # Safety

@@ -262,7 +262,7 @@ pub unsafe extern "C" fn redpool_pool_free(pool: *mut redpool_pool) {
 /// # Safety
 /// `out` is NULL or valid for a write.
 unsafe fn hand_out(out: *mut *mut redpool_pool, make: impl FnOnce() -> Result<Pool>) -> Result<()> {
-    check_out(out)?;
+    check_out(out, "out")?;
     let pool = make()?;
     // SAFETY: per the caller's contract.
     unsafe { write_out(out, "out", into_handle(pool)) }

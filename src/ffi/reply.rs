@@ -31,7 +31,8 @@ pub enum redpool_reply_type {
     REDPOOL_REPLY_MAP = 9,
     /// A set (RESP3): `elements` / `element`.
     REDPOOL_REPLY_SET = 10,
-    /// A push message (RESP3): `elements` / `element`.
+    /// A push message (RESP3): `elements` / `element`, the first element being its kind
+    /// ("message", "invalidate", ...).
     REDPOOL_REPLY_PUSH = 12,
     /// A big number (RESP3): its decimal text in `str` / `len`.
     REDPOOL_REPLY_BIGNUM = 13,
@@ -145,7 +146,12 @@ pub(crate) fn from_value(value: Value) -> *mut redpool_reply {
         }
         Value::Array(items) => children(REDPOOL_REPLY_ARRAY, items),
         Value::Set(items) => children(REDPOOL_REPLY_SET, items),
-        Value::Push { data, .. } => children(REDPOOL_REPLY_PUSH, data),
+        Value::Push { kind, data } => children(
+            REDPOOL_REPLY_PUSH,
+            std::iter::once(Value::BulkString(kind.to_string().into_bytes()))
+                .chain(data)
+                .collect(),
+        ),
         Value::Map(pairs) => children(
             REDPOOL_REPLY_MAP,
             pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),

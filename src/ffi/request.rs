@@ -69,7 +69,7 @@ pub(crate) unsafe fn single(
 ) -> Result<()> {
     // SAFETY: per the caller's contract.
     let cmd = unsafe { args::command(argc, argv, argvlen) }?;
-    check_out(reply)?;
+    check_out(reply, "reply")?;
     let result = target.single(&cmd, reply_timeout);
     // SAFETY: per the caller's contract.
     unsafe { deliver(result, reply) }
@@ -87,7 +87,7 @@ pub(crate) unsafe fn pipeline(
 ) -> Result<()> {
     // SAFETY: per the caller's contract.
     let cmds = unsafe { args::commands(count, cmds) }?;
-    check_out(reply)?;
+    check_out(reply, "reply")?;
     let replies = target.pipeline(&cmds)?;
     // SAFETY: per the caller's contract.
     unsafe { write_out(reply, "reply", reply::from_value(Value::Array(replies))) }
@@ -105,7 +105,7 @@ pub(crate) unsafe fn transaction(
 ) -> Result<()> {
     // SAFETY: per the caller's contract.
     let cmds = unsafe { args::commands(count, cmds) }?;
-    check_out(reply)?;
+    check_out(reply, "reply")?;
     let result = target
         .transaction(&cmds)
         .map(|outcome| outcome.map_or(Value::Nil, Value::Array));
@@ -113,10 +113,10 @@ pub(crate) unsafe fn transaction(
     unsafe { deliver(result, reply) }
 }
 
-/// Fails early (before any network work) when an output pointer is NULL.
-pub(crate) fn check_out<T>(out: *mut T) -> Result<()> {
+/// Fails early (before any network work) when the output pointer `what` is NULL.
+pub(crate) fn check_out<T>(out: *mut T, what: &str) -> Result<()> {
     if out.is_null() {
-        return Err(super::null("out"));
+        return Err(super::null(what));
     }
     Ok(())
 }

@@ -22,8 +22,8 @@ pub enum redpool_status {
     REDPOOL_STATUS_CIRCUIT_OPEN = 4,
     /// The server refused the credentials.
     REDPOOL_STATUS_AUTH = 5,
-    /// The server rejected the request as a whole (for example a transaction whose command was
-    /// rejected while queueing). A single command's error reply is a reply, not this status.
+    /// Reserved for a request the server rejects as a whole. Error replies to commands (including
+    /// EXECABORT from a transaction) are replies of type REDPOOL_REPLY_ERROR with status OK.
     REDPOOL_STATUS_RESPONSE = 6,
     /// The server sent bytes that are not valid RESP.
     REDPOOL_STATUS_PROTOCOL = 7,

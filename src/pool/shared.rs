@@ -64,6 +64,8 @@ struct ReconnectGate {
     attempt_in_flight: bool,
     last_delay: Duration,
     last_error: Option<String>,
+    /// The kind of the last failure (an authentication failure stays one while backing off).
+    last_kind: Option<ErrorKind>,
 }
 
 /// How a caller got hold of a connection, before validation.
@@ -391,6 +393,7 @@ impl Shared {
                 gate.last_delay = delay;
                 gate.next_attempt_at = Some(Instant::now() + delay);
                 gate.last_error = Some(err.message().to_string());
+                gate.last_kind = Some(err.kind());
                 self.counters.connect_failed();
                 self.release_slot(&mut state);
                 Err(err)
@@ -408,8 +411,12 @@ impl Shared {
         let due = gate.next_attempt_at.unwrap_or(now);
         if gate.attempt_in_flight || now < due {
             let wait = due.saturating_duration_since(now);
+            let kind = match gate.last_kind {
+                Some(ErrorKind::Auth) => ErrorKind::Auth,
+                _ => ErrorKind::Connection,
+            };
             return Err(Error::new(
-                ErrorKind::Connection,
+                kind,
                 format!(
                     "{} is unreachable ({} failed connect attempts, last: {}); next attempt in {}ms",
                     self.server(),
@@ -445,6 +452,12 @@ impl Shared {
     /// connections go to the first waiter or the idle set; others are closed and their slot
     /// passed on.
     pub(crate) fn checkin(&self, mut conn: Connection) {
+        if conn.fork_generation != fork::generation() {
+            // A socket from before fork(): not a byte may be sent on it (it is the parent's), and
+            // dropping the child's copy does not touch the parent.
+            self.closed_connection(conn, CloseReason::Forked);
+            return;
+        }
         if conn.is_reusable() && conn.needs_settling() {
             conn.settle_session();
         }
@@ -550,7 +563,9 @@ impl Shared {
 
     pub(super) fn close(&self, grace: Duration) {
         let idle = {
-            let mut state = self.state.lock();
+            // `lock()`: in a forked child, the parent's sockets are forgotten first, so they are
+            // never shut down below.
+            let mut state = self.lock();
             self.closed.store(true, Ordering::Release);
             state.waiters.close_all();
             let idle = std::mem::take(&mut state.idle);
@@ -560,7 +575,7 @@ impl Shared {
         };
         self.closed_connections(idle, CloseReason::PoolClosed);
         let deadline = Instant::now() + grace;
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         while state.open > 0 && !self.drained.wait_until(&mut state, deadline).timed_out() {}
         for fd in state.in_use_fds.values() {
             // SAFETY: every descriptor in `in_use_fds` belongs to a live checked-out connection:
@@ -708,7 +723,7 @@ impl Shared {
             message.push_str(&format!("; last connect error: {last}"));
         }
         if waited.is_zero() {
-            message.push_str(" (try_acquire does not wait)");
+            message.push_str(" (a zero timeout does not wait)");
         } else {
             message.push_str(
                 "; raise max_connections or acquire_timeout, or look for connections held too long",

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod cbuild;
 pub mod proxy;
 
 use std::collections::HashMap;
