@@ -16,23 +16,38 @@ fn header_path() -> PathBuf {
     root().join("include/redpool.h")
 }
 
-/// The version macros, from Cargo.toml (so no copy is kept by hand).
-fn version_defines() -> String {
-    let (major, minor, patch) = (
-        env!("CARGO_PKG_VERSION_MAJOR"),
-        env!("CARGO_PKG_VERSION_MINOR"),
-        env!("CARGO_PKG_VERSION_PATCH"),
-    );
-    format!(
-        "\n#define REDPOOL_VERSION \"{}\"\n#define REDPOOL_VERSION_MAJOR {major}\n#define REDPOOL_VERSION_MINOR {minor}\n#define REDPOOL_VERSION_PATCH {patch}\n#define REDPOOL_VERSION_NUMBER ((REDPOOL_VERSION_MAJOR << 24) | (REDPOOL_VERSION_MINOR << 16) | (REDPOOL_VERSION_PATCH << 8))\n",
-        env!("CARGO_PKG_VERSION")
-    )
+fn config() -> cbindgen::Config {
+    cbindgen::Config::from_file(root().join("cbindgen.toml")).expect("cbindgen.toml")
+}
+
+/// The version macros of cbindgen.toml agree with Cargo.toml (bump them together).
+#[test]
+fn version_macros_match_the_crate_version() {
+    let macros = config().after_includes.unwrap_or_default();
+    for expected in [
+        format!("#define REDPOOL_VERSION \"{}\"", env!("CARGO_PKG_VERSION")),
+        format!(
+            "#define REDPOOL_VERSION_MAJOR {}",
+            env!("CARGO_PKG_VERSION_MAJOR")
+        ),
+        format!(
+            "#define REDPOOL_VERSION_MINOR {}",
+            env!("CARGO_PKG_VERSION_MINOR")
+        ),
+        format!(
+            "#define REDPOOL_VERSION_PATCH {}",
+            env!("CARGO_PKG_VERSION_PATCH")
+        ),
+    ] {
+        assert!(
+            macros.contains(&expected),
+            "cbindgen.toml after_includes lacks: {expected}"
+        );
+    }
 }
 
 fn generate() -> Vec<u8> {
-    let mut config =
-        cbindgen::Config::from_file(root().join("cbindgen.toml")).expect("cbindgen.toml");
-    config.after_includes = Some(version_defines());
+    let config = config();
     let bindings = cbindgen::Builder::new()
         .with_crate(root())
         .with_config(config)
