@@ -128,7 +128,8 @@ def test_ctrl_c_interrupts_a_long_reply_wait(server, oracle):
         print("waiting", flush=True)
         r.blpop(["never"], timeout=30)
     """)
-    assert elapsed < 1.0
+    # Interrupted, not waited out (30 s); the bound is generous for a loaded machine.
+    assert elapsed < 5.0
 
 
 def test_ctrl_c_interrupts_a_wait_for_a_connection(server, oracle):
@@ -140,7 +141,7 @@ def test_ctrl_c_interrupts_a_wait_for_a_connection(server, oracle):
         print("waiting", flush=True)
         r.get("k")
     """.replace("{url}", server.url))
-    assert elapsed < 1.0
+    assert elapsed < 5.0
 
 
 def helper_threads() -> int:
