@@ -59,6 +59,12 @@
 // Pass as `timeout_ms` to use the pool's configured `acquire_timeout`.
 #define REDPOOL_TIMEOUT_DEFAULT UINT32_MAX
 
+// Pool utilization to aim for: the suggestion leaves headroom for bursts above the mean.
+#define TARGET_UTILIZATION 0.7
+
+// Extra margin on top of the target utilization.
+#define SAFETY_MARGIN 1.2
+
 // The result of every fallible function. Values are stable; new ones are only ever added.
 enum redpool_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -146,6 +152,9 @@ enum redpool_event_type
   REDPOOL_EVENT_POOL_EXHAUSTED = 5,
   // A caller gave up waiting: `waited_us`, `waiting`.
   REDPOOL_EVENT_ACQUIRE_TIMED_OUT = 6,
+  // A connection has been checked out longer than `leak_detection_threshold`:
+  // `connection_id`, `held_us`, `holder_thread`, `holder_stack`.
+  REDPOOL_EVENT_LEAK_SUSPECTED = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -271,6 +280,13 @@ typedef struct redpool_event {
   uint64_t waited_us;
   // Callers still waiting.
   uint64_t waiting;
+  // How long the connection has been held, in microseconds.
+  uint64_t held_us;
+  // The holder's thread (NUL-terminated; NULL for other events).
+  const char *holder_thread;
+  // Where the holder acquired the connection: a stack trace (NUL-terminated; NULL for other
+  // events).
+  const char *holder_stack;
 } redpool_event;
 
 // An event callback. Called on library-owned or caller threads, never with a pool lock held; it
@@ -346,6 +362,10 @@ typedef struct redpool_stats {
   uint64_t wait_time_max_us;
   // The circuit breaker's state.
   redpool_breaker_state breaker_state;
+  // Closed because `redpool_pool_resize` lowered the cap.
+  uint64_t closed_resized;
+  // Checkouts held longer than `leak_detection_threshold`.
+  uint64_t leaks_suspected;
 } redpool_stats;
 
 // A health report. Set `struct_size = sizeof(redpool_health)` before the call.
@@ -367,6 +387,16 @@ typedef struct redpool_health {
   // Why the status is not healthy (reasons joined by "; "), or the PING error; NUL-terminated,
   // truncated to fit.
   char summary[256];
+  // Connections in use divided by `max_connections`, now.
+  double utilization;
+  // Checkouts per second since the previous health check.
+  double arrival_rate;
+  // Mean time a checkout was held since the previous check, in microseconds.
+  uint64_t mean_hold_time_us;
+  // Mean wait for a connection since the previous check, in microseconds.
+  uint64_t mean_wait_us;
+  // A `max_connections` that fits the observed load (Little's law with headroom).
+  uint64_t suggested_max_connections;
 } redpool_health;
 
 
@@ -507,6 +537,58 @@ redpool_status redpool_pool_subscribe(const struct redpool_pool *pool,
 // # Safety
 // `pool` is NULL or a live handle.
 redpool_status redpool_pool_unsubscribe(const struct redpool_pool *pool, uint64_t id);
+
+// The pool's metrics in the Prometheus text format. On success `*out` is a string the caller
+// owns: free it with `redpool_string_free`.
+//
+// # Safety
+// `pool` is NULL or a live handle; `out` is NULL or valid for a write.
+redpool_status redpool_pool_metrics_text(const struct redpool_pool *pool, char **out);
+
+// The metrics of every open pool of the process in the Prometheus text format (each metric
+// family once, one series per pool). On success `*out` is a string the caller owns: free it
+// with `redpool_string_free`.
+//
+// # Safety
+// `out` is NULL or valid for a write.
+redpool_status redpool_metrics_text(char **out);
+
+// Checks the server (like `redpool_pool_health`) and writes the whole report as JSON: status,
+// reasons, ping latency, breaker, server info, stats and sizing advice. On success `*out` is a
+// string the caller owns: free it with `redpool_string_free`.
+//
+// # Safety
+// `pool` is NULL or a live handle; `out` is NULL or valid for a write.
+redpool_status redpool_pool_health_json(const struct redpool_pool *pool, char **out);
+
+// Frees a string returned by this library. NULL is ignored.
+//
+// # Safety
+// `text` is NULL or a string from this library, not freed before and not used after.
+void redpool_string_free(char *text);
+
+// Changes `max_connections` and `min_idle` at run time (same rules as the settings). Safe under
+// load: growing serves queued callers at once; shrinking closes idle connections above the new
+// cap now and checked-out ones when they are released.
+//
+// # Safety
+// `pool` is NULL or a live handle.
+redpool_status redpool_pool_resize(const struct redpool_pool *pool,
+                                   size_t max_connections,
+                                   size_t min_idle);
+
+// Starts the built-in HTTP endpoint (`GET /metrics`: every pool, Prometheus text; `GET /health`:
+// JSON, status 503 when a pool is unhealthy) on `addr`, a loopback `ip:port` such as
+// `"127.0.0.1:9464"` (port 0: any free port). Off by default; the environment variable
+// `REDPOOL_METRICS_ADDR` starts it with the first pool instead. On success `*port` (if not NULL)
+// receives the port it listens on.
+//
+// # Safety
+// `addr` is NULL or a NUL-terminated string; `port` is NULL or valid for a write.
+redpool_status redpool_metrics_serve(const char *addr, uint16_t *port);
+
+// Stops the built-in HTTP endpoint; false when it was not running.
+bool redpool_metrics_stop(void);
 
 // Creates a dedicated pool with `config` (validated now) and opens its `min_idle` connections.
 // A server that is down is not an error here; calls report it. `config` is only read.

@@ -164,13 +164,8 @@ pub(crate) fn is_idempotent<'a>(mut args: impl Iterator<Item = &'a [u8]>) -> boo
     let Some(name) = args.next() else {
         return false;
     };
-    let mut upper = [0u8; 24];
-    let Some(upper) = upper.get_mut(..name.len()) else {
-        return false;
-    };
-    upper.copy_from_slice(name);
-    upper.make_ascii_uppercase();
-    let Ok(upper) = std::str::from_utf8(upper) else {
+    let mut buffer = [0u8; NAME_BUFFER];
+    let Some(upper) = folded_name(name, &mut buffer, u8::to_ascii_uppercase) else {
         return false;
     };
     if IDEMPOTENT.binary_search(&upper).is_err() {
@@ -184,6 +179,72 @@ pub(crate) fn is_idempotent<'a>(mut args: impl Iterator<Item = &'a [u8]>) -> boo
         });
     }
     true
+}
+
+/// Longest command name the tables hold (longer names are in none of them).
+const NAME_BUFFER: usize = 24;
+
+/// `name` with every ASCII letter mapped by `fold`, in `buffer`; `None` when it does not fit or is
+/// not text. No allocation: this runs on every command.
+fn folded_name<'b>(
+    name: &[u8],
+    buffer: &'b mut [u8; NAME_BUFFER],
+    fold: fn(&u8) -> u8,
+) -> Option<&'b str> {
+    let folded = buffer.get_mut(..name.len())?;
+    for (to, from) in folded.iter_mut().zip(name) {
+        *to = fold(from);
+    }
+    std::str::from_utf8(folded).ok()
+}
+
+/// Every top-level command of Redis 7.0 (`COMMAND LIST`), lower case, sorted: the fixed set of
+/// `command` label values in metrics, so no caller can create unbounded label sets. Other names
+/// are counted together as [`OTHER_COMMAND`].
+#[rustfmt::skip]
+pub(crate) const KNOWN_COMMANDS: &[&str] = &[
+    "acl", "append", "asking", "auth", "bgrewriteaof", "bgsave", "bitcount", "bitfield",
+    "bitfield_ro", "bitop", "bitpos", "blmove", "blmpop", "blpop", "brpop", "brpoplpush",
+    "bzmpop", "bzpopmax", "bzpopmin", "client", "cluster", "command", "config", "copy", "dbsize",
+    "debug", "decr", "decrby", "del", "discard", "dump", "echo", "eval", "eval_ro", "evalsha",
+    "evalsha_ro", "exec", "exists", "expire", "expireat", "expiretime", "failover", "fcall",
+    "fcall_ro", "flushall", "flushdb", "function", "geoadd", "geodist", "geohash", "geopos",
+    "georadius", "georadius_ro", "georadiusbymember", "georadiusbymember_ro", "geosearch",
+    "geosearchstore", "get", "getbit", "getdel", "getex", "getrange", "getset", "hdel", "hello",
+    "hexists", "hget", "hgetall", "hincrby", "hincrbyfloat", "hkeys", "hlen", "hmget", "hmset",
+    "hrandfield", "hscan", "hset", "hsetnx", "hstrlen", "hvals", "incr", "incrby", "incrbyfloat",
+    "info", "keys", "lastsave", "latency", "lcs", "lindex", "linsert", "llen", "lmove", "lmpop",
+    "lolwut", "lpop", "lpos", "lpush", "lpushx", "lrange", "lrem", "lset", "ltrim", "memory",
+    "mget", "migrate", "module", "monitor", "move", "mset", "msetnx", "multi", "object",
+    "persist", "pexpire", "pexpireat", "pexpiretime", "pfadd", "pfcount", "pfdebug", "pfmerge",
+    "pfselftest", "ping", "psetex", "psubscribe", "psync", "pttl", "publish", "pubsub",
+    "punsubscribe", "quit", "randomkey", "readonly", "readwrite", "rename", "renamenx",
+    "replconf", "replicaof", "reset", "restore", "restore-asking", "role", "rpop", "rpoplpush",
+    "rpush", "rpushx", "sadd", "save", "scan", "scard", "script", "sdiff", "sdiffstore", "select",
+    "set", "setbit", "setex", "setnx", "setrange", "shutdown", "sinter", "sintercard",
+    "sinterstore", "sismember", "slaveof", "slowlog", "smembers", "smismember", "smove", "sort",
+    "sort_ro", "spop", "spublish", "srandmember", "srem", "sscan", "ssubscribe", "strlen",
+    "subscribe", "substr", "sunion", "sunionstore", "sunsubscribe", "swapdb", "sync", "time",
+    "touch", "ttl", "type", "unlink", "unsubscribe", "unwatch", "wait", "watch", "xack", "xadd",
+    "xautoclaim", "xclaim", "xdel", "xgroup", "xinfo", "xlen", "xpending", "xrange", "xread",
+    "xreadgroup", "xrevrange", "xsetid", "xtrim", "zadd", "zcard", "zcount", "zdiff",
+    "zdiffstore", "zincrby", "zinter", "zintercard", "zinterstore", "zlexcount", "zmpop",
+    "zmscore", "zpopmax", "zpopmin", "zrandmember", "zrange", "zrangebylex", "zrangebyscore",
+    "zrangestore", "zrank", "zrem", "zremrangebylex", "zremrangebyrank", "zremrangebyscore",
+    "zrevrange", "zrevrangebylex", "zrevrangebyscore", "zrevrank", "zscan", "zscore", "zunion",
+    "zunionstore",
+];
+
+/// The metrics label of commands not in [`KNOWN_COMMANDS`].
+pub(crate) const OTHER_COMMAND: &str = "other";
+
+/// The position of a command (by its name, any case) in [`KNOWN_COMMANDS`], or
+/// `KNOWN_COMMANDS.len()` for any other name (the [`OTHER_COMMAND`] group).
+pub(crate) fn command_index(name: &[u8]) -> usize {
+    let mut buffer = [0u8; NAME_BUFFER];
+    folded_name(name, &mut buffer, u8::to_ascii_lowercase)
+        .and_then(|lower| KNOWN_COMMANDS.binary_search(&lower).ok())
+        .unwrap_or(KNOWN_COMMANDS.len())
 }
 
 /// The open transaction / watch state of one connection, kept as commands are sent.
@@ -261,6 +322,24 @@ mod tests {
             assert!(!check(unsafe_cmd), "{unsafe_cmd:?}");
         }
         assert!(!is_idempotent(std::iter::empty()));
+    }
+
+    #[test]
+    fn command_table_is_sorted_and_groups_unknown_names() {
+        let mut sorted = KNOWN_COMMANDS.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(sorted, KNOWN_COMMANDS, "the table must stay sorted");
+        assert!(KNOWN_COMMANDS.iter().all(|c| c.len() <= NAME_BUFFER));
+        assert_eq!(KNOWN_COMMANDS[command_index(b"GET")], "get");
+        assert_eq!(
+            KNOWN_COMMANDS[command_index(b"zRangeByScore")],
+            "zrangebyscore"
+        );
+        let other = KNOWN_COMMANDS.len();
+        assert_eq!(command_index(b"NOT-A-COMMAND"), other);
+        assert_eq!(command_index(b""), other);
+        assert_eq!(command_index(&[0xff, 0xfe]), other);
+        assert_eq!(command_index(&[b'x'; 100]), other);
     }
 
     #[test]

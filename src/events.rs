@@ -16,6 +16,7 @@ use parking_lot::RwLock;
 
 use crate::breaker::BreakerState;
 use crate::health::HealthStatus;
+use crate::leak::LeakReport;
 use crate::metrics::CloseReason;
 
 /// Something that happened in a pool.
@@ -61,6 +62,9 @@ pub enum Event {
         /// Callers still waiting.
         waiting: usize,
     },
+    /// A connection has been checked out longer than `leak_detection_threshold` (reported once
+    /// per checkout, by the maintenance thread).
+    LeakSuspected(LeakReport),
 }
 
 /// A subscriber: any thread-safe function of an event.
@@ -91,6 +95,11 @@ impl Events {
         listeners.retain(|(i, _)| *i != id);
         self.any.store(!listeners.is_empty(), Ordering::Release);
         listeners.len() != before
+    }
+
+    /// True when at least one subscriber is registered.
+    pub fn has_listeners(&self) -> bool {
+        self.any.load(Ordering::Acquire)
     }
 
     /// Delivers the event built by `event` to every subscriber (built only if there is one).

@@ -7,9 +7,10 @@ use std::time::Duration;
 use crate::breaker::BreakerState;
 use crate::config::HealthThresholds;
 use crate::metrics::PoolStats;
+use crate::sizing::{Sample, SizingAdvice};
 
-/// Overall health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Overall health, ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HealthStatus {
     /// Answers fast, breaker closed, no recent failures.
     Healthy,
@@ -63,6 +64,98 @@ pub struct HealthReport {
     pub server_info: Vec<(String, String)>,
     /// The pool's stats at the time of the check.
     pub stats: PoolStats,
+    /// Utilization, waits and a suggested `max_connections` since the previous check.
+    pub sizing: SizingAdvice,
+}
+
+impl HealthReport {
+    /// The report as one JSON object (for `/health` endpoints and `redpool health --json`).
+    /// Durations are in milliseconds; no credentials appear in it.
+    pub fn to_json(&self) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let s = &self.stats;
+        let z = &self.sizing;
+        let info: Vec<String> = self
+            .server_info
+            .iter()
+            .map(|(k, v)| format!("{}:{}", json_string(k), json_string(v)))
+            .collect();
+        let reasons: Vec<String> = self.reasons.iter().map(|r| json_string(r)).collect();
+        format!(
+            concat!(
+                "{{\"status\":{},\"reasons\":[{}],\"ping_latency_ms\":{},\"error\":{},",
+                "\"breaker\":{},\"consecutive_failures\":{},\"server_info\":{{{}}},",
+                "\"stats\":{{\"max_connections\":{},\"min_idle\":{},\"open\":{},\"idle\":{},",
+                "\"in_use\":{},\"connecting\":{},\"waiting\":{},\"acquires\":{},",
+                "\"acquire_timeouts\":{},\"commands\":{},\"connections_created\":{},",
+                "\"connections_closed\":{},\"leaks_suspected\":{}}},",
+                "\"sizing\":{{\"window_ms\":{},\"utilization\":{},\"mean_in_use\":{},",
+                "\"arrival_rate\":{},\"mean_hold_time_ms\":{},\"mean_wait_ms\":{},",
+                "\"acquire_timeouts\":{},\"max_connections\":{},",
+                "\"suggested_max_connections\":{}}}}}"
+            ),
+            json_string(self.status.as_str()),
+            reasons.join(","),
+            self.ping_latency
+                .map_or("null".to_string(), |d| json_number(ms(d))),
+            self.error
+                .as_deref()
+                .map_or("null".to_string(), json_string),
+            json_string(self.breaker.as_str()),
+            self.consecutive_failures,
+            info.join(","),
+            s.max_connections,
+            s.min_idle,
+            s.open,
+            s.idle,
+            s.in_use,
+            s.connecting,
+            s.waiting,
+            s.acquires,
+            s.acquire_timeouts,
+            s.commands,
+            s.connections_created,
+            s.closed_total(),
+            s.leaks_suspected,
+            json_number(ms(z.window)),
+            json_number(z.utilization),
+            json_number(z.mean_in_use),
+            json_number(z.arrival_rate),
+            json_number(ms(z.mean_hold_time)),
+            json_number(ms(z.mean_wait)),
+            z.acquire_timeouts,
+            z.max_connections,
+            z.suggested_max_connections,
+        )
+    }
+}
+
+/// A JSON string literal.
+pub(crate) fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON number (finite; NaN and infinities become 0).
+fn json_number(value: f64) -> String {
+    if value.is_finite() {
+        format!("{}", (value * 1000.0).round() / 1000.0)
+    } else {
+        "0".to_string()
+    }
 }
 
 /// What the previous check saw, to report changes only.
@@ -70,6 +163,8 @@ pub struct HealthReport {
 pub(crate) struct HealthMemory {
     pub last_status: Option<HealthStatus>,
     pub last_rejected_connections: Option<u64>,
+    /// The counters at the previous check (the start of the next sizing window).
+    pub last_sample: Option<Sample>,
 }
 
 /// What one check observed.
@@ -87,6 +182,7 @@ pub(crate) fn assess(
     thresholds: &HealthThresholds,
     memory: &mut HealthMemory,
     stats: PoolStats,
+    sizing: SizingAdvice,
 ) -> (HealthReport, Option<Option<HealthStatus>>) {
     let mut unhealthy = Vec::new();
     let mut degraded = Vec::new();
@@ -148,6 +244,7 @@ pub(crate) fn assess(
         consecutive_failures: observation.consecutive_failures,
         server_info: observation.info,
         stats,
+        sizing,
     };
     (report, changed)
 }
@@ -196,7 +293,15 @@ mod tests {
         let t = HealthThresholds::default();
         let mut memory = HealthMemory::default();
         let ms = Duration::from_millis;
-        let mut check = |o| assess(o, &t, &mut memory, PoolStats::default());
+        let mut check = |o| {
+            assess(
+                o,
+                &t,
+                &mut memory,
+                PoolStats::default(),
+                SizingAdvice::default(),
+            )
+        };
         let (r, changed) = check(observe(Ok(ms(1)), BreakerState::Closed, 0));
         assert_eq!(r.status, HealthStatus::Healthy);
         assert_eq!(

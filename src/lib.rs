@@ -20,16 +20,19 @@ pub mod config;
 mod connection;
 pub mod error;
 pub mod events;
+pub mod exporter;
 #[cfg(feature = "capi")]
 pub mod ffi;
 mod fork;
 pub mod health;
+pub mod leak;
 mod maintenance;
 pub mod metrics;
 pub mod pool;
 mod random;
 pub mod registry;
 pub mod retry;
+pub mod sizing;
 mod tls;
 
 pub use breaker::{BreakerConfig, BreakerState};
@@ -40,6 +43,7 @@ pub use config::{
 pub use error::{Error, ErrorKind, Result};
 pub use events::Event;
 pub use health::{HealthReport, HealthStatus};
+pub use leak::{Holder, LeakReport};
 pub use metrics::{CloseReason, PoolStats};
 pub use pool::{AcquireOptions, CallOptions, Pool, PooledConnection, Priority};
 pub use redis::{Cmd, Value, cmd};

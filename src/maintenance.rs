@@ -48,13 +48,14 @@ fn run(weak: Weak<Shared>, generation: u64) {
     }
 }
 
-/// A quarter of the shortest time-based setting of the pool, within [10 ms, 1 s].
+/// A quarter of the shortest time-based setting of the pool (leak detection included), within [10 ms, 1 s].
 fn period_for(pool: &Shared) -> Duration {
     let config = pool.config();
     [
         config.idle_timeout(),
         config.max_lifetime(),
         config.health_check_interval(),
+        config.leak_detection_threshold(),
     ]
     .into_iter()
     .flatten()

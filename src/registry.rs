@@ -4,6 +4,9 @@
 //! `shared("redis://h:6379/0")` and `shared("redis://h/0?max_connections=50")` are the same pool,
 //! while a different password or size is a different pool. A closed pool is replaced on the next
 //! request. The registry lock is held only for map look-ups, never while connecting.
+//!
+//! It also keeps a weak list of every pool of the process (shared or not), for
+//! [`metrics_text`]: a service gets the metrics of all its pools with no code of its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,26 +17,34 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::error::Result;
 use crate::fork::{self, ForkGuarded};
-use crate::pool::Pool;
+use crate::metrics::prometheus::{self, PoolMetrics};
+use crate::pool::{Pool, WeakPool};
 
 struct Registry {
     pools: Mutex<HashMap<Config, Pool>>,
+    /// Every pool created in this process, oldest first (dead ones pruned as they are found).
+    live: Mutex<Vec<WeakPool>>,
 }
 
 impl ForkGuarded for Registry {
     fn lock_for_fork(&self) {
         std::mem::forget(self.pools.lock());
+        std::mem::forget(self.live.lock());
     }
 
     unsafe fn unlock_after_fork(&self) {
-        // SAFETY: `lock_for_fork` locked it and forgot the guard, in this same fork.
-        unsafe { self.pools.force_unlock() };
+        // SAFETY: `lock_for_fork` locked both and forgot the guards, in this same fork.
+        unsafe {
+            self.live.force_unlock();
+            self.pools.force_unlock();
+        }
     }
 }
 
 static REGISTRY: Lazy<Arc<Registry>> = Lazy::new(|| {
     let registry = Arc::new(Registry {
         pools: Mutex::new(HashMap::new()),
+        live: Mutex::new(Vec::new()),
     });
     let guarded: Arc<dyn ForkGuarded> = registry.clone();
     fork::guard(Arc::downgrade(&guarded));
@@ -76,4 +87,30 @@ pub fn shared_with(config: Config) -> Result<Pool> {
 fn lookup(config: &Config) -> Option<Pool> {
     let pools = REGISTRY.pools.lock();
     pools.get(config).filter(|p| !p.is_closed()).cloned()
+}
+
+/// Adds a new pool to the process-wide list (called by `Pool::new`).
+pub(crate) fn track(pool: &Pool) {
+    let mut live = REGISTRY.live.lock();
+    live.retain(|weak| weak.upgrade().is_some_and(|p| !p.is_closed()));
+    live.push(pool.downgrade());
+}
+
+/// Every open pool of the process, oldest first.
+pub fn all_pools() -> Vec<Pool> {
+    let live = REGISTRY.live.lock();
+    live.iter()
+        .filter_map(WeakPool::upgrade)
+        .filter(|p| !p.is_closed())
+        .collect()
+}
+
+/// The metrics of every open pool of the process.
+pub fn all_metrics() -> Vec<PoolMetrics> {
+    all_pools().iter().map(Pool::metrics).collect()
+}
+
+/// The metrics of every open pool of the process in the Prometheus text format.
+pub fn metrics_text() -> String {
+    prometheus::render(&all_metrics())
 }

@@ -43,6 +43,7 @@ const PROGRAMS: &[&str] = &[
     "lifecycle",
     "nulls",
     "observe",
+    "operate",
     "replies",
     "resp3",
     "session",
@@ -353,6 +354,11 @@ fn c_timeouts() {
 #[test]
 fn c_observe() {
     check_program("observe", &[], true);
+}
+
+#[test]
+fn c_operate() {
+    check_program("operate", &[], true);
 }
 
 #[test]

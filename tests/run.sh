@@ -26,13 +26,14 @@ as_root() {
 }
 
 # Stage: system tools the tests use (redis-server for every integration test, openssl for the
-# throwaway TLS certificates, valgrind / cmake / pkg-config for the C tests, cargo for everything).
+# throwaway TLS certificates, valgrind / cmake / pkg-config for the C tests, promtool (Debian's
+# `prometheus` package) to validate the metrics text, cargo for everything).
 stage_prerequisites() {
     banner "prerequisites"
     local missing=()
     local tool
     for tool in redis-server:redis-server redis-cli:redis-tools openssl:openssl valgrind:valgrind \
-        cmake:cmake pkg-config:pkg-config; do
+        cmake:cmake pkg-config:pkg-config promtool:prometheus; do
         command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
     done
     if [ ${#missing[@]} -gt 0 ]; then

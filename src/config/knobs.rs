@@ -22,6 +22,7 @@ pub const KNOBS: &[&str] = &[
     "health_check_interval",
     "reuse",
     "client_name",
+    "pool_name",
     "db",
     "username",
     "password",
@@ -53,6 +54,7 @@ pub const KNOBS: &[&str] = &[
     "reconnect_backoff_cap",
     "health_degraded_latency",
     "health_unhealthy_latency",
+    "leak_detection_threshold",
 ];
 
 impl ConfigBuilder {
@@ -101,6 +103,7 @@ impl ConfigBuilder {
                 }
             }
             "client_name" => c.client_name = value.to_string(),
+            "pool_name" => c.pool_name = value.to_string(),
             "db" => {
                 c.db = value
                     .trim()
@@ -148,6 +151,7 @@ impl ConfigBuilder {
             "reconnect_backoff_cap" => c.reconnect_backoff.cap = duration()?,
             "health_degraded_latency" => c.health.degraded_latency = duration()?,
             "health_unhealthy_latency" => c.health.unhealthy_latency = duration()?,
+            "leak_detection_threshold" => c.leak_detection_threshold = duration()?,
             _ => {
                 return Err(Error::invalid(
                     "option",

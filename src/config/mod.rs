@@ -164,6 +164,7 @@ pub struct Config {
     username: Option<String>,
     password: Option<Secret>,
     client_name: String,
+    pool_name: String,
     max_connections: usize,
     min_idle: usize,
     acquire_timeout: Duration,
@@ -179,6 +180,7 @@ pub struct Config {
     retry: RetryConfig,
     reconnect_backoff: Backoff,
     health: HealthThresholds,
+    leak_detection_threshold: Duration,
 }
 
 impl Hash for Config {
@@ -202,6 +204,7 @@ impl Default for Config {
             username: None,
             password: None,
             client_name: "redpool".into(),
+            pool_name: String::new(),
             max_connections: 50,
             min_idle: 0,
             acquire_timeout: Duration::from_secs(5),
@@ -221,6 +224,7 @@ impl Default for Config {
                 jitter: Jitter::Equal,
             },
             health: HealthThresholds::default(),
+            leak_detection_threshold: Duration::ZERO,
         }
     }
 }
@@ -265,6 +269,18 @@ impl Config {
     /// Name given to every connection with `CLIENT SETNAME` (empty: none).
     pub fn client_name(&self) -> &str {
         &self.client_name
+    }
+    /// The pool's name in metrics (the `pool` label): `pool_name` when set, else `client_name`.
+    pub fn pool_name(&self) -> &str {
+        if self.pool_name.is_empty() {
+            &self.client_name
+        } else {
+            &self.pool_name
+        }
+    }
+    /// A connection checked out longer than this is reported as a suspected leak (None: off).
+    pub fn leak_detection_threshold(&self) -> Option<Duration> {
+        non_zero(self.leak_detection_threshold)
     }
     /// Hard cap on open sockets, counting ones still connecting.
     pub fn max_connections(&self) -> usize {
@@ -377,20 +393,7 @@ impl Config {
                 }
             }
         }
-        if self.max_connections == 0 || self.max_connections > MAX_CONNECTIONS_LIMIT {
-            return Err(Error::invalid(
-                "max_connections",
-                self.max_connections,
-                &format!("must be between 1 and {MAX_CONNECTIONS_LIMIT}"),
-            ));
-        }
-        if self.min_idle > self.max_connections {
-            return Err(Error::invalid(
-                "min_idle",
-                self.min_idle,
-                &format!("must not exceed max_connections ({})", self.max_connections),
-            ));
-        }
+        check_pool_size(self.max_connections, self.min_idle)?;
         for (name, value) in [
             ("acquire_timeout", self.acquire_timeout),
             ("connect_timeout", self.connect_timeout),
@@ -417,6 +420,13 @@ impl Config {
                 "client_name",
                 format!("{:?}", self.client_name),
                 "must not contain spaces or control characters",
+            ));
+        }
+        if self.pool_name.chars().any(|c| c.is_control()) {
+            return Err(Error::invalid(
+                "pool_name",
+                format!("{:?}", self.pool_name),
+                "must not contain control characters",
             ));
         }
         if self.password.is_none() && self.username.is_some() {
@@ -516,6 +526,25 @@ impl Config {
     }
 }
 
+/// The size rules, shared by `build()` and `Pool::resize`.
+pub(crate) fn check_pool_size(max_connections: usize, min_idle: usize) -> Result<()> {
+    if max_connections == 0 || max_connections > MAX_CONNECTIONS_LIMIT {
+        return Err(Error::invalid(
+            "max_connections",
+            max_connections,
+            &format!("must be between 1 and {MAX_CONNECTIONS_LIMIT}"),
+        ));
+    }
+    if min_idle > max_connections {
+        return Err(Error::invalid(
+            "min_idle",
+            min_idle,
+            &format!("must not exceed max_connections ({max_connections})"),
+        ));
+    }
+    Ok(())
+}
+
 fn non_zero(d: Duration) -> Option<Duration> {
     Some(d).filter(|d| !d.is_zero())
 }
@@ -602,6 +631,16 @@ impl ConfigBuilder {
     /// Name given to every connection with CLIENT SETNAME; empty for none.
     pub fn client_name(mut self, name: impl Into<String>) -> Self {
         self.config.client_name = name.into();
+        self
+    }
+    /// Sets the pool's name in metrics (default: the client name).
+    pub fn pool_name(mut self, name: impl Into<String>) -> Self {
+        self.config.pool_name = name.into();
+        self
+    }
+    /// Reports connections checked out longer than `threshold` as suspected leaks (zero: off).
+    pub fn leak_detection_threshold(mut self, threshold: Duration) -> Self {
+        self.config.leak_detection_threshold = threshold;
         self
     }
     /// Hard cap on open sockets (default 50).

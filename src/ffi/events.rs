@@ -1,6 +1,6 @@
 //! Pool events delivered to a C callback.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{CString, c_char, c_void};
 
 use super::pool::{borrow, redpool_pool};
 use super::stats::{redpool_breaker_state, redpool_health_status};
@@ -24,6 +24,9 @@ pub enum redpool_event_type {
     REDPOOL_EVENT_POOL_EXHAUSTED = 5,
     /// A caller gave up waiting: `waited_us`, `waiting`.
     REDPOOL_EVENT_ACQUIRE_TIMED_OUT = 6,
+    /// A connection has been checked out longer than `leak_detection_threshold`:
+    /// `connection_id`, `held_us`, `holder_thread`, `holder_stack`.
+    REDPOOL_EVENT_LEAK_SUSPECTED = 7,
 }
 
 /// An event. Valid only during the callback; copy what you need.
@@ -50,6 +53,13 @@ pub struct redpool_event {
     pub waited_us: u64,
     /// Callers still waiting.
     pub waiting: u64,
+    /// How long the connection has been held, in microseconds.
+    pub held_us: u64,
+    /// The holder's thread (NUL-terminated; NULL for other events).
+    pub holder_thread: *const c_char,
+    /// Where the holder acquired the connection: a stack trace (NUL-terminated; NULL for other
+    /// events).
+    pub holder_stack: *const c_char,
 }
 
 /// An event callback. Called on library-owned or caller threads, never with a pool lock held; it
@@ -57,7 +67,8 @@ pub struct redpool_event {
 pub type redpool_event_cb =
     Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const redpool_event)>;
 
-fn c_event(event: &Event) -> redpool_event {
+/// The C view of `event`; strings it points to are kept in `strings` (alive during the callback).
+fn c_event(event: &Event, strings: &mut Vec<CString>) -> redpool_event {
     let mut out = redpool_event {
         r#type: redpool_event_type::REDPOOL_EVENT_CONNECTION_CREATED,
         breaker_from: BreakerState::Closed.into(),
@@ -69,6 +80,9 @@ fn c_event(event: &Event) -> redpool_event {
         max_connections: 0,
         waited_us: 0,
         waiting: 0,
+        held_us: 0,
+        holder_thread: std::ptr::null(),
+        holder_stack: std::ptr::null(),
     };
     match event {
         Event::BreakerStateChanged { from, to } => {
@@ -96,6 +110,19 @@ fn c_event(event: &Event) -> redpool_event {
             out.waited_us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
             out.waiting = *waiting as u64;
         }
+        Event::LeakSuspected(report) => {
+            out.r#type = redpool_event_type::REDPOOL_EVENT_LEAK_SUSPECTED;
+            out.connection_id = report.connection_id;
+            out.held_us = u64::try_from(report.held_for.as_micros()).unwrap_or(u64::MAX);
+            let mut text = |s: &str| {
+                let c = CString::new(s.replace('\0', " ")).unwrap_or_default();
+                let ptr = c.as_ptr();
+                strings.push(c);
+                ptr
+            };
+            out.holder_thread = text(&report.holder.thread);
+            out.holder_stack = text(&report.holder.stack);
+        }
     }
     out
 }
@@ -120,7 +147,8 @@ pub unsafe extern "C" fn redpool_pool_subscribe(
         super::request::check_out(id, "id")?;
         let userdata = userdata as usize;
         let subscription = pool.subscribe(move |event| {
-            let c = c_event(event);
+            let mut strings = Vec::new();
+            let c = c_event(event, &mut strings);
             // SAFETY: the caller promised a thread-safe callback and a userdata valid until
             // unsubscribing; `c` lives for the duration of the call.
             unsafe { callback(userdata as *mut c_void, &c) };

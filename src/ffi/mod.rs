@@ -17,6 +17,7 @@ mod args;
 mod config;
 mod conn;
 mod events;
+mod metrics;
 mod pool;
 mod reply;
 mod request;

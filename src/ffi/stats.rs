@@ -128,11 +128,18 @@ pub struct redpool_stats {
     pub wait_time_max_us: u64,
     /// The circuit breaker's state.
     pub breaker_state: redpool_breaker_state,
+    /// Closed because `redpool_pool_resize` lowered the cap.
+    pub closed_resized: u64,
+    /// Checkouts held longer than `leak_detection_threshold`.
+    pub leaks_suspected: u64,
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn fill(stats: &PoolStats, breaker: BreakerState) -> redpool_stats {
     let n = |v: usize| v as u64;
-    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     redpool_stats {
         struct_size: std::mem::size_of::<redpool_stats>(),
         max_connections: n(stats.max_connections),
@@ -167,6 +174,8 @@ fn fill(stats: &PoolStats, breaker: BreakerState) -> redpool_stats {
         wait_time_total_us: micros(stats.wait_time_total),
         wait_time_max_us: micros(stats.wait_time_max),
         breaker_state: breaker.into(),
+        closed_resized: stats.closed(CloseReason::Resized),
+        leaks_suspected: stats.leaks_suspected,
     }
 }
 
@@ -235,6 +244,16 @@ pub struct redpool_health {
     /// Why the status is not healthy (reasons joined by "; "), or the PING error; NUL-terminated,
     /// truncated to fit.
     pub summary: [c_char; 256],
+    /// Connections in use divided by `max_connections`, now.
+    pub utilization: f64,
+    /// Checkouts per second since the previous health check.
+    pub arrival_rate: f64,
+    /// Mean time a checkout was held since the previous check, in microseconds.
+    pub mean_hold_time_us: u64,
+    /// Mean wait for a connection since the previous check, in microseconds.
+    pub mean_wait_us: u64,
+    /// A `max_connections` that fits the observed load (Little's law with headroom).
+    pub suggested_max_connections: u64,
 }
 
 /// Checks the server (PING and INFO on a pooled connection) and fills `out`. Problems are part of
@@ -273,6 +292,11 @@ pub unsafe extern "C" fn redpool_pool_health(
             connected_clients: info("connected_clients"),
             rejected_connections: info("rejected_connections"),
             summary: [0; 256],
+            utilization: report.sizing.utilization,
+            arrival_rate: report.sizing.arrival_rate,
+            mean_hold_time_us: micros(report.sizing.mean_hold_time),
+            mean_wait_us: micros(report.sizing.mean_wait),
+            suggested_max_connections: report.sizing.suggested_max_connections as u64,
         };
         let summary = report.reasons.join("; ");
         for (slot, byte) in health.summary.iter_mut().zip(summary.bytes().take(255)) {

@@ -4,15 +4,18 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{Cmd, Value};
 
 use super::Shared;
 use crate::breaker::Permit;
-use crate::connection::Connection;
+use crate::command::command_index;
+use crate::connection::{Connection, arg_slices};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork;
+use crate::leak::Holder;
+use crate::metrics::Timed;
 
 /// A connection checked out of a [`super::Pool`]. Use it from one thread at a time; it may move
 /// between threads. Returned to the pool on drop.
@@ -21,14 +24,60 @@ pub struct PooledConnection {
     conn: Option<Connection>,
     /// The breaker permit of the checkout, reported with the first command's outcome.
     permit: Option<Permit>,
+    /// When it was checked out (for the use-time histogram).
+    checked_out_at: Instant,
+    /// Its lease in the pool's leak tracker, when leak detection is on.
+    lease: Option<u64>,
+}
+
+/// What one exchange sends, for per-command metrics.
+#[derive(Clone, Copy)]
+enum Exchange<'a> {
+    One(&'a Cmd),
+    Pipeline(&'a [Cmd]),
+    Transaction(&'a [Cmd]),
+}
+
+/// Replies whose outcome per command can be told (an error reply is an error outcome).
+trait Replies {
+    /// Whether the `i`-th command's reply is not an error.
+    fn reply_ok(&self, i: usize) -> bool;
+}
+
+impl Replies for Value {
+    fn reply_ok(&self, _: usize) -> bool {
+        true
+    }
+}
+
+impl Replies for Vec<Value> {
+    fn reply_ok(&self, i: usize) -> bool {
+        !matches!(self.get(i), Some(Value::ServerError(_)))
+    }
+}
+
+impl Replies for Option<Vec<Value>> {
+    fn reply_ok(&self, i: usize) -> bool {
+        self.as_ref().is_none_or(|replies| replies.reply_ok(i))
+    }
 }
 
 impl PooledConnection {
-    pub(super) fn new(shared: Arc<Shared>, conn: Connection, permit: Permit) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        conn: Connection,
+        permit: Permit,
+        holder: Option<Holder>,
+    ) -> Self {
+        let lease = shared
+            .leaks()
+            .map(|tracker| tracker.register(conn.id, holder));
         PooledConnection {
             shared,
             conn: Some(conn),
             permit: Some(permit),
+            checked_out_at: Instant::now(),
+            lease,
         }
     }
 
@@ -36,7 +85,9 @@ impl PooledConnection {
     /// (the connection stays usable); any other failure makes the connection unusable, and it is
     /// closed when returned.
     pub fn execute(&mut self, cmd: &Cmd) -> Result<Value> {
-        self.run(1, |conn| conn.request(cmd).and_then(reply_or_error))
+        self.run(Exchange::One(cmd), |conn| {
+            conn.request(cmd).and_then(reply_or_error)
+        })
     }
 
     /// Runs one command whose reply may take up to `timeout` instead of `socket_timeout`
@@ -46,12 +97,19 @@ impl PooledConnection {
             return Err(Error::invalid("timeout", "0", "must be greater than zero"));
         }
         let default = self.shared.config().socket_timeout();
-        self.run(1, |conn| {
+        if let Some((tracker, lease)) = self.shared.leaks().zip(self.lease) {
+            tracker.blocking_started(lease, timeout);
+        }
+        let result = self.run(Exchange::One(cmd), |conn| {
             conn.set_read_timeout(Some(timeout), default)?;
             let reply = conn.request(cmd);
             conn.set_read_timeout(None, default)?;
             reply.and_then(reply_or_error)
-        })
+        });
+        if let Some((tracker, lease)) = self.shared.leaks().zip(self.lease) {
+            tracker.blocking_ended(lease);
+        }
+        result
     }
 
     /// Sends `cmds` in one write and reads one reply per command. Server errors stay in place as
@@ -60,7 +118,7 @@ impl PooledConnection {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
-        self.run(cmds.len(), |conn| conn.request_pipeline(cmds))
+        self.run(Exchange::Pipeline(cmds), |conn| conn.request_pipeline(cmds))
     }
 
     /// Runs `cmds` between MULTI and EXEC in one round trip. Returns `Ok(None)` when a WATCHed key
@@ -68,7 +126,9 @@ impl PooledConnection {
     /// `Value::ServerError` in its place). A command rejected while queueing fails the whole
     /// transaction with a Response error naming it.
     pub fn transaction(&mut self, cmds: &[Cmd]) -> Result<Option<Vec<Value>>> {
-        self.run(cmds.len() + 2, |conn| conn.request_transaction(cmds))
+        self.run(Exchange::Transaction(cmds), |conn| {
+            conn.request_transaction(cmds)
+        })
     }
 
     /// Closes this connection instead of returning it to the pool.
@@ -83,9 +143,9 @@ impl PooledConnection {
         self.conn.as_ref().map_or(0, |c| c.id)
     }
 
-    fn run<T>(
+    fn run<T: Replies>(
         &mut self,
-        commands: usize,
+        exchange: Exchange<'_>,
         f: impl FnOnce(&mut Connection) -> Result<T>,
     ) -> Result<T> {
         let result = match self.conn.as_mut() {
@@ -95,8 +155,10 @@ impl PooledConnection {
                  acquire a new one in the child",
             )),
             Some(conn) => {
-                self.shared.counters().commands(commands);
-                f(conn)
+                let started = Instant::now();
+                let result = f(conn);
+                self.count(exchange, &result, started.elapsed());
+                result
             }
             None => Err(self.shared.closed_error()),
         };
@@ -106,6 +168,29 @@ impl PooledConnection {
         let permit = self.permit.take().unwrap_or_default();
         self.shared.record(permit, &result);
         result
+    }
+
+    /// Per-command metrics of one exchange: counts by name and outcome, and its duration.
+    fn count<T: Replies>(&self, exchange: Exchange<'_>, result: &Result<T>, took: Duration) {
+        let counters = self.shared.counters();
+        let index = |cmd: &Cmd| command_index(arg_slices(cmd).next().unwrap_or_default());
+        let ok = |i: usize| result.as_ref().is_ok_and(|replies| replies.reply_ok(i));
+        let (cmds, timed, framing) = match exchange {
+            Exchange::One(cmd) => {
+                let index = index(cmd);
+                counters.per_command.count(index, ok(0));
+                counters.per_command.time(Timed::Command(index), took);
+                counters.commands(1);
+                return;
+            }
+            Exchange::Pipeline(cmds) => (cmds, Timed::Pipeline, 0),
+            Exchange::Transaction(cmds) => (cmds, Timed::Transaction, 2),
+        };
+        for (i, cmd) in cmds.iter().enumerate() {
+            counters.per_command.count(index(cmd), ok(i));
+        }
+        counters.per_command.time(timed, took);
+        counters.commands(cmds.len() + framing);
     }
 }
 
@@ -118,6 +203,12 @@ impl AsRawFd for PooledConnection {
 
 impl Drop for PooledConnection {
     fn drop(&mut self) {
+        self.shared
+            .counters()
+            .released(self.checked_out_at.elapsed());
+        if let Some((tracker, lease)) = self.shared.leaks().zip(self.lease) {
+            tracker.release(lease);
+        }
         if let Some(conn) = self.conn.take() {
             self.shared.checkin(conn);
         }

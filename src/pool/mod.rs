@@ -11,7 +11,7 @@ mod guard;
 pub(crate) mod shared;
 mod waiters;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use redis::{Cmd, Value};
@@ -27,7 +27,9 @@ use crate::error::Result;
 use crate::events::{Event, Listener};
 use crate::fork;
 use crate::health::{self, HealthReport, Observation};
+use crate::leak::Holder;
 use crate::metrics::PoolStats;
+use crate::metrics::prometheus::{self, PoolMetrics};
 use crate::retry::may_retry;
 use shared::Shared;
 
@@ -70,7 +72,10 @@ impl Pool {
         fork::guard(Arc::downgrade(&guarded));
         shared.refill();
         crate::maintenance::ensure_running(&shared);
-        Ok(Pool { shared })
+        let pool = Pool { shared };
+        crate::registry::track(&pool);
+        crate::exporter::start_from_env();
+        Ok(pool)
     }
 
     /// Creates a pool from a URL (see [`Config::from_url`]).
@@ -100,12 +105,32 @@ impl Pool {
 
     /// Checks out a connection with explicit timeout and priority.
     pub fn acquire_with(&self, options: AcquireOptions) -> Result<PooledConnection> {
+        self.checkout(options, None)
+    }
+
+    /// Checks out a connection on behalf of `holder`: with leak detection on, a checkout held too
+    /// long is reported with this thread and stack instead of the native ones (bindings pass their
+    /// language's own). Without leak detection it is [`Pool::acquire_with`].
+    pub fn acquire_for(&self, options: AcquireOptions, holder: Holder) -> Result<PooledConnection> {
+        self.checkout(options, Some(holder))
+    }
+
+    fn checkout(
+        &self,
+        options: AcquireOptions,
+        holder: Option<Holder>,
+    ) -> Result<PooledConnection> {
         let permit = self.shared.permit()?;
         let timeout = options
             .timeout
             .unwrap_or_else(|| self.config().acquire_timeout());
         match self.shared.checkout(options.priority, timeout) {
-            Ok(conn) => Ok(PooledConnection::new(self.shared.clone(), conn, permit)),
+            Ok(conn) => Ok(PooledConnection::new(
+                self.shared.clone(),
+                conn,
+                permit,
+                holder,
+            )),
             Err(err) => {
                 self.shared.record::<()>(permit, &Err(err.clone()));
                 Err(err)
@@ -269,13 +294,23 @@ impl Pool {
             consecutive_failures: breaker.consecutive_failures(),
         };
         let stats = self.stats();
+        let now = self.shared.counters().sizing_sample(Instant::now());
         let (report, changed) = {
             let mut memory = self.shared.health.lock();
+            let before = memory.last_sample.replace(now).unwrap_or(now);
+            let sizing = crate::sizing::advise(
+                &before,
+                &now,
+                stats.in_use,
+                stats.max_connections,
+                stats.min_idle,
+            );
             health::assess(
                 observation,
                 self.config().health_thresholds(),
                 &mut memory,
                 stats,
+                sizing,
             )
         };
         if let Some(from) = changed {
@@ -285,6 +320,43 @@ impl Pool {
                 .emit(|| Event::HealthChanged { from, to });
         }
         report
+    }
+
+    /// Everything exported about this pool now (see [`crate::metrics::prometheus`]).
+    pub fn metrics(&self) -> PoolMetrics {
+        let counters = self.shared.counters();
+        PoolMetrics {
+            pool: self.config().pool_name().to_string(),
+            server: self.shared.server().to_string(),
+            stats: self.stats(),
+            breaker: self.breaker_state(),
+            breaker_transitions: counters.breaker_transitions(),
+            health: self.shared.health.lock().last_status,
+            wait_time: counters
+                .wait_time
+                .snapshot(crate::metrics::CONNECTION_BUCKETS),
+            create_time: counters
+                .create_time
+                .snapshot(crate::metrics::CONNECTION_BUCKETS),
+            use_time: counters
+                .use_time
+                .snapshot(crate::metrics::CONNECTION_BUCKETS),
+            commands: counters.per_command.snapshot(),
+        }
+    }
+
+    /// This pool's metrics in the Prometheus text format (for every pool in the process, see
+    /// [`crate::registry::metrics_text`]).
+    pub fn metrics_text(&self) -> String {
+        prometheus::render(&[self.metrics()])
+    }
+
+    /// Changes `max_connections` and `min_idle` at run time (same rules as in the config). Safe
+    /// under load: growing serves queued callers at once; shrinking closes idle connections above
+    /// the new cap now and busy ones as they are returned (no call fails because of it). The
+    /// process registry still finds the pool under its original settings.
+    pub fn resize(&self, max_connections: usize, min_idle: usize) -> Result<()> {
+        self.shared.resize(max_connections, min_idle)
     }
 
     /// Subscribes to the pool's events; returns an id for [`Pool::unsubscribe`]. See
@@ -312,9 +384,24 @@ impl Pool {
         self.shared.close(grace);
     }
 
+    /// A reference that does not keep the pool alive (for the process-wide list of pools).
+    pub(crate) fn downgrade(&self) -> WeakPool {
+        WeakPool(Arc::downgrade(&self.shared))
+    }
+
     /// True when both handles share one pool.
     pub fn same_pool(&self, other: &Pool) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+/// A pool reference that does not keep it alive.
+pub(crate) struct WeakPool(Weak<Shared>);
+
+impl WeakPool {
+    /// The pool, if it still exists.
+    pub(crate) fn upgrade(&self) -> Option<Pool> {
+        self.0.upgrade().map(|shared| Pool { shared })
     }
 }
 

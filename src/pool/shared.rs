@@ -22,6 +22,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Event, Events};
 use crate::fork::{self, ForkGuarded};
 use crate::health::HealthMemory;
+use crate::leak::LeakTracker;
 use crate::metrics::{CloseReason, Counters, PoolStats};
 
 pub(crate) struct Shared {
@@ -38,9 +39,15 @@ pub(crate) struct Shared {
     pub(super) events: Events,
     breaker: Breaker,
     pub(super) health: Mutex<HealthMemory>,
+    /// Live checkouts, when leak detection is on.
+    leaks: Option<LeakTracker>,
 }
 
 struct State {
+    /// The cap on open sockets (starts at `max_connections`; changed by `resize`).
+    max_connections: usize,
+    /// Connections kept open while unused (starts at `min_idle`; changed by `resize`).
+    min_idle: usize,
     idle: VecDeque<Connection>,
     /// Sockets open or being opened: idle + checked out + connecting.
     open: usize,
@@ -98,6 +105,8 @@ impl Shared {
         Shared {
             me,
             state: Mutex::new(State {
+                max_connections: config.max_connections(),
+                min_idle: config.min_idle(),
                 idle: VecDeque::with_capacity(config.max_connections().min(1024)),
                 open: 0,
                 connecting: 0,
@@ -108,13 +117,17 @@ impl Shared {
                 maintainer: None,
             }),
             breaker: Breaker::new(config.breaker().clone(), &SystemClock),
+            leaks: config.leak_detection_threshold().map(LeakTracker::new),
             config,
             connector,
             closed: AtomicBool::new(false),
             drained: Condvar::new(),
             counters: Counters::default(),
             events: Events::default(),
-            health: Mutex::new(HealthMemory::default()),
+            health: Mutex::new(HealthMemory {
+                last_sample: Some(crate::sizing::Sample::empty(Instant::now())),
+                ..HealthMemory::default()
+            }),
         }
     }
 
@@ -128,6 +141,11 @@ impl Shared {
 
     pub(super) fn breaker(&self) -> &Breaker {
         &self.breaker
+    }
+
+    /// The leak tracker, when leak detection is on.
+    pub(crate) fn leaks(&self) -> Option<&LeakTracker> {
+        self.leaks.as_ref()
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -164,6 +182,7 @@ impl Shared {
 
     fn report(&self, transition: Option<Transition>) {
         if let Some(t) = transition {
+            self.counters.breaker_moved(t.to);
             self.events.emit(|| Event::BreakerStateChanged {
                 from: t.from,
                 to: t.to,
@@ -264,7 +283,7 @@ impl Shared {
         let deadline = started + timeout;
         let ticket = state.waiters.enqueue(priority);
         if state.waiters.len() == 1 {
-            let max_connections = self.config.max_connections();
+            let max_connections = state.max_connections;
             MutexGuard::unlocked(&mut state, || {
                 self.events
                     .emit(|| Event::PoolExhausted { max_connections })
@@ -303,7 +322,7 @@ impl Shared {
             state.in_use_fds.insert(conn.id, conn.raw_fd());
             return Some(Lease::Idle(conn));
         }
-        if state.open < self.config.max_connections() {
+        if state.open < state.max_connections {
             state.open += 1;
             state.connecting += 1;
             return Some(Lease::Slot);
@@ -434,8 +453,9 @@ impl Shared {
     /// Opens a connection (no pool bookkeeping), stamping its lifetime with jitter.
     fn open_connection(&self) -> Result<Connection> {
         self.counters.connect_attempted();
+        let started = Instant::now();
         let mut conn = self.connector.connect(fork::generation())?;
-        self.counters.connection_created();
+        self.counters.connection_created(started.elapsed());
         if let Some(lifetime) = self.config.max_lifetime() {
             // Up to 2.5 % earlier, so connections opened together do not all expire together.
             let jitter = lifetime.mul_f64(0.025 * crate::random::unit());
@@ -471,6 +491,8 @@ impl Shared {
         }
         let reason = if self.closed.load(Ordering::Relaxed) {
             Some(CloseReason::PoolClosed)
+        } else if state.open > state.max_connections {
+            Some(CloseReason::Resized)
         } else if conn.is_discarded() {
             Some(CloseReason::Discarded)
         } else if !conn.is_reusable() {
@@ -514,9 +536,13 @@ impl Shared {
         self.closed_connection(conn, reason);
     }
 
-    /// Frees one open slot: hands it to the first waiter, or lowers the open count.
+    /// Frees one open slot: hands it to the first waiter, or lowers the open count (always, while
+    /// the pool is above a reduced cap).
     fn release_slot(&self, state: &mut State) {
-        if self.closed.load(Ordering::Relaxed) || state.waiters.grant_next(Grant::Slot).is_some() {
+        if self.closed.load(Ordering::Relaxed)
+            || state.open > state.max_connections
+            || state.waiters.grant_next(Grant::Slot).is_some()
+        {
             state.open -= 1;
             if self.closed.load(Ordering::Relaxed) {
                 self.drained.notify_all();
@@ -586,13 +612,11 @@ impl Shared {
     }
 
     pub(super) fn stats(&self) -> PoolStats {
-        let mut stats = PoolStats {
-            max_connections: self.config.max_connections(),
-            min_idle: self.config.min_idle(),
-            ..PoolStats::default()
-        };
+        let mut stats = PoolStats::default();
         {
             let state = self.state.lock();
+            stats.max_connections = state.max_connections;
+            stats.min_idle = state.min_idle;
             if state.fork_generation == fork::generation() {
                 stats.open = state.open;
                 stats.idle = state.idle.len();
@@ -631,6 +655,55 @@ impl Shared {
             }
         }
         self.refill();
+        self.report_leaks(now);
+    }
+
+    /// Reports checkouts held past `leak_detection_threshold`: counted, raised as events, and
+    /// written to stderr when nobody subscribed (so a program with no code of its own sees them).
+    fn report_leaks(&self, now: Instant) {
+        let Some(tracker) = &self.leaks else {
+            return;
+        };
+        for report in tracker.overdue(now) {
+            self.counters.leak_suspected();
+            if self.events.has_listeners() {
+                self.events.emit(|| Event::LeakSuspected(report));
+            } else {
+                eprintln!("{}", report.warning(self.server()));
+            }
+        }
+    }
+
+    /// Changes the cap and the number of connections kept open, at run time. Growing grants the
+    /// new slots to queued callers at once; shrinking closes idle connections above the new cap
+    /// now and checked-out ones when they are returned (never one in use).
+    pub(super) fn resize(&self, max_connections: usize, min_idle: usize) -> Result<()> {
+        crate::config::check_pool_size(max_connections, min_idle)?;
+        let surplus = {
+            let mut state = self.lock();
+            if self.is_closed() {
+                return Err(self.closed_error());
+            }
+            state.max_connections = max_connections;
+            state.min_idle = min_idle;
+            // New room goes to the queue first (each granted slot is opened by its waiter).
+            while state.open < state.max_connections && !state.waiters.is_empty() {
+                if state.waiters.grant_next(Grant::Slot).is_some() {
+                    break;
+                }
+                state.open += 1;
+                state.connecting += 1;
+            }
+            let excess = state.open.saturating_sub(state.max_connections);
+            let surplus: Vec<Connection> = (0..excess.min(state.idle.len()))
+                .filter_map(|_| state.idle.pop_front())
+                .collect();
+            state.open -= surplus.len();
+            Shared::wake_maintenance(&state);
+            surplus
+        };
+        self.closed_connections(surplus, CloseReason::Resized);
+        Ok(())
     }
 
     /// Removes idle connections past max_lifetime, and past idle_timeout beyond min_idle.
@@ -640,7 +713,7 @@ impl Shared {
         // Oldest-used first, so the idle_timeout rule spares the most recently used.
         let mut idle: Vec<Connection> = state.idle.drain(..).collect();
         idle.sort_by_key(|c| c.last_used);
-        let mut evictable = state.open.saturating_sub(self.config.min_idle());
+        let mut evictable = state.open.saturating_sub(state.min_idle);
         for conn in idle {
             let idle_too_long = self
                 .config
@@ -683,7 +756,7 @@ impl Shared {
         loop {
             {
                 let mut state = self.lock();
-                if self.is_closed() || state.open >= self.config.min_idle() {
+                if self.is_closed() || state.open >= state.min_idle {
                     return opened;
                 }
                 state.open += 1;
@@ -713,7 +786,7 @@ impl Shared {
             "no connection to {} available after {:?}: max_connections={}, in use={}, idle={}, connecting={}, waiting={}",
             self.server(),
             waited,
-            self.config.max_connections(),
+            state.max_connections,
             state.in_use(),
             state.idle.len(),
             state.connecting,

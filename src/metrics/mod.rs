@@ -1,8 +1,19 @@
-//! Pool counters (lock-free atomics on the hot path) and the [`PoolStats`] snapshot.
+//! Pool counters (lock-free atomics on the hot path), the [`PoolStats`] snapshot, and the
+//! Prometheus text exposition of every pool ([`prometheus`]).
+
+mod commands;
+mod histogram;
+pub mod prometheus;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use commands::CommandSnapshot;
+pub(crate) use commands::{CommandMetrics, Timed};
+use histogram::Histogram;
+pub use histogram::{COMMAND_BUCKETS, CONNECTION_BUCKETS, HistogramSnapshot};
+
+use crate::breaker::BreakerState;
 use crate::error::ErrorKind;
 
 /// Why a connection was closed.
@@ -25,11 +36,13 @@ pub enum CloseReason {
     PoolClosed,
     /// Inherited from the parent process across `fork()`; the child's copy was dropped unused.
     Forked,
+    /// Above a cap lowered by `Pool::resize`.
+    Resized,
 }
 
 impl CloseReason {
     /// Every reason, in a fixed order (used to index counters).
-    pub const ALL: [CloseReason; 8] = [
+    pub const ALL: [CloseReason; 9] = [
         CloseReason::Broken,
         CloseReason::Discarded,
         CloseReason::ServerClosed,
@@ -38,6 +51,7 @@ impl CloseReason {
         CloseReason::HealthCheckFailed,
         CloseReason::PoolClosed,
         CloseReason::Forked,
+        CloseReason::Resized,
     ];
 
     /// A short stable name (`"broken"`, `"idle_timeout"`, ...).
@@ -56,6 +70,7 @@ impl CloseReason {
             CloseReason::HealthCheckFailed => c"health_check_failed",
             CloseReason::PoolClosed => c"pool_closed",
             CloseReason::Forked => c"forked",
+            CloseReason::Resized => c"resized",
         }
     }
 
@@ -67,7 +82,8 @@ impl CloseReason {
     }
 }
 
-/// Cumulative counters of one pool. Every update is one relaxed atomic add.
+/// Cumulative counters of one pool. Every update is a few relaxed atomic adds: no lock, no
+/// allocation.
 #[derive(Default)]
 pub(crate) struct Counters {
     created: AtomicU64,
@@ -75,17 +91,26 @@ pub(crate) struct Counters {
     connect_failures: AtomicU64,
     retries: AtomicU64,
     closed: [AtomicU64; CloseReason::ALL.len()],
-    acquires: AtomicU64,
     acquire_timeouts: AtomicU64,
     commands: AtomicU64,
     errors: [AtomicU64; ErrorKind::ALL.len()],
-    wait_nanos_total: AtomicU64,
     wait_nanos_max: AtomicU64,
+    leaks_suspected: AtomicU64,
+    breaker_transitions: [AtomicU64; 3],
+    /// How long acquires waited (successful ones; timed-out ones are in `acquire_timeouts`).
+    pub wait_time: Histogram,
+    /// How long opening a connection took (connect, TLS, handshake), successful ones.
+    pub create_time: Histogram,
+    /// How long callers held a checked-out connection.
+    pub use_time: Histogram,
+    /// Per command name and outcome.
+    pub per_command: CommandMetrics,
 }
 
 impl Counters {
-    pub fn connection_created(&self) {
+    pub fn connection_created(&self, took: Duration) {
         self.created.fetch_add(1, Ordering::Relaxed);
+        self.create_time.observe(CONNECTION_BUCKETS, took);
     }
     pub fn connect_attempted(&self) {
         self.connect_attempts.fetch_add(1, Ordering::Relaxed);
@@ -100,12 +125,15 @@ impl Counters {
         self.closed[reason.index()].fetch_add(count as u64, Ordering::Relaxed);
     }
     pub fn acquired(&self, waited: Duration) {
-        self.acquires.fetch_add(1, Ordering::Relaxed);
-        self.add_wait(waited);
+        self.wait_time.observe(CONNECTION_BUCKETS, waited);
+        self.note_max_wait(waited);
     }
     pub fn acquire_timed_out(&self, waited: Duration) {
         self.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
-        self.add_wait(waited);
+        self.note_max_wait(waited);
+    }
+    pub fn released(&self, held: Duration) {
+        self.use_time.observe(CONNECTION_BUCKETS, held);
     }
     pub fn commands(&self, count: usize) {
         self.commands.fetch_add(count as u64, Ordering::Relaxed);
@@ -113,14 +141,40 @@ impl Counters {
     pub fn error(&self, kind: ErrorKind) {
         self.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
+    pub fn leak_suspected(&self) {
+        self.leaks_suspected.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn breaker_moved(&self, to: BreakerState) {
+        self.breaker_transitions[breaker_index(to)].fetch_add(1, Ordering::Relaxed);
+    }
 
-    fn add_wait(&self, waited: Duration) {
-        if waited.is_zero() {
-            return;
-        }
+    fn note_max_wait(&self, waited: Duration) {
         let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
-        self.wait_nanos_total.fetch_add(nanos, Ordering::Relaxed);
         self.wait_nanos_max.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    /// The counters the sizing advice compares between two instants.
+    pub fn sizing_sample(&self, at: std::time::Instant) -> crate::sizing::Sample {
+        let waits = self.wait_time.snapshot(&[]);
+        let uses = self.use_time.snapshot(&[]);
+        crate::sizing::Sample {
+            at,
+            acquires: waits.count,
+            returns: uses.count,
+            held_total: uses.sum,
+            waited_total: waits.sum,
+            timeouts: self.acquire_timeouts.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Transitions into each breaker state so far.
+    pub fn breaker_transitions(&self) -> [(BreakerState, u64); 3] {
+        BREAKER_STATES.map(|s| {
+            (
+                s,
+                self.breaker_transitions[breaker_index(s)].load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Fills the cumulative part of a snapshot.
@@ -134,16 +188,29 @@ impl Counters {
             .iter()
             .map(|r| (*r, load(&self.closed[r.index()])))
             .collect();
-        stats.acquires = load(&self.acquires);
+        let waits = self.wait_time.snapshot(&[]);
+        stats.acquires = waits.count;
         stats.acquire_timeouts = load(&self.acquire_timeouts);
         stats.commands = load(&self.commands);
         stats.errors = ErrorKind::ALL
             .iter()
             .map(|k| (*k, load(&self.errors[k.index()])))
             .collect();
-        stats.wait_time_total = Duration::from_nanos(load(&self.wait_nanos_total));
+        stats.wait_time_total = waits.sum;
         stats.wait_time_max = Duration::from_nanos(load(&self.wait_nanos_max));
+        stats.leaks_suspected = load(&self.leaks_suspected);
     }
+}
+
+/// Every breaker state, in a fixed order (used to index counters and to render gauges).
+pub(crate) const BREAKER_STATES: [BreakerState; 3] = [
+    BreakerState::Closed,
+    BreakerState::Open,
+    BreakerState::HalfOpen,
+];
+
+fn breaker_index(state: BreakerState) -> usize {
+    BREAKER_STATES.iter().position(|s| *s == state).unwrap_or(0)
 }
 
 /// A point-in-time view of a pool: gauges from its state, totals since it was created.
@@ -186,6 +253,8 @@ pub struct PoolStats {
     pub wait_time_total: Duration,
     /// Longest single wait for a connection.
     pub wait_time_max: Duration,
+    /// Checkouts held past `leak_detection_threshold` (each reported once).
+    pub leaks_suspected: u64,
 }
 
 impl PoolStats {
