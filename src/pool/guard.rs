@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, Value};
 
-use super::Shared;
+use super::{Conn, Shared};
 use crate::breaker::Permit;
 use crate::command::command_index;
 use crate::connection::{Connection, arg_slices};
@@ -21,7 +21,7 @@ use crate::metrics::Timed;
 /// between threads. Returned to the pool on drop.
 pub struct PooledConnection {
     shared: Arc<Shared>,
-    conn: Option<Connection>,
+    conn: Option<Conn>,
     /// The breaker permit of the checkout, reported with the first command's outcome.
     permit: Option<Permit>,
     /// When it was checked out (for the use-time histogram).
@@ -65,7 +65,7 @@ impl Replies for Option<Vec<Value>> {
 impl PooledConnection {
     pub(super) fn new(
         shared: Arc<Shared>,
-        conn: Connection,
+        (conn, checked_out_at): (Conn, Instant),
         permit: Permit,
         holder: Option<Holder>,
     ) -> Self {
@@ -76,7 +76,7 @@ impl PooledConnection {
             shared,
             conn: Some(conn),
             permit: Some(permit),
-            checked_out_at: Instant::now(),
+            checked_out_at,
             lease,
         }
     }
@@ -203,14 +203,15 @@ impl AsRawFd for PooledConnection {
 
 impl Drop for PooledConnection {
     fn drop(&mut self) {
+        let now = Instant::now();
         self.shared
             .counters()
-            .released(self.checked_out_at.elapsed());
+            .released(now.saturating_duration_since(self.checked_out_at));
         if let Some((tracker, lease)) = self.shared.leaks().zip(self.lease) {
             tracker.release(lease);
         }
         if let Some(conn) = self.conn.take() {
-            self.shared.checkin(conn);
+            self.shared.checkin_at(conn, now);
         }
         if let Some(permit) = self.permit.take() {
             self.shared.release_permit(permit);

@@ -19,6 +19,10 @@ use redis::{Cmd, Value};
 pub use guard::PooledConnection;
 pub use waiters::Priority;
 
+/// A connection as the pool holds it: boxed, so checkout and return move a pointer rather than
+/// the whole connection (each move was a `memmove` on the hot path).
+type Conn = Box<crate::connection::Connection>;
+
 use crate::breaker::BreakerState;
 use crate::command::is_idempotent;
 use crate::config::Config;

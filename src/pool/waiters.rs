@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::Condvar;
 
-use crate::connection::Connection;
+use super::Conn;
 
 /// Queue position of an acquire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,7 +24,7 @@ pub enum Priority {
 /// What a waiter is handed.
 pub(crate) enum Grant {
     /// A clean connection, already counted as in use.
-    Connection(Connection),
+    Connection(Conn),
     /// Permission to open a new connection; the slot is already counted as open and connecting.
     Slot,
     /// The pool was closed while waiting.
