@@ -67,6 +67,14 @@ export interface RedisOptions {
   breaker?: boolean | BreakerOptions;
   /** An idle connection unused this long is PINGed before use (default 30000; 0: never). */
   healthCheckInterval?: number;
+  /**
+   * A connection checked out (by `watch()`) longer than this is reported once as a `'leak'` event
+   * and a `RedpoolLeakWarning` process warning naming the JS stack of the checkout (default 0: off;
+   * stacks are captured only when on).
+   */
+  leakDetectionThreshold?: number;
+  /** The `pool` label of this client's metrics (default: `connectionName`). */
+  poolName?: string;
   /** Any core knob by its name (README tables), e.g. `{ idle_timeout: '60s' }`. */
   knobs?: Record<string, string | number | boolean>;
   /** Other ioredis options are accepted and ignored. */
@@ -114,6 +122,26 @@ export interface PoolStats {
   errors: Record<string, number>;
   waitTimeTotalMs: number;
   waitTimeMaxMs: number;
+  /** Checkouts held longer than `leakDetectionThreshold` so far. */
+  leaksSuspected: number;
+}
+
+/** Sizing advice over the window since the previous health check (Little's law). */
+export interface SizingAdvice {
+  windowMs: number;
+  /** Connections in use now / maxConnections. */
+  utilization: number;
+  /** Mean connections in use over the window (λ · W). */
+  meanInUse: number;
+  /** Checkouts per second (λ). */
+  arrivalRate: number;
+  /** Mean time a checkout was held (W). */
+  meanHoldTimeMs: number;
+  meanWaitMs: number;
+  acquireTimeouts: number;
+  maxConnections: number;
+  /** ceil(λ·W / 0.7 × 1.2), at least minIdle and 1; 25 % above the cap when acquires timed out. */
+  suggestedMaxConnections: number;
 }
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
@@ -128,6 +156,18 @@ export interface HealthReport {
   consecutiveFailures: number;
   serverInfo: Record<string, string>;
   stats: PoolStats;
+  sizing: SizingAdvice;
+}
+
+/** A connection held past `leakDetectionThreshold` (reported once per checkout). */
+export interface LeakEvent {
+  /** The connection's id. */
+  id: number;
+  heldForMs: number;
+  /** `main` or `worker <threadId>`. */
+  thread: string;
+  /** The JS stack where it was checked out (`watch()`'s caller first). */
+  stack: string;
 }
 
 export interface BreakerEvent {
@@ -149,6 +189,7 @@ export interface ClientEvents {
   connectionClosed: [event: { id: number; reason: string }];
   poolExhausted: [event: { maxConnections: number }];
   acquireTimeout: [event: { waitedMs: number; waiting: number }];
+  leak: [event: LeakEvent];
 }
 
 /** `[err, result]` per command (`[err]` when it failed). */
@@ -251,6 +292,12 @@ export class Redis extends EventEmitter {
   defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
 
   stats(): PoolStats;
+  /** This client's pool in the Prometheus text format (sync, no I/O). */
+  metrics(): string;
+  /** Changes maxConnections (and minIdle, default: the current one) under load. */
+  resize(maxConnections: number, minIdle?: number, callback?: Callback<void>): Promise<void>;
+  resize(maxConnections: number, callback: Callback<void>): Promise<void>;
+  /** PING, INFO, stats and sizing advice (`sizing.suggestedMaxConnections`). */
   health(callback?: Callback<HealthReport>): Promise<HealthReport>;
   /** Lets issued commands finish, then closes the pool. */
   quit(callback?: Callback<'OK'>): Promise<'OK'>;
@@ -265,6 +312,8 @@ export class Redis extends EventEmitter {
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
+/** Every open pool of the process in the Prometheus text format (sync, no I/O). */
+export function metrics(): string;
 export const version: string;
 export const nativeVersion: string;
 export default Redis;

@@ -3,7 +3,7 @@
  * redpool for Node: `const Redis = require('redpool')` or `import Redis from 'redpool'`, then use it
  * as ioredis. See README.md ("Node") and index.d.ts.
  */
-const { Redis } = require('./lib/redis');
+const { Redis, metrics } = require('./lib/redis');
 const { Pipeline } = require('./lib/pipeline');
 const { RedisError, ReplyError, RedpoolError } = require('./lib/errors');
 
@@ -14,5 +14,6 @@ module.exports.Pipeline = Pipeline;
 module.exports.RedisError = RedisError;
 module.exports.ReplyError = ReplyError;
 module.exports.RedpoolError = RedpoolError;
+module.exports.metrics = metrics;
 module.exports.version = require('./package.json').version;
 module.exports.nativeVersion = require('./lib/native').load().version();

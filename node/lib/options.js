@@ -24,11 +24,13 @@ function isObject(v) {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-function number(name, value, { integer = false, min = 0 } = {}) {
+/** Checks a number option or argument: finite, whole if `integer`, within [min, max]. */
+function number(name, value, { integer = false, min = 0, max = Infinity } = {}) {
   if (typeof value !== 'number' || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
     throw invalid(`invalid ${name} = ${describe(value)}: must be a ${integer ? 'whole number' : 'number'}`);
   }
   if (value < min) throw invalid(`invalid ${name} = ${value}: must be >= ${min}`);
+  if (value > max) throw invalid(`invalid ${name} = ${value}: must be <= ${max}`);
   return value;
 }
 
@@ -174,6 +176,10 @@ function parse(args) {
   if (o.minIdle !== undefined) knobs.push(['min_idle', String(number('minIdle', o.minIdle, { integer: true }))]);
   if (o.acquireTimeout !== undefined) knobs.push(['acquire_timeout', milliseconds('acquireTimeout', o.acquireTimeout)]);
   if (o.healthCheckInterval !== undefined) knobs.push(['health_check_interval', milliseconds('healthCheckInterval', o.healthCheckInterval)]);
+  if (o.leakDetectionThreshold !== undefined) {
+    knobs.push(['leak_detection_threshold', milliseconds('leakDetectionThreshold', o.leakDetectionThreshold)]);
+  }
+  if (o.poolName !== undefined) knobs.push(['pool_name', string('poolName', o.poolName)]);
   breakerKnobs(o.breaker, knobs);
   if (o.knobs !== undefined) {
     if (!isObject(o.knobs)) throw invalid(`invalid knobs = ${describe(o.knobs)}: must be an object of core knob names`);
@@ -189,4 +195,4 @@ function parse(args) {
   return { native, client, options: o, positional: { url, port, host, path } };
 }
 
-module.exports = { parse };
+module.exports = { parse, number };

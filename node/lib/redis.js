@@ -12,11 +12,12 @@
 const { EventEmitter } = require('node:events');
 const crypto = require('node:crypto');
 const util = require('node:util');
+const { isMainThread, threadId } = require('node:worker_threads');
 
 const native = require('./native').load();
 const commands = require('./commands');
 const errors = require('./errors');
-const { parse } = require('./options');
+const { parse, number } = require('./options');
 const { Batcher } = require('./batcher');
 const { Pipeline } = require('./pipeline');
 
@@ -26,6 +27,10 @@ const OUTAGE = new Set(['ERR_CONNECTION', 'ERR_TIMEOUT', 'ERR_AUTH', 'ERR_PROTOC
 const BREAKER_EVENTS = { open: 'circuitOpen', half_open: 'circuitHalfOpen', closed: 'circuitClose' };
 /** How long quit() lets commands still running finish. */
 const QUIT_GRACE_MS = 5000;
+/** The largest count the addon takes (a u32). */
+const MAX_COUNT = 0xffffffff;
+/** This JS thread, as leak reports name it. */
+const THREAD = isMainThread ? 'main' : `worker ${threadId}`;
 
 function withCallback(promise, callback) {
   if (typeof callback === 'function') promise.then((r) => callback(null, r), (e) => callback(e));
@@ -62,6 +67,7 @@ class Redis extends EventEmitter {
   #session = null;
   #inflight = new Set();
   #status;
+  #leakDetection;
 
   /** `new Redis()`, `new Redis(port, host, options)`, `new Redis(url, options)`, `new Redis(options)`. */
   constructor(...args) {
@@ -74,6 +80,7 @@ class Redis extends EventEmitter {
     }
     this.#args = args;
     this.#settings = parsed;
+    this.#leakDetection = this.#pool.leakDetection;
     const timeout = parsed.client.commandTimeout;
     this.#batcher = new Batcher((wires, buffers) => this.#call(this.#pool.pipeline(wires, buffers, timeout)));
     this.#status = parsed.client.lazyConnect ? 'wait' : 'connecting';
@@ -192,8 +199,26 @@ class Redis extends EventEmitter {
   #onPoolEvent(event) {
     const { kind, ...details } = event;
     for (const key of Object.keys(details)) if (details[key] === undefined || details[key] === null) delete details[key];
-    if (kind === 'breaker') this.emit(BREAKER_EVENTS[event.to] ?? 'circuitChange', details);
-    else this.emit(kind, details);
+    if (kind === 'breaker') {
+      this.emit(BREAKER_EVENTS[event.to] ?? 'circuitChange', details);
+    } else if (kind === 'leak') {
+      const { message, ...leak } = details;
+      process.emitWarning(message, 'RedpoolLeakWarning');
+      this.emit('leak', leak);
+    } else {
+      this.emit(kind, details);
+    }
+  }
+
+  /**
+   * Who checks a connection out, for leak reports: this JS thread and the stack below `caller`
+   * (the application's frames, not redpool's). Captured only when leak detection is on.
+   */
+  #holder(caller) {
+    if (!this.#leakDetection) return undefined;
+    const site = {};
+    Error.captureStackTrace(site, caller);
+    return { thread: THREAD, stack: site.stack.slice(site.stack.indexOf('\n') + 1) };
   }
 
   /** A chain of commands sent together by `exec()`. */
@@ -228,7 +253,7 @@ class Redis extends EventEmitter {
   /** WATCHes keys on a connection of this client's own until `multi().exec()` or `unwatch()`. */
   watch(...args) {
     if (!this.#session && this.#status !== 'end') {
-      const session = new Session(this.#call(this.#pool.acquire()));
+      const session = new Session(this.#call(this.#pool.acquire(this.#holder(this.watch))));
       session.connection.catch(() => {
         if (this.#session === session) this.#session = null;
       });
@@ -272,12 +297,47 @@ class Redis extends EventEmitter {
     return this.#pool.stats();
   }
 
+  /**
+   * This client's pool in the Prometheus text format (sync, no I/O; HELP and TYPE lines only
+   * before the pool is opened). `require('redpool').metrics()` gives every pool of the process.
+   */
+  metrics() {
+    return this.#pool.metricsText();
+  }
+
+  /**
+   * Changes the pool's size under load: growing serves waiting callers at once; shrinking closes
+   * idle connections above the new cap now and busy ones when they come back (no command fails
+   * because of it). `minIdle` defaults to the current one (at most `maxConnections`).
+   */
+  resize(maxConnections, minIdle, callback) {
+    if (typeof minIdle === 'function') [minIdle, callback] = [undefined, minIdle];
+    let promise;
+    try {
+      if (this.#status === 'end') throw errors.closed();
+      const max = number('maxConnections', maxConnections, { integer: true, min: 1, max: MAX_COUNT });
+      const min =
+        minIdle === undefined
+          ? Math.min(this.#pool.stats().minIdle, max)
+          : number('minIdle', minIdle, { integer: true, max: MAX_COUNT });
+      promise = this.#track(this.#pool.resize(max, min)).catch((err) => {
+        throw errors.fromNative(err);
+      });
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    return withCallback(promise, callback);
+  }
+
   /** The circuit breaker: `closed`, `open` or `half_open`. */
   get breakerState() {
     return this.#pool.breakerState();
   }
 
-  /** PING latency, breaker, INFO fields and stats: `{ status: 'healthy' | 'degraded' | 'unhealthy', ... }`. */
+  /**
+   * PING latency, breaker, INFO fields, stats and sizing advice (`sizing.suggestedMaxConnections`
+   * over the window since the previous check): `{ status: 'healthy' | 'degraded' | 'unhealthy', ... }`.
+   */
   health(callback) {
     const promise = this.#status === 'end' ? Promise.reject(errors.closed()) : this.#track(this.#pool.health());
     return withCallback(
@@ -351,4 +411,9 @@ for (const name of commands.NAMES) {
   }
 }
 
-module.exports = { Redis };
+/** Every open pool of the process (every client) in the Prometheus text format (sync, no I/O). */
+function metrics() {
+  return native.metricsText();
+}
+
+module.exports = { Redis, metrics };

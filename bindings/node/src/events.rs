@@ -11,7 +11,7 @@ use redpool::Event;
 #[napi(object)]
 pub struct PoolEvent {
     /// `breaker`, `health`, `connectionCreated`, `connectionClosed`, `poolExhausted`,
-    /// `acquireTimeout`.
+    /// `acquireTimeout`, `leak`.
     pub kind: String,
     /// Breaker or health state before (`closed`/`open`/`half_open`; `healthy`/`degraded`/`unhealthy`).
     pub from: Option<String>,
@@ -27,6 +27,14 @@ pub struct PoolEvent {
     pub waited_ms: Option<f64>,
     /// Callers still waiting.
     pub waiting: Option<u32>,
+    /// How long a suspected leak's connection has been held, in milliseconds.
+    pub held_for_ms: Option<f64>,
+    /// The holder's thread (`main`, `worker 3`, or a native thread).
+    pub thread: Option<String>,
+    /// Where the holder checked the connection out (the JS stack for JS checkouts).
+    pub stack: Option<String>,
+    /// The core's one-paragraph warning text (holder, server, stack; never credentials).
+    pub message: Option<String>,
 }
 
 /// The JS callback events go to: called with one `PoolEvent`, unref'd, errors not passed in.
@@ -47,11 +55,16 @@ impl PoolEvent {
             max_connections: None,
             waited_ms: None,
             waiting: None,
+            held_for_ms: None,
+            thread: None,
+            stack: None,
+            message: None,
         }
     }
 
-    /// The JS shape of a core event; `None` for kinds this binding does not know yet.
-    pub fn from_core(event: &Event) -> Option<Self> {
+    /// The JS shape of a core event of the pool connected to `server` (`host:port` or a socket
+    /// path); `None` for kinds this binding does not know yet.
+    pub fn from_core(event: &Event, server: &str) -> Option<Self> {
         let id = |id: u64| Some(i64::try_from(id).unwrap_or(i64::MAX));
         Some(match event {
             Event::BreakerStateChanged { from, to } => PoolEvent {
@@ -82,14 +95,23 @@ impl PoolEvent {
                 waiting: count(*waiting),
                 ..PoolEvent::new("acquireTimeout")
             },
+            Event::LeakSuspected(report) => PoolEvent {
+                id: id(report.connection_id),
+                held_for_ms: Some(report.held_for.as_secs_f64() * 1000.0),
+                thread: Some(report.holder.thread.clone()),
+                stack: Some(report.holder.stack.clone()),
+                message: Some(report.warning(server)),
+                ..PoolEvent::new("leak")
+            },
             _ => return None,
         })
     }
 }
 
-/// Queues `event` for JS; never blocks (a full or closing queue drops it).
-pub fn forward(sink: &EventSink, event: &Event) {
-    if let Some(event) = PoolEvent::from_core(event) {
+/// Queues `event` of the pool connected to `server` for JS; never blocks (a full or closing
+/// queue drops it).
+pub fn forward(sink: &EventSink, server: &str, event: &Event) {
+    if let Some(event) = PoolEvent::from_core(event, server) {
         sink.call(event, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }

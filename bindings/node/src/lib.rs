@@ -25,3 +25,11 @@ use napi_derive::napi;
 pub fn version() -> &'static str {
     redpool::VERSION
 }
+
+/// The metrics of every open pool of the process (every client created through this addon) in the
+/// Prometheus text format; with no pool open, the families' HELP and TYPE lines only. Reads
+/// counters only (no I/O), so it is synchronous.
+#[napi]
+pub fn metrics_text() -> String {
+    redpool::registry::metrics_text()
+}

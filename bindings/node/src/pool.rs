@@ -1,5 +1,6 @@
 //! `NativePool`: one core pool behind the JS client. Every call that can wait returns a promise and
-//! runs on a worker thread; `stats()` and `breakerState()` only read counters.
+//! runs on a worker thread; `stats()`, `breakerState()` and `metricsText()` only read counters
+//! (under the pool's bookkeeping lock, which is never held during I/O), so they are synchronous.
 //!
 //! The core pool is created on first use, on a worker (its warm-up opens `min_idle` connections),
 //! so creating a client never touches the network on the main thread.
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use parking_lot::Mutex;
-use redpool::{CallOptions, CloseReason, Config, ErrorKind, Pool};
+use redpool::{AcquireOptions, CallOptions, CloseReason, Config, ErrorKind, Holder, Pool};
 
 use crate::config::{self, NativeOptions};
 use crate::conn::NativeConnection;
@@ -31,26 +32,47 @@ enum Slot {
 
 struct Inner {
     config: Config,
+    /// Held only for look-ups and swaps, never while connecting: the main thread reads it
+    /// (`stats()`, `metricsText()`, `breakerState()`).
     slot: Mutex<Slot>,
+    /// Serializes opening the pool (held during warm-up, by workers only).
+    opening: Mutex<()>,
     sink: Mutex<Option<Arc<EventSink>>>,
 }
 
 impl Inner {
-    /// The core pool, created on first use (call on a worker: warm-up connects).
-    fn pool(&self) -> redpool::Result<Pool> {
-        let mut slot = self.slot.lock();
-        match &*slot {
-            Slot::Open(pool) => Ok(pool.clone()),
+    /// The pool if it is open; `None` before it is.
+    fn current(&self) -> redpool::Result<Option<Pool>> {
+        match &*self.slot.lock() {
+            Slot::Open(pool) => Ok(Some(pool.clone())),
             Slot::Closed => Err(closed()),
-            Slot::Unopened => {
-                let pool = Pool::new(self.config.clone())?;
-                if let Some(sink) = self.sink.lock().clone() {
-                    pool.subscribe(move |event| events::forward(&sink, event));
-                }
-                *slot = Slot::Open(pool.clone());
-                Ok(pool)
-            }
+            Slot::Unopened => Ok(None),
         }
+    }
+
+    /// The core pool, created on first use (call on a worker: warm-up connects). A client closed
+    /// while its pool was being opened closes that pool.
+    fn pool(&self) -> redpool::Result<Pool> {
+        if let Some(pool) = self.current()? {
+            return Ok(pool);
+        }
+        let _opening = self.opening.lock();
+        if let Some(pool) = self.current()? {
+            return Ok(pool);
+        }
+        let pool = Pool::new(self.config.clone())?;
+        if let Some(sink) = self.sink.lock().clone() {
+            let server = pool.metrics().server;
+            pool.subscribe(move |event| events::forward(&sink, &server, event));
+        }
+        let mut slot = self.slot.lock();
+        if let Slot::Closed = *slot {
+            drop(slot);
+            pool.close(Duration::ZERO);
+            return Err(closed());
+        }
+        *slot = Slot::Open(pool.clone());
+        Ok(pool)
     }
 }
 
@@ -76,6 +98,15 @@ pub fn blocking_timeout(block_ms: Option<f64>, socket_timeout: Duration) -> Dura
     }
 }
 
+/// Who checks a connection out, as JS describes itself (for leak reports).
+#[napi(object)]
+pub struct CheckoutHolder {
+    /// `main` or `worker <threadId>`.
+    pub thread: String,
+    /// The JS stack where the connection was checked out.
+    pub stack: String,
+}
+
 /// A pool of connections to one Redis server, created from validated settings.
 #[napi]
 pub struct NativePool {
@@ -93,6 +124,7 @@ impl NativePool {
             inner: Arc::new(Inner {
                 config,
                 slot: Mutex::new(Slot::Unopened),
+                opening: Mutex::new(()),
                 sink: Mutex::new(on_event.map(Arc::new)),
             }),
         })
@@ -184,12 +216,23 @@ impl NativePool {
         })
     }
 
-    /// Checks out a connection of its own (for WATCH sessions).
+    /// Checks out a connection of its own (for WATCH sessions). With leak detection on, `holder`
+    /// (the JS thread and stack) is what a leak report names instead of the worker thread.
     #[napi(ts_return_type = "Promise<NativeConnection>")]
-    pub fn acquire<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+    pub fn acquire<'env>(
+        &self,
+        env: &'env Env,
+        holder: Option<CheckoutHolder>,
+    ) -> Result<Object<'env>> {
         let inner = self.inner.clone();
         task::promise(env, move || {
-            let conn = inner.pool()?.acquire()?;
+            let pool = inner.pool()?;
+            let conn = match holder {
+                Some(CheckoutHolder { thread, stack }) => {
+                    pool.acquire_for(AcquireOptions::default(), Holder { thread, stack })?
+                }
+                None => pool.acquire()?,
+            };
             Ok(NativeConnection::new(conn, inner.config.socket_timeout()))
         })
     }
@@ -208,6 +251,40 @@ impl NativePool {
             }
             .into(),
         }
+    }
+
+    /// True when `leak_detection_threshold` is set (JS then captures stacks for its checkouts).
+    #[napi(getter)]
+    pub fn leak_detection(&self) -> bool {
+        self.inner.config.leak_detection_threshold().is_some()
+    }
+
+    /// This pool's metrics in the Prometheus text format; before the pool is opened, the families'
+    /// HELP and TYPE lines with no samples. Reads counters only (no I/O).
+    #[napi]
+    pub fn metrics_text(&self) -> String {
+        match &*self.inner.slot.lock() {
+            Slot::Open(pool) => pool.metrics_text(),
+            _ => redpool::metrics::prometheus::render(&[]),
+        }
+    }
+
+    /// Changes `maxConnections` and `minIdle` under load (the core's rules; `ERR_INVALID_ARGUMENT`
+    /// otherwise). Runs on a worker: it opens the pool if needed, and closes idle surplus sockets.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn resize<'env>(
+        &self,
+        env: &'env Env,
+        max_connections: u32,
+        min_idle: u32,
+    ) -> Result<Object<'env>> {
+        let inner = self.inner.clone();
+        task::promise(env, move || {
+            inner
+                .pool()?
+                .resize(max_connections as usize, min_idle as usize)?;
+            Ok(())
+        })
     }
 
     /// `closed`, `open` or `half_open`.

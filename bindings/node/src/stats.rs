@@ -1,4 +1,5 @@
-//! `stats()` and `health()` snapshots as plain JS objects (camelCase, times in milliseconds).
+//! `stats()` and `health()` snapshots (with sizing advice) as plain JS objects (camelCase, times in
+//! milliseconds).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,6 +31,31 @@ pub struct PoolStats {
     pub errors: HashMap<String, f64>,
     pub wait_time_total_ms: f64,
     pub wait_time_max_ms: f64,
+    /// Checkouts held longer than `leakDetectionThreshold` so far.
+    pub leaks_suspected: f64,
+}
+
+/// Sizing advice from the window since the previous health check (see the core's `SizingAdvice`).
+#[napi(object)]
+pub struct SizingAdvice {
+    /// The observed window.
+    pub window_ms: f64,
+    /// Connections in use now divided by `maxConnections`.
+    pub utilization: f64,
+    /// Mean connections in use over the window (λ · W).
+    pub mean_in_use: f64,
+    /// Checkouts per second over the window (λ).
+    pub arrival_rate: f64,
+    /// Mean time a checkout was held (W).
+    pub mean_hold_time_ms: f64,
+    /// Mean wait for a connection.
+    pub mean_wait_ms: f64,
+    /// Acquires that timed out in the window.
+    pub acquire_timeouts: f64,
+    /// The current `maxConnections`.
+    pub max_connections: u32,
+    /// A `maxConnections` for the observed load (Little's law with headroom).
+    pub suggested_max_connections: u32,
 }
 
 /// The result of `health()` (see the core's `HealthReport`).
@@ -46,6 +72,8 @@ pub struct HealthReport {
     /// Selected `INFO` fields.
     pub server_info: HashMap<String, String>,
     pub stats: PoolStats,
+    /// Utilization, waits and a suggested `maxConnections`.
+    pub sizing: SizingAdvice,
 }
 
 fn count(n: usize) -> u32 {
@@ -85,6 +113,7 @@ impl From<redpool::PoolStats> for PoolStats {
                 .collect(),
             wait_time_total_ms: ms(s.wait_time_total),
             wait_time_max_ms: ms(s.wait_time_max),
+            leaks_suspected: s.leaks_suspected as f64,
         }
     }
 }
@@ -100,6 +129,23 @@ impl From<redpool::HealthReport> for HealthReport {
             consecutive_failures: r.consecutive_failures,
             server_info: r.server_info.into_iter().collect(),
             stats: r.stats.into(),
+            sizing: r.sizing.into(),
+        }
+    }
+}
+
+impl From<redpool::sizing::SizingAdvice> for SizingAdvice {
+    fn from(z: redpool::sizing::SizingAdvice) -> Self {
+        SizingAdvice {
+            window_ms: ms(z.window),
+            utilization: z.utilization,
+            mean_in_use: z.mean_in_use,
+            arrival_rate: z.arrival_rate,
+            mean_hold_time_ms: ms(z.mean_hold_time),
+            mean_wait_ms: ms(z.mean_wait),
+            acquire_timeouts: z.acquire_timeouts as f64,
+            max_connections: count(z.max_connections),
+            suggested_max_connections: count(z.suggested_max_connections),
         }
     }
 }
