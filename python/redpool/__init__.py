@@ -8,7 +8,9 @@ Switch an application by changing its import::
 
 Every client created with the same settings shares one pool (circuit breaker, safe retries,
 keepalive, health checks, fork safety), the exceptions are also redis-py's classes, and
-``redpool.asyncio.Redis`` is the asyncio client. See the README's Python section.
+``redpool.asyncio.Redis`` is the asyncio client. ``redpool.metrics()`` is the Prometheus text of
+every pool (``redpool.prometheus`` plugs it into ``prometheus_client``). See the README's Python
+section.
 """
 
 from . import _native
@@ -43,12 +45,22 @@ __version__: str = _native.__version__
 #: ``from_url`` at module level, as in redis-py.
 from_url = Redis.from_url
 
+
+def metrics() -> str:
+    """The metrics of every open pool of the process in the Prometheus text format, each series
+    labelled with its ``pool`` (``pool_name``, default the client name) and ``server``
+    (``host:port``, never credentials). For one client's pool: ``client.metrics()``; for
+    ``prometheus_client``: :func:`redpool.prometheus.register`."""
+    return _native.metrics_text()
+
+
 __all__ = [
     "Redis",
     "StrictRedis",
     "Pipeline",
     "from_url",
     "get_client",
+    "metrics",
     "RedisError",
     "InvalidResponse",
     "RedisPoolError",

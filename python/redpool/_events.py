@@ -13,13 +13,17 @@ connection_created         ``id``
 connection_closed          ``id``, ``reason`` (``"broken"``, ``"idle_timeout"``, ...)
 pool_exhausted             ``max_connections`` (once per episode of callers queueing)
 acquire_timed_out          ``waited`` (seconds), ``waiting`` (callers still waiting)
+leak_suspected             ``connection_id``, ``held_for`` (seconds), ``thread`` and
+                           ``stack``: who checked the connection out and where (the Python
+                           thread name and stack for a pipeline's ``watch()`` session)
 =========================  ==============================================================
 
 Listeners run on the thread where the event happened (a caller's thread or the pool's
 maintenance thread), never while the pool holds a lock; they should return quickly. An exception
 in a listener goes to :func:`sys.unraisablehook` and never reaches the pool.
 
-The ``redpool`` logger receives the state changes only: breaker and health transitions.
+The ``redpool`` logger receives the state changes (breaker and health transitions) and, as
+WARNINGs, suspected leaks (connections checked out longer than ``leak_detection_threshold``).
 """
 
 from __future__ import annotations
@@ -33,9 +37,19 @@ logger = logging.getLogger("redpool")
 Event = Dict[str, Any]
 
 
-def log_state_change(event: Event) -> None:
-    """Logs a breaker or health transition (called by the native module, once per pool)."""
-    kind, pool, before, after = event["type"], event["pool"], event["from"], event["to"]
+def log_event(event: Event) -> None:
+    """Logs a breaker or health transition, or a suspected leak (called by the native module,
+    once per pool)."""
+    kind, pool = event["type"], event["pool"]
+    if kind == "leak_suspected":
+        logger.warning(
+            "%s: connection %s has been checked out for %.1fs by thread %s (past "
+            "leak_detection_threshold): possible leak; acquired at:\n%s",
+            pool, event["connection_id"], event["held_for"], event["thread"],
+            event["stack"].rstrip(),
+        )
+        return
+    before, after = event["from"], event["to"]
     if kind == "breaker_state_changed":
         level = logging.WARNING if after == "open" else logging.INFO
         logger.log(level, "%s: circuit breaker %s -> %s", pool, before, after)

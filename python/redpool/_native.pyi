@@ -4,7 +4,7 @@ Use the ``redpool`` package instead: it builds on these classes."""
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, final
 
-__all__ = ["Connection", "Pool", "__version__"]
+__all__ = ["Connection", "Pool", "metrics_text", "__version__"]
 
 __version__: str
 
@@ -34,9 +34,18 @@ class Pool:
         self, commands: Sequence[_Args], decode: _Decode = None, raw: Sequence[int] = ...
     ) -> List[Any]: ...
     def transaction(self, commands: Sequence[_Args], decode: _Decode = None) -> Optional[List[Any]]: ...
-    def acquire(self, timeout: Optional[float] = None) -> "Connection": ...
+    def acquire(
+        self, timeout: Optional[float] = None, holder: Optional[Tuple[str, str]] = None
+    ) -> "Connection":
+        """``holder``: ``(thread, stack)`` named in leak reports (used only with leak detection)."""
     def stats(self) -> Dict[str, Any]: ...
-    def health(self) -> Dict[str, Any]: ...
+    def health(self) -> Dict[str, Any]:
+        """``status``, ``reasons``, ..., ``stats`` and ``sizing`` (``utilization``,
+        ``arrival_rate``, ``mean_hold_time``, ``suggested_max_connections``, ...)."""
+    def metrics_text(self) -> str:
+        """This pool's metrics in the Prometheus text format."""
+    def resize(self, max_connections: int, min_idle: Optional[int] = None) -> None:
+        """Changes ``max_connections`` and ``min_idle`` at run time (None: keep ``min_idle``)."""
     def breaker_state(self) -> str: ...
     def subscribe(self, callback: Callable[[Dict[str, Any]], Any]) -> int: ...
     def unsubscribe(self, id: int) -> bool: ...
@@ -51,7 +60,14 @@ class Pool:
     @property
     def max_connections(self) -> int: ...
     @property
+    def leak_detection_threshold(self) -> Optional[float]: ...
+    @property
+    def name(self) -> str: ...
+    @property
     def socket_timeout(self) -> float: ...
+
+def metrics_text() -> str:
+    """The metrics of every open pool of the process in the Prometheus text format."""
 
 @final
 class Connection:

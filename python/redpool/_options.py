@@ -150,6 +150,13 @@ def _whole(name: str, value: Any, minimum: int) -> str:
     return str(value)
 
 
+def pool_size(max_connections: Any, min_idle: Any) -> Tuple[int, Optional[int]]:
+    """The arguments of ``resize()``, checked: ``max_connections`` >= 1, ``min_idle`` >= 0 or
+    None (the core checks that it is not above ``max_connections``)."""
+    size = int(_whole("max_connections", max_connections, 1))
+    return size, None if min_idle is None else int(_whole("min_idle", min_idle, 0))
+
+
 def _flag(name: str, value: Any) -> str:
     if not isinstance(value, bool):
         raise _fail(name, value, "must be True or False")
@@ -295,12 +302,15 @@ def translate(
     timeout: Optional[float] = None,
     acquire_timeout: Optional[float] = None,
     min_idle: Optional[int] = None,
+    leak_detection_threshold: Optional[float] = None,
+    pool_name: Optional[str] = None,
     shared_pool: bool = True,
     options: Optional[Mapping[str, Any]] = None,
     **others: Any,
 ) -> Settings:
-    """redis-py's arguments (plus redpool's ``acquire_timeout``, ``min_idle``, ``shared_pool`` and
-    ``options``: any core knob by name) as :class:`Settings`."""
+    """redis-py's arguments (plus redpool's ``acquire_timeout``, ``min_idle``,
+    ``leak_detection_threshold`` (seconds, 0 = off), ``pool_name`` (the ``pool`` label in
+    metrics), ``shared_pool`` and ``options``: any core knob by name) as :class:`Settings`."""
     for name, value in others.items():
         if name in UNSUPPORTED:
             if value not in (None, False):
@@ -338,12 +348,15 @@ def translate(
         knobs.append(("password", _text("password", password)))
     if client_name is not None:
         knobs.append(("client_name", _text("client_name", client_name)))
+    if pool_name is not None:
+        knobs.append(("pool_name", _text("pool_name", pool_name)))
     for name, knob, value, zero_ok in (
         ("socket_timeout", "socket_timeout", socket_timeout, False),
         ("socket_connect_timeout", "connect_timeout", socket_connect_timeout, False),
         ("health_check_interval", "health_check_interval", health_check_interval, True),
         ("timeout", "acquire_timeout", timeout, False),
         ("acquire_timeout", "acquire_timeout", acquire_timeout, False),
+        ("leak_detection_threshold", "leak_detection_threshold", leak_detection_threshold, True),
     ):
         if value is not None:
             knobs.append((knob, seconds(name, value, allow_zero=zero_ok)))

@@ -178,6 +178,10 @@ class Pipeline(redis.asyncio.client.Pipeline):
         await _off_loop(self._sync.reset)
 
     async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        if self._sync._conn is None:
+            # The holder is captured here, in the caller's task, not on the worker thread.
+            holder = _sync.checkout_holder(self._sync._client._pool)
+            await _off_loop(self._sync._checkout, holder)
         return await _off_loop(self._sync.immediate_execute_command, *args, **options)
 
     async def execute(self, raise_on_error: bool = True) -> List[Any]:

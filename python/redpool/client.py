@@ -8,7 +8,9 @@ opened on first use (or ``min_idle`` of them at once).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence
+import threading
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import redis
 import redis.client
@@ -36,7 +38,11 @@ class _PoolView:
             "decode_responses": encoder.decode_responses,
             "protocol": 2,
         }
-        self.max_connections = pool.max_connections
+
+    @property
+    def max_connections(self) -> int:
+        """The pool's current cap (it follows ``resize()``)."""
+        return self._pool.max_connections
 
     def get_encoder(self) -> Any:
         return self._codec.encoder
@@ -52,6 +58,15 @@ class _PoolView:
 
     def __repr__(self) -> str:
         return f"<redpool pool {self._pool.url} ({'shared' if self._pool.shared else 'dedicated'})>"
+
+
+def checkout_holder(pool: _native.Pool) -> Optional[Tuple[str, str]]:
+    """Who is checking a connection out of ``pool`` for a session (the Python thread's name and
+    stack), named in leak reports; None when leak detection is off, so nothing is captured."""
+    if pool.leak_detection_threshold is None:
+        return None
+    # Without this function's own frame.
+    return threading.current_thread().name, "".join(traceback.format_stack()[:-1])
 
 
 class PoolMethods:
@@ -72,6 +87,19 @@ class PoolMethods:
     def breaker_state(self) -> str:
         """The circuit breaker's state: ``"closed"``, ``"open"`` or ``"half_open"``."""
         return self._pool.breaker_state()
+
+    def metrics(self) -> str:
+        """This client's pool metrics in the Prometheus text format (``redpool.metrics()`` has
+        every pool of the process). Metric names are listed in the README."""
+        return self._pool.metrics_text()
+
+    def resize(self, max_connections: int, min_idle: Optional[int] = None) -> None:
+        """Changes the pool's ``max_connections`` and ``min_idle`` at run time (``min_idle=None``
+        keeps the current one, lowered to ``max_connections`` if above it). Safe under load:
+        growing serves waiting callers at once; shrinking closes idle connections above the new
+        cap now and busy ones as they are returned. The pool is shared by every client of the
+        same settings, so they are all resized."""
+        self._pool.resize(*_options.pool_size(max_connections, min_idle))
 
     def add_event_listener(self, listener: Callable[[Event], Any]) -> int:
         """Calls ``listener(event)`` for every event of the pool (see :mod:`redpool._events`);
@@ -206,6 +234,11 @@ class Pipeline(redis.client.Pipeline):
     WATCH conflict raises ``WatchError``), otherwise as a plain pipeline. After ``watch()`` the
     pipeline holds one checked-out connection and runs commands immediately until ``multi()``,
     as in redis-py. Not thread-safe (like redis-py's); use one per thread.
+
+    That WATCH session is the package's only checkout that outlives a call, so it is the only
+    place a connection can leak: with ``leak_detection_threshold`` set, one held longer is
+    logged with the thread and Python stack that called ``watch()``. ``execute()``,
+    ``reset()``, leaving a ``with`` block or garbage collection returns it.
     """
 
     def __init__(self, client: Redis, transaction: bool, shard_hint: Any = None) -> None:
@@ -255,12 +288,20 @@ class Pipeline(redis.client.Pipeline):
                 f"A {type(error).__name__} occurred while watching one or more keys"
             ) from error
 
+    def _checkout(self, holder: Optional[Tuple[str, str]] = None) -> _native.Connection:
+        """The connection of a WATCH session, checked out unless the pipeline has one.
+        ``holder`` (thread, stack) names who took it in leak reports; by default the calling
+        thread, when leak detection is on."""
+        if self._conn is None:
+            pool = self._client._pool
+            self._conn = pool.acquire(holder=holder or checkout_holder(pool))
+        return self._conn
+
     def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         """Runs a command now on the pipeline's connection (WATCH, and reads before MULTI)."""
-        if self._conn is None:
-            self._conn = self._client._pool.acquire()
+        conn = self._checkout()
         try:
-            result = self._client._codec.run(self._conn, args, options)
+            result = self._client._codec.run(conn, args, options)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
             self._lost(error)
             raise

@@ -13,12 +13,12 @@ use redpool::{Event, Pool};
 
 use crate::report;
 
-/// Calls `callback(event_dict)` for every event of `pool` (only state changes when
-/// `state_changes_only`); returns the subscription id.
-pub fn subscribe(pool: &Pool, callback: Py<PyAny>, state_changes_only: bool) -> u64 {
+/// Calls `callback(event_dict)` for every event of `pool` (only the ones the logger records, see
+/// [`report::is_logged`], when `logged_only`); returns the subscription id.
+pub fn subscribe(pool: &Pool, callback: Py<PyAny>, logged_only: bool) -> u64 {
     let url = pool.config().redacted_url();
     pool.subscribe(move |event: &Event| {
-        if state_changes_only && !report::is_state_change(event) {
+        if logged_only && !report::is_logged(event) {
             return;
         }
         Python::try_attach(|py| {
@@ -30,16 +30,17 @@ pub fn subscribe(pool: &Pool, callback: Py<PyAny>, state_changes_only: bool) -> 
     })
 }
 
-/// Pools whose state changes already go to the `redpool` logger.
+/// Pools whose state changes and leak reports already go to the `redpool` logger.
 static LOGGED: Mutex<Vec<Pool>> = Mutex::new(Vec::new());
 
-/// Sends `pool`'s state changes (breaker, health) to `redpool._events.log_state_change` once per
-/// pool, however many handles of a shared pool are created. A dedicated pool is new by
-/// definition (and is not kept alive here).
-pub fn log_state_changes(py: Python<'_>, pool: &Pool, shared: bool) -> PyResult<()> {
+/// Sends `pool`'s state changes (breaker, health) and suspected leaks to
+/// `redpool._events.log_event` once per pool, however many handles of a shared pool are created.
+/// A dedicated pool is new by definition (and is not kept alive here). Being a subscriber, this
+/// also replaces the core's stderr leak warning with a `redpool` logger record.
+pub fn log_events(py: Python<'_>, pool: &Pool, shared: bool) -> PyResult<()> {
     static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let logger = LOGGER
-        .import(py, "redpool._events", "log_state_change")?
+        .import(py, "redpool._events", "log_event")?
         .clone()
         .unbind();
     if !shared {

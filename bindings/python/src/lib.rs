@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = true)]
 mod _native {
     #[pymodule_export]
-    use super::pool::{Connection, Pool};
+    use super::pool::{Connection, Pool, metrics_text};
 
     /// The library version (the Cargo version of the core).
     #[allow(non_upper_case_globals)]

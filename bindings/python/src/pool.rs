@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use redpool::{AcquireOptions, CallOptions, Error, ErrorKind, PooledConnection, Priority};
+use redpool::{AcquireOptions, CallOptions, Error, ErrorKind, Holder, PooledConnection, Priority};
 
 use crate::blocking;
 use crate::config::{self, Address};
@@ -54,7 +54,7 @@ impl Pool {
             }
         })?
         .or_raise(py)?;
-        events::log_state_changes(py, &inner, shared)?;
+        events::log_events(py, &inner, shared)?;
         Ok(Pool { inner, shared })
     }
 }
@@ -152,14 +152,25 @@ impl Pool {
     }
 
     /// Checks out a connection, waiting up to `timeout` seconds (default: `acquire_timeout`).
-    #[pyo3(signature = (timeout=None))]
-    fn acquire(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Connection> {
+    /// `holder` is `(thread, stack)`: who takes it, named in leak reports instead of the native
+    /// thread and stack (only used when leak detection is on).
+    #[pyo3(signature = (timeout=None, holder=None))]
+    fn acquire(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        holder: Option<(String, String)>,
+    ) -> PyResult<Connection> {
         let options = AcquireOptions {
             timeout: seconds(py, "timeout", timeout)?,
             priority: Priority::Normal,
         };
         let pool = self.inner.clone();
-        let conn = blocking::run(py, move || pool.acquire_with(options))?.or_raise(py)?;
+        let conn = blocking::run(py, move || match holder {
+            Some((thread, stack)) => pool.acquire_for(options, Holder { thread, stack }),
+            None => pool.acquire_with(options),
+        })?
+        .or_raise(py)?;
         Ok(Connection {
             slot: Arc::new(Mutex::new(Some(conn))),
         })
@@ -175,6 +186,30 @@ impl Pool {
         let pool = self.inner.clone();
         let report = blocking::run(py, move || pool.health())?;
         report::health(py, &report)
+    }
+
+    /// This pool's metrics in the Prometheus text format (names in the README).
+    fn metrics_text(&self, py: Python<'_>) -> String {
+        let pool = self.inner.clone();
+        // Reads counters and takes the pool's lock briefly: no network.
+        py.detach(move || pool.metrics_text())
+    }
+
+    /// Changes `max_connections` and `min_idle` at run time (None: the current `min_idle`,
+    /// lowered to `max_connections` when above it). Safe under load: no call fails because of it.
+    #[pyo3(signature = (max_connections, min_idle=None))]
+    fn resize(
+        &self,
+        py: Python<'_>,
+        max_connections: usize,
+        min_idle: Option<usize>,
+    ) -> PyResult<()> {
+        let pool = self.inner.clone();
+        blocking::run(py, move || {
+            let min_idle = min_idle.unwrap_or_else(|| pool.stats().min_idle.min(max_connections));
+            pool.resize(max_connections, min_idle)
+        })?
+        .or_raise(py)
     }
 
     /// `"closed"`, `"open"` or `"half_open"`.
@@ -229,10 +264,25 @@ impl Pool {
         self.inner.config().redacted_url()
     }
 
-    /// The configured `max_connections`.
+    /// The current `max_connections` (the configured one until `resize`).
     #[getter]
     fn max_connections(&self) -> usize {
-        self.inner.config().max_connections()
+        self.inner.stats().max_connections
+    }
+
+    /// `leak_detection_threshold` in seconds, or None when leak detection is off.
+    #[getter]
+    fn leak_detection_threshold(&self) -> Option<f64> {
+        self.inner
+            .config()
+            .leak_detection_threshold()
+            .map(|d| d.as_secs_f64())
+    }
+
+    /// The pool's name in metrics (the `pool` label).
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.config().pool_name().to_string()
     }
 
     /// The configured `socket_timeout`, in seconds.
@@ -245,6 +295,12 @@ impl Pool {
         let kind = if self.shared { "shared" } else { "dedicated" };
         format!("<redpool._native.Pool {} {kind}>", self.url())
     }
+}
+
+/// The metrics of every open pool of the process in the Prometheus text format.
+#[pyfunction]
+pub fn metrics_text(py: Python<'_>) -> String {
+    py.detach(redpool::registry::metrics_text)
 }
 
 /// Pipeline replies as a list, decoding all but the `raw` indexes.

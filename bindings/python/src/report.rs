@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use redpool::sizing::SizingAdvice;
 use redpool::{Event, HealthReport, PoolStats};
 
 fn seconds(d: Duration) -> f64 {
@@ -40,6 +41,7 @@ pub fn stats<'py>(py: Python<'py>, s: &PoolStats) -> PyResult<Bound<'py, PyDict>
     d.set_item("errors", errors)?;
     d.set_item("wait_time_total", seconds(s.wait_time_total))?;
     d.set_item("wait_time_max", seconds(s.wait_time_max))?;
+    d.set_item("leaks_suspected", s.leaks_suspected)?;
     Ok(d)
 }
 
@@ -58,6 +60,22 @@ pub fn health<'py>(py: Python<'py>, r: &HealthReport) -> PyResult<Bound<'py, PyD
     }
     d.set_item("server_info", info)?;
     d.set_item("stats", stats(py, &r.stats)?)?;
+    d.set_item("sizing", sizing(py, &r.sizing)?)?;
+    Ok(d)
+}
+
+/// The health report's sizing advice as a dict (see `redpool::sizing`).
+fn sizing<'py>(py: Python<'py>, z: &SizingAdvice) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("window", seconds(z.window))?;
+    d.set_item("utilization", z.utilization)?;
+    d.set_item("mean_in_use", z.mean_in_use)?;
+    d.set_item("arrival_rate", z.arrival_rate)?;
+    d.set_item("mean_hold_time", seconds(z.mean_hold_time))?;
+    d.set_item("mean_wait", seconds(z.mean_wait))?;
+    d.set_item("acquire_timeouts", z.acquire_timeouts)?;
+    d.set_item("max_connections", z.max_connections)?;
+    d.set_item("suggested_max_connections", z.suggested_max_connections)?;
     Ok(d)
 }
 
@@ -95,6 +113,13 @@ pub fn event<'py>(py: Python<'py>, e: &Event, pool: &str) -> PyResult<Bound<'py,
             d.set_item("waited", seconds(*waited))?;
             d.set_item("waiting", waiting)?;
         }
+        Event::LeakSuspected(report) => {
+            d.set_item("type", "leak_suspected")?;
+            d.set_item("connection_id", report.connection_id)?;
+            d.set_item("held_for", seconds(report.held_for))?;
+            d.set_item("thread", &report.holder.thread)?;
+            d.set_item("stack", &report.holder.stack)?;
+        }
         // `Event` is non-exhaustive: a kind added later still reaches subscribers.
         other => {
             d.set_item("type", "other")?;
@@ -104,10 +129,10 @@ pub fn event<'py>(py: Python<'py>, e: &Event, pool: &str) -> PyResult<Bound<'py,
     Ok(d)
 }
 
-/// True for the events logged on the `redpool` logger: state changes only.
-pub fn is_state_change(e: &Event) -> bool {
+/// True for the events logged on the `redpool` logger: state changes and suspected leaks.
+pub fn is_logged(e: &Event) -> bool {
     matches!(
         e,
-        Event::BreakerStateChanged { .. } | Event::HealthChanged { .. }
+        Event::BreakerStateChanged { .. } | Event::HealthChanged { .. } | Event::LeakSuspected(_)
     )
 }
