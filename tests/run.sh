@@ -50,11 +50,12 @@ stage_prerequisites() {
     echo "cargo:        $(cargo --version)"
 }
 
-# Stage: the core crate: unit tests, integration tests (tests/*.rs, including the C tests and the
-# header check), examples (built) and doctests. Plain `cargo test` covers the default member only:
-# the Python and Node binding crates are built by their own tools in their own stages.
+# Stage: the core crate and the `redpool` CLI (the default members): unit tests, integration
+# tests (tests/*.rs, including the C tests, the header check and promtool on the metrics; cli/tests
+# running the binary), examples (built) and doctests. The Python and Node binding crates are built
+# by their own tools in their own stages.
 stage_rust() {
-    banner "Rust and C: cargo test"
+    banner "Rust, C and CLI: cargo test"
     cargo test
 }
 
