@@ -2,7 +2,8 @@
 //! `leak_detection_threshold` (HikariCP's `leakDetectionThreshold`).
 //!
 //! Off by default, and then free: the pool has no tracker and nothing is captured. When on, each
-//! checkout registers its holder (thread, and where it was acquired: a native stack captured
+//! explicit checkout (one-shot calls return their connection themselves and are not tracked)
+//! registers its holder (thread, and where it was acquired: a native stack captured
 //! unresolved, or a description given by a binding, such as a Python or JS stack); the maintenance
 //! pass reports each checkout held too long once. Time spent inside a blocking command with its
 //! own timeout (BLPOP 30, XREAD BLOCK ...) is not held against the caller: the clock restarts when

@@ -282,6 +282,30 @@ fn a_blocking_command_within_its_own_timeout_is_not_a_leak() {
 }
 
 #[test]
+fn a_slow_one_shot_command_is_not_a_leak() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let proxy = FaultProxy::start(server.port());
+        let pool = Pool::from_url(&format!(
+            "{}/0?leak_detection_threshold=100ms&socket_timeout=5s",
+            proxy.url()
+        ))
+        .unwrap();
+        let reports = leak_reports(&pool);
+        proxy.set_latency(Duration::from_millis(400));
+        // redpool returns the connection of a one-shot call itself: slow, but never leaked.
+        pool.execute(&cmd("PING")).unwrap();
+        proxy.set_latency(Duration::ZERO);
+        thread::sleep(Duration::from_millis(300));
+        assert!(
+            reports.lock().unwrap().is_empty(),
+            "{:?}",
+            reports.lock().unwrap()
+        );
+    });
+}
+
+#[test]
 fn resize_under_concurrent_load_serves_every_call() {
     with_timeout(LIMIT, || {
         let server = RedisServer::start();

@@ -94,7 +94,8 @@ stage_python() {
         python3 -m venv "$venv"
     fi
     export PIP_DISABLE_PIP_VERSION_CHECK=1
-    "$venv/bin/python" -m pip install -q "maturin>=1.9.4,<2" "redis>=5.0,<9" pytest pytest-timeout mypy
+    "$venv/bin/python" -m pip install -q "maturin>=1.9.4,<2" "redis>=5.0,<9" pytest pytest-timeout mypy \
+        "prometheus_client>=0.17"
     # No build isolation: the venv's maturin builds it (no download per run; the backend runs
     # the `maturin` binary from PATH); cargo's target/ keeps the build incremental.
     PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip install -q --no-build-isolation ./python

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, Value};
 
-use super::{Conn, Shared};
+use super::{Conn, Shared, Tracking};
 use crate::breaker::Permit;
 use crate::command::command_index;
 use crate::connection::{Connection, arg_slices};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork;
-use crate::leak::Holder;
 use crate::metrics::Timed;
 
 /// A connection checked out of a [`super::Pool`]. Use it from one thread at a time; it may move
@@ -67,11 +66,13 @@ impl PooledConnection {
         shared: Arc<Shared>,
         (conn, checked_out_at): (Conn, Instant),
         permit: Permit,
-        holder: Option<Holder>,
+        tracking: Tracking,
     ) -> Self {
-        let lease = shared
-            .leaks()
-            .map(|tracker| tracker.register(conn.id, holder));
+        let lease = shared.leaks().and_then(|tracker| match tracking {
+            Tracking::None => None,
+            Tracking::CallerStack => Some(tracker.register(conn.id, None)),
+            Tracking::Given(holder) => Some(tracker.register(conn.id, Some(holder))),
+        });
         PooledConnection {
             shared,
             conn: Some(conn),

@@ -37,6 +37,17 @@ use crate::metrics::prometheus::{self, PoolMetrics};
 use crate::retry::may_retry;
 use shared::Shared;
 
+/// How a checkout is tracked for leak detection (which is off unless configured).
+pub(crate) enum Tracking {
+    /// Not tracked: a one-shot call, whose connection redpool itself returns when the call ends
+    /// (a slow command is not a leak, and capturing a stack per command would cost too much).
+    None,
+    /// Tracked with the calling thread and a native stack captured now.
+    CallerStack,
+    /// Tracked with the holder a binding described (its own language's thread and stack).
+    Given(Holder),
+}
+
 /// Options of one acquire.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AcquireOptions {
@@ -109,21 +120,17 @@ impl Pool {
 
     /// Checks out a connection with explicit timeout and priority.
     pub fn acquire_with(&self, options: AcquireOptions) -> Result<PooledConnection> {
-        self.checkout(options, None)
+        self.checkout(options, Tracking::CallerStack)
     }
 
     /// Checks out a connection on behalf of `holder`: with leak detection on, a checkout held too
     /// long is reported with this thread and stack instead of the native ones (bindings pass their
     /// language's own). Without leak detection it is [`Pool::acquire_with`].
     pub fn acquire_for(&self, options: AcquireOptions, holder: Holder) -> Result<PooledConnection> {
-        self.checkout(options, Some(holder))
+        self.checkout(options, Tracking::Given(holder))
     }
 
-    fn checkout(
-        &self,
-        options: AcquireOptions,
-        holder: Option<Holder>,
-    ) -> Result<PooledConnection> {
+    fn checkout(&self, options: AcquireOptions, tracking: Tracking) -> Result<PooledConnection> {
         let permit = self.shared.permit()?;
         let timeout = options
             .timeout
@@ -133,7 +140,7 @@ impl Pool {
                 self.shared.clone(),
                 conn,
                 permit,
-                holder,
+                tracking,
             )),
             Err(err) => {
                 self.shared.record::<()>(permit, &Err(err.clone()));
@@ -221,10 +228,13 @@ impl Pool {
                 None => self.config().acquire_timeout(),
             };
             let result = self
-                .acquire_with(AcquireOptions {
-                    timeout: Some(acquire_timeout),
-                    priority: Priority::Normal,
-                })
+                .checkout(
+                    AcquireOptions {
+                        timeout: Some(acquire_timeout),
+                        priority: Priority::Normal,
+                    },
+                    Tracking::None,
+                )
                 .and_then(|mut conn| op(&mut conn));
             let err = match result {
                 Ok(value) => return Ok(value),
