@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -318,3 +320,28 @@ def test_asyncio_client_has_metrics_and_resize(server, oracle):
         await client.aclose()
 
     asyncio.run(main())
+
+
+# The built-in endpoint ------------------------------------------------------------------------
+
+def test_metrics_endpoint_from_the_environment_needs_no_code(server):
+    """REDPOOL_METRICS_ADDR starts the core's loopback /metrics and /health endpoint with the
+    first pool: a Python service gets it without a line of its own."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = (
+        "import sys, urllib.request, redpool\n"
+        f"r = redpool.Redis.from_url({server.url!r}, pool_name='env-endpoint')\n"
+        "r.ping()\n"
+        f"base = 'http://127.0.0.1:{port}'\n"
+        "body = urllib.request.urlopen(base + '/metrics', timeout=10).read().decode()\n"
+        "assert 'redpool_connections{pool=\"env-endpoint\"' in body, body[:500]\n"
+        "health = urllib.request.urlopen(base + '/health', timeout=30).read().decode()\n"
+        "assert '\"status\":\"healthy\"' in health, health[:500]\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, REDPOOL_METRICS_ADDR=f"127.0.0.1:{port}")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
