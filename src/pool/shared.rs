@@ -711,12 +711,13 @@ impl Shared {
             return;
         };
         for report in tracker.overdue(now) {
-            self.counters.leak_suspected();
             if self.events.has_listeners() {
                 self.events.emit(|| Event::LeakSuspected(report));
             } else {
                 eprintln!("{}", report.warning(self.server()));
             }
+            // Counted once reported: whoever sees the count can already see the report.
+            self.counters.leak_suspected();
         }
     }
 

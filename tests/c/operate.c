@@ -123,11 +123,13 @@ static void test_leak_warning_on_stderr(const char *url) {
     redpool_conn_release(&c);
     close_and_free(pool);
 
+    char buf[4096] = {0};
+    ssize_t n = 0;
+    deadline = now_ms() + 20000;
+    while ((n = pread(fd, buf, sizeof buf - 1, 0)) <= 0 && now_ms() < deadline) sleep_ms(20);
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
-    char buf[4096] = {0};
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
     close(fd);
     unlink(path);
     CHECK(n > 0);
