@@ -336,7 +336,8 @@ pub(crate) struct Connection {
     pub id: u64,
     /// When the socket was opened.
     pub created_at: Instant,
-    /// When the connection last finished a request or was returned.
+    /// When the connection was opened or last returned to the pool (the pool stamps it on
+    /// return, so a pipeline does not read the clock once per reply).
     pub last_used: Instant,
     /// When max_lifetime (with jitter) retires it.
     pub retire_at: Option<Instant>,
@@ -593,7 +594,6 @@ impl Connection {
         match result {
             Ok(value) => {
                 self.busy = false;
-                self.last_used = Instant::now();
                 Ok(value)
             }
             Err(err) => {

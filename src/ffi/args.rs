@@ -40,21 +40,25 @@ pub(crate) unsafe fn command(
     if argv.is_null() {
         return Err(null("argv"));
     }
-    let mut cmd = Cmd::with_capacity(argc, 0);
-    for i in 0..argc {
+    let arg = |i: usize| -> Result<&[u8]> {
         // SAFETY: `argv` has `argc` elements per the caller's promise.
         let arg = unsafe { *argv.add(i) };
         if arg.is_null() {
             return Err(null(&format!("argv[{i}]")));
         }
-        let bytes = if argvlen.is_null() {
+        Ok(if argvlen.is_null() {
             // SAFETY: NUL-terminated per the caller's promise when no lengths are given.
             unsafe { CStr::from_ptr(arg) }.to_bytes()
         } else {
             // SAFETY: `argvlen` has `argc` elements and `arg` is valid for that many bytes.
             unsafe { std::slice::from_raw_parts(arg.cast::<u8>(), *argvlen.add(i)) }
-        };
-        cmd.arg(bytes);
+        })
+    };
+    // Sized up front: one allocation for the bytes instead of one per growth.
+    let total = (0..argc).try_fold(0usize, |sum, i| Ok::<_, Error>(sum + arg(i)?.len()))?;
+    let mut cmd = Cmd::with_capacity(argc, total);
+    for i in 0..argc {
+        cmd.arg(arg(i)?);
     }
     Ok(cmd)
 }

@@ -56,10 +56,14 @@ impl Default for CommandMetrics {
 }
 
 impl CommandMetrics {
-    /// Counts one command (by table index) with its outcome.
-    pub fn count(&self, index: usize, ok: bool) {
+    /// Counts `ok` successful and `errors` failed commands of one name (by table index).
+    pub fn count(&self, index: usize, ok: u64, errors: u64) {
         let slot = &self.outcomes[index.min(self.outcomes.len() - 1)];
-        slot[usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
+        for (counter, n) in slot.iter().zip([ok, errors]) {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Records how long a command or batch took.
@@ -108,9 +112,9 @@ mod tests {
     #[test]
     fn counts_by_name_and_groups_the_rest() {
         let m = CommandMetrics::default();
-        m.count(command_index(b"GET"), true);
-        m.count(command_index(b"get"), false);
-        m.count(command_index(b"FROBNICATE"), true);
+        m.count(command_index(b"GET"), 1, 0);
+        m.count(command_index(b"get"), 0, 1);
+        m.count(command_index(b"FROBNICATE"), 1, 0);
         m.time(
             Timed::Command(command_index(b"GET")),
             Duration::from_micros(50),

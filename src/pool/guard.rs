@@ -171,15 +171,18 @@ impl PooledConnection {
         result
     }
 
-    /// Per-command metrics of one exchange: counts by name and outcome, and its duration.
+    /// Per-command metrics of one exchange: counts by name and outcome, and its duration. A
+    /// batch is counted run by run of the same command name (one table look-up and one add per
+    /// run, not per command: pipelines usually repeat one command).
     fn count<T: Replies>(&self, exchange: Exchange<'_>, result: &Result<T>, took: Duration) {
         let counters = self.shared.counters();
-        let index = |cmd: &Cmd| command_index(arg_slices(cmd).next().unwrap_or_default());
         let ok = |i: usize| result.as_ref().is_ok_and(|replies| replies.reply_ok(i));
         let (cmds, timed, framing) = match exchange {
             Exchange::One(cmd) => {
-                let index = index(cmd);
-                counters.per_command.count(index, ok(0));
+                let index = command_index(command_name_bytes(cmd));
+                counters
+                    .per_command
+                    .count(index, u64::from(ok(0)), u64::from(!ok(0)));
                 counters.per_command.time(Timed::Command(index), took);
                 counters.commands(1);
                 return;
@@ -187,12 +190,28 @@ impl PooledConnection {
             Exchange::Pipeline(cmds) => (cmds, Timed::Pipeline, 0),
             Exchange::Transaction(cmds) => (cmds, Timed::Transaction, 2),
         };
-        for (i, cmd) in cmds.iter().enumerate() {
-            counters.per_command.count(index(cmd), ok(i));
+        let mut start = 0;
+        while start < cmds.len() {
+            let name = command_name_bytes(&cmds[start]);
+            let end = cmds[start..]
+                .iter()
+                .position(|cmd| !command_name_bytes(cmd).eq_ignore_ascii_case(name))
+                .map_or(cmds.len(), |n| start + n);
+            let succeeded = (start..end).filter(|&i| ok(i)).count() as u64;
+            let failed = (end - start) as u64 - succeeded;
+            counters
+                .per_command
+                .count(command_index(name), succeeded, failed);
+            start = end;
         }
         counters.per_command.time(timed, took);
         counters.commands(cmds.len() + framing);
     }
+}
+
+/// The command's name (its first argument) as bytes.
+fn command_name_bytes(cmd: &Cmd) -> &[u8] {
+    arg_slices(cmd).next().unwrap_or_default()
 }
 
 impl AsRawFd for PooledConnection {

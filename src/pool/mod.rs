@@ -168,7 +168,7 @@ impl Pool {
 
     /// Runs one command with explicit call options.
     pub fn execute_with(&self, cmd: &Cmd, options: CallOptions) -> Result<Value> {
-        let idempotent = is_idempotent(arg_slices(cmd));
+        let idempotent = || is_idempotent(arg_slices(cmd));
         self.call(idempotent, options, |conn| match options.reply_timeout {
             Some(timeout) => conn.execute_with_timeout(cmd, timeout),
             None => conn.execute(cmd),
@@ -184,7 +184,7 @@ impl Pool {
 
     /// [`Pool::pipeline`] with explicit call options.
     pub fn pipeline_with(&self, cmds: &[Cmd], options: CallOptions) -> Result<Vec<Value>> {
-        let idempotent = cmds.iter().all(|c| is_idempotent(arg_slices(c)));
+        let idempotent = || cmds.iter().all(|c| is_idempotent(arg_slices(c)));
         self.call(idempotent, options, |conn| conn.pipeline(cmds))
     }
 
@@ -199,15 +199,17 @@ impl Pool {
         cmds: &[Cmd],
         options: CallOptions,
     ) -> Result<Option<Vec<Value>>> {
-        let idempotent = cmds.iter().all(|c| is_idempotent(arg_slices(c)));
+        let idempotent = || cmds.iter().all(|c| is_idempotent(arg_slices(c)));
         self.call(idempotent, options, |conn| conn.transaction(cmds))
     }
 
     /// The resilience loop: breaker permit, checkout, the operation, outcome to the breaker, then
-    /// a retry with backoff if the failure allows it (see [`crate::retry`]).
+    /// a retry with backoff if the failure allows it (see [`crate::retry`]). `idempotent` is asked
+    /// only when a retry is considered: classifying every command of a pipeline up front cost
+    /// more than the rest of its bookkeeping.
     fn call<T>(
         &self,
-        idempotent: bool,
+        idempotent: impl Fn() -> bool,
         options: CallOptions,
         mut op: impl FnMut(&mut PooledConnection) -> Result<T>,
     ) -> Result<T> {
@@ -240,7 +242,7 @@ impl Pool {
                 Ok(value) => return Ok(value),
                 Err(err) => err,
             };
-            if attempt >= retry_config.retries || !may_retry(&err, idempotent, &retry_config) {
+            if attempt >= retry_config.retries || !may_retry(&err, idempotent(), &retry_config) {
                 return Err(err);
             }
             // Never earlier than the pool's next connect attempt: retrying sooner fails for sure.
