@@ -226,6 +226,45 @@ fn high_priority_waiters_go_first_in_their_own_order() {
     });
 }
 
+/// Sixteen threads checking out one connection in a tight loop: newcomers may take a connection
+/// returned while the head waiter is within its fair hand-off window, but no thread starves (each
+/// one's every acquire succeeds within `acquire_timeout`), and the cap holds.
+#[test]
+fn busy_threads_on_one_connection_all_progress() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let pool = pool(
+            &server,
+            &unique_name("busy"),
+            "max_connections=1&acquire_timeout=20s",
+        );
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let pool = pool.clone();
+                thread::spawn(move || {
+                    for i in 0..300 {
+                        let mut conn = pool.acquire().expect("acquire");
+                        if i % 50 == 0 {
+                            let key = format!("busy:{t}");
+                            conn.execute(cmd("SET").arg(&key).arg(i)).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("every thread finishes all its checkouts");
+        }
+        let stats = pool.stats();
+        assert_eq!(
+            (stats.open, stats.in_use, stats.waiting),
+            (1, 0, 0),
+            "{stats:?}"
+        );
+        assert_eq!(stats.acquire_timeouts, 0, "{stats:?}");
+    });
+}
+
 #[test]
 fn warm_up_opens_min_idle_connections() {
     with_timeout(LIMIT, || {

@@ -1,11 +1,17 @@
 //! The queue of callers waiting for a connection: first come, first served, with an optional high
 //! priority that goes ahead of every normal waiter (but behind earlier high-priority ones).
 //!
-//! Whatever frees up (a returned connection, or a free slot to open one) is *granted* to the head
-//! of the queue directly, under the pool lock, so a newcomer can never barge past a waiter.
+//! Waiters are served in queue order. A free slot (to open a connection) is always *granted* to
+//! the head under the pool lock. A returned connection is granted to the head too once the head
+//! has waited [`FAIR_HANDOFF_AFTER`]; before that it goes back to the idle set and the head is
+//! *nudged* (woken to look), so a caller arriving meanwhile may take it first. That bounded
+//! barging is what keeps a pool with more busy threads than connections from collapsing into a
+//! convoy where every checkout costs a wake-up and a context switch (parking_lot's eventual
+//! fairness does the same for its mutex); nobody waits more than the window beyond a strict FIFO.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Condvar;
 
@@ -31,9 +37,14 @@ pub(crate) enum Grant {
     Closed,
 }
 
+/// How long the head of the queue may be passed by newcomers taking returned connections; after
+/// that, returned connections are granted to it directly.
+pub(crate) const FAIR_HANDOFF_AFTER: Duration = Duration::from_millis(1);
+
 struct Waiter {
     wake: Arc<Condvar>,
     grant: Option<Grant>,
+    queued_at: Instant,
 }
 
 /// Waiters in service order plus the grants handed to them and not yet picked up.
@@ -43,6 +54,8 @@ pub(crate) struct WaitQueue {
     order: VecDeque<u64>,
     high_priority_queued: usize,
     waiters: HashMap<u64, Waiter>,
+    /// The waiter woken to look at the idle set, until it looked (at most one at a time).
+    nudged: Option<u64>,
 }
 
 /// A waiter's place in the queue.
@@ -63,8 +76,8 @@ impl WaitQueue {
         self.order.is_empty()
     }
 
-    /// Queues a new waiter and returns its ticket.
-    pub fn enqueue(&mut self, priority: Priority) -> Ticket {
+    /// Queues a new waiter (arrived at `now`) and returns its ticket.
+    pub fn enqueue(&mut self, priority: Priority, now: Instant) -> Ticket {
         self.next_ticket += 1;
         let id = self.next_ticket;
         match priority {
@@ -80,9 +93,46 @@ impl WaitQueue {
             Waiter {
                 wake: wake.clone(),
                 grant: None,
+                queued_at: now,
             },
         );
         Ticket { id, wake, priority }
+    }
+
+    /// True when the head of the queue has waited [`FAIR_HANDOFF_AFTER`] at `now`: returned
+    /// connections must then be granted to it, and newcomers queue behind it.
+    pub fn head_is_due(&self, now: Instant) -> bool {
+        self.order
+            .front()
+            .and_then(|id| self.waiters.get(id))
+            .is_some_and(|w| now.saturating_duration_since(w.queued_at) >= FAIR_HANDOFF_AFTER)
+    }
+
+    /// True when `ticket` is the head of the queue (the only waiter that may take an idle
+    /// connection).
+    pub fn is_head(&self, ticket: &Ticket) -> bool {
+        self.order.front() == Some(&ticket.id)
+    }
+
+    /// Wakes the head of the queue to look at the idle set, unless a nudged waiter has not looked
+    /// yet (it passes the nudge on when it leaves or goes back to sleep: see `lease`).
+    pub fn nudge_head(&mut self) {
+        if self.nudged.is_some() {
+            return;
+        }
+        if let Some(id) = self.order.front() {
+            if let Some(waiter) = self.waiters.get(id) {
+                waiter.wake.notify_one();
+                self.nudged = Some(*id);
+            }
+        }
+    }
+
+    /// `ticket` looked at the idle set: a later return may nudge again.
+    pub fn looked(&mut self, ticket: &Ticket) {
+        if self.nudged == Some(ticket.id) {
+            self.nudged = None;
+        }
     }
 
     /// Hands `grant` to the first waiter and wakes it; gives the grant back if nobody waits.
@@ -90,6 +140,9 @@ impl WaitQueue {
         let Some(id) = self.order.pop_front() else {
             return Some(grant);
         };
+        if self.nudged == Some(id) {
+            self.nudged = None;
+        }
         self.high_priority_queued = self.high_priority_queued.saturating_sub(1);
         if let Some(waiter) = self.waiters.get_mut(&id) {
             waiter.grant = Some(grant);
@@ -105,8 +158,9 @@ impl WaitQueue {
         Some(grant)
     }
 
-    /// Withdraws a waiter that gave up (timeout) and had no grant.
+    /// Withdraws a waiter that gave up (timeout) or took an idle connection, and had no grant.
     pub fn withdraw(&mut self, ticket: &Ticket) {
+        self.looked(ticket);
         self.waiters.remove(&ticket.id);
         if let Some(pos) = self.order.iter().position(|id| *id == ticket.id) {
             self.order.remove(pos);
@@ -126,5 +180,71 @@ impl WaitQueue {
         self.order.clear();
         self.waiters.clear();
         self.high_priority_queued = 0;
+        self.nudged = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_is_due_after_the_fair_handoff_window() {
+        let start = Instant::now();
+        let mut queue = WaitQueue::default();
+        assert!(
+            !queue.head_is_due(start + FAIR_HANDOFF_AFTER),
+            "no head, nothing due"
+        );
+        let first = queue.enqueue(Priority::Normal, start);
+        let _second = queue.enqueue(Priority::Normal, start + FAIR_HANDOFF_AFTER);
+        assert!(queue.is_head(&first));
+        assert!(!queue.head_is_due(start + FAIR_HANDOFF_AFTER / 2));
+        assert!(queue.head_is_due(start + FAIR_HANDOFF_AFTER));
+    }
+
+    #[test]
+    fn one_nudge_at_a_time_until_the_nudged_waiter_looked() {
+        let now = Instant::now();
+        let mut queue = WaitQueue::default();
+        let head = queue.enqueue(Priority::Normal, now);
+        let next = queue.enqueue(Priority::Normal, now);
+        queue.nudge_head();
+        assert_eq!(queue.nudged, Some(head.id));
+        queue.nudge_head();
+        assert_eq!(
+            queue.nudged,
+            Some(head.id),
+            "still the same, not yet looked"
+        );
+        queue.looked(&next);
+        assert_eq!(
+            queue.nudged,
+            Some(head.id),
+            "only the nudged waiter clears it"
+        );
+        queue.looked(&head);
+        assert_eq!(queue.nudged, None);
+        queue.nudge_head();
+        queue.withdraw(&head);
+        assert_eq!(
+            queue.nudged, None,
+            "a withdrawn waiter takes its nudge along"
+        );
+        queue.nudge_head();
+        assert_eq!(queue.nudged, Some(next.id));
+        assert!(queue.grant_next(Grant::Slot).is_none());
+        assert_eq!(queue.nudged, None, "a granted waiter takes its nudge along");
+        assert!(matches!(queue.take_grant(&next), Some(Grant::Slot)));
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn high_priority_goes_ahead_of_normal_waiters() {
+        let now = Instant::now();
+        let mut queue = WaitQueue::default();
+        let normal = queue.enqueue(Priority::Normal, now);
+        let high = queue.enqueue(Priority::High, now);
+        assert!(queue.is_head(&high) && !queue.is_head(&normal));
     }
 }
