@@ -610,9 +610,22 @@ impl Connection {
                 format!("reading from {}: timed out", self.server),
             )
         } else if err.kind() == redis::ErrorKind::Parse {
+            // The parser's text spans several lines ("Unexpected `33`" per byte); messages are
+            // one line.
+            let detail: String = err
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(160)
+                .collect();
             Error::new(
                 ErrorKind::Protocol,
-                format!("invalid reply from {}: {err}", self.server),
+                format!(
+                    "invalid reply from {} (is it a Redis server?): {detail}",
+                    self.server
+                ),
             )
         } else if err.is_connection_dropped() {
             Error::new(

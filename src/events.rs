@@ -97,11 +97,6 @@ impl Events {
         listeners.len() != before
     }
 
-    /// True when at least one subscriber is registered.
-    pub fn has_listeners(&self) -> bool {
-        self.any.load(Ordering::Acquire)
-    }
-
     /// Delivers the event built by `event` to every subscriber (built only if there is one).
     /// Must not be called with a pool lock held.
     pub fn emit(&self, event: impl FnOnce() -> Event) {

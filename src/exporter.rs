@@ -4,14 +4,16 @@
 //! `REDPOOL_METRICS_ADDR` environment variable when the first pool is created.
 //!
 //! It listens on a loopback address only (127.0.0.1 or ::1): metrics name servers and pools, and
-//! the endpoint has no authentication. One thread serves requests one at a time, each with short
-//! socket timeouts, so a stuck scraper cannot hold it.
+//! the endpoint has no authentication. One thread accepts; each request is answered on a thread
+//! of its own (at most [`MAX_IN_FLIGHT`] at once, short socket timeouts), so a `/health` check
+//! waiting on a stuck server never delays a `/metrics` scrape, and a stuck scraper holds nothing.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
@@ -28,6 +30,10 @@ pub const ADDR_ENV: &str = "REDPOOL_METRICS_ADDR";
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest request head read.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
+/// Requests answered at once; more get a 503 at once.
+const MAX_IN_FLIGHT: usize = 8;
+/// How long `stop()` waits for the accept thread to close the port.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// The running endpoint, if any.
 static RUNNING: Lazy<Mutex<Option<Endpoint>>> = Lazy::new(|| Mutex::new(None));
@@ -35,6 +41,7 @@ static RUNNING: Lazy<Mutex<Option<Endpoint>>> = Lazy::new(|| Mutex::new(None));
 struct Endpoint {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    acceptor: JoinHandle<()>,
 }
 
 /// Starts the endpoint on `addr` (`"127.0.0.1:9464"`, port 0 for any free port) and returns the
@@ -80,7 +87,7 @@ pub fn serve(addr: &str) -> Result<SocketAddr> {
         .map_err(|e| Error::new(ErrorKind::Connection, e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    std::thread::Builder::new()
+    let acceptor = std::thread::Builder::new()
         .name("redpool-metrics".into())
         .spawn(move || accept_loop(listener, flag))
         .map_err(|e| {
@@ -89,18 +96,31 @@ pub fn serve(addr: &str) -> Result<SocketAddr> {
                 format!("cannot start the metrics thread: {e}"),
             )
         })?;
-    *running = Some(Endpoint { addr: bound, stop });
+    *running = Some(Endpoint {
+        addr: bound,
+        stop,
+        acceptor,
+    });
     Ok(bound)
 }
 
-/// Stops the endpoint (its port is closed); false when it was not running.
+/// Stops the endpoint; false when it was not running. When it returns, the port is closed (the
+/// same address can be served again at once); requests being answered finish on their own.
 pub fn stop() -> bool {
     let Some(endpoint) = RUNNING.lock().take() else {
         return false;
     };
     endpoint.stop.store(true, Ordering::Release);
-    // Wake the blocking accept() with a connection of our own.
-    let _ = TcpStream::connect_timeout(&endpoint.addr, Duration::from_secs(1));
+    // Wake the blocking accept() with a connection of our own, until the thread has ended (and
+    // dropped the listener). Bounded: a thread that does not end in time is left to end alone.
+    let deadline = Instant::now() + STOP_WAIT;
+    while !endpoint.acceptor.is_finished() && Instant::now() < deadline {
+        let _ = TcpStream::connect_timeout(&endpoint.addr, Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if endpoint.acceptor.is_finished() {
+        let _ = endpoint.acceptor.join();
+    }
     true
 }
 
@@ -121,24 +141,51 @@ pub(crate) fn start_from_env() {
 }
 
 fn accept_loop(listener: TcpListener, stop: Arc<AtomicBool>) {
+    let in_flight = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         if stop.load(Ordering::Acquire) {
             return;
         }
-        if let Ok(stream) = stream {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let _ = answer(stream);
-            }));
+        let Ok(stream) = stream else { continue };
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            let _ = busy(stream);
+            continue;
+        }
+        let counter = in_flight.clone();
+        let spawned = std::thread::Builder::new()
+            .name("redpool-metrics-request".into())
+            .spawn(move || {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _ = answer(stream);
+                }));
+                counter.fetch_sub(1, Ordering::AcqRel);
+            });
+        if spawned.is_err() {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
         }
     }
+}
+
+/// Answers 503 without reading the request (too many requests being answered).
+fn busy(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let body = "busy: too many requests at once\n";
+    write_response(
+        &mut stream,
+        "503 Service Unavailable",
+        "text/plain; charset=utf-8",
+        body,
+        false,
+    )
 }
 
 /// Reads one request head and writes the response.
 fn answer(stream: TcpStream) -> std::io::Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    // The whole head is read within MAX_REQUEST_HEAD bytes; then the rest is drained so the
-    // client sees a clean close.
+    // The head is read up to its blank line, within MAX_REQUEST_HEAD bytes; a body (none is
+    // expected) is left unread.
     let mut head = BufReader::new(stream.try_clone()?).take(MAX_REQUEST_HEAD as u64);
     let mut request_line = String::new();
     head.read_line(&mut request_line)?;
@@ -164,12 +211,23 @@ fn answer(stream: TcpStream) -> std::io::Result<()> {
         ),
     };
     let mut stream = stream;
+    write_response(&mut stream, status, content_type, &body, method == "HEAD")
+}
+
+/// Writes a whole response (the head only for HEAD requests).
+fn write_response(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &str,
+    head_only: bool,
+) -> std::io::Result<()> {
     write!(
         stream,
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
-    if method != "HEAD" {
+    if !head_only {
         stream.write_all(body.as_bytes())?;
     }
     stream.flush()

@@ -78,17 +78,10 @@ impl LeakTracker {
     pub fn register(&self, connection_id: u64, holder: Option<Holder>) -> u64 {
         let site = match holder {
             Some(holder) => Site::Given(holder),
-            None => {
-                let current = std::thread::current();
-                let thread = match current.name() {
-                    Some(name) => format!("{name} ({:?})", current.id()),
-                    None => format!("{:?}", current.id()),
-                };
-                Site::Native {
-                    thread,
-                    stack: Arc::new(Backtrace::force_capture()),
-                }
-            }
+            None => Site::Native {
+                thread: current_thread(),
+                stack: Arc::new(Backtrace::force_capture()),
+            },
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.leases.lock().insert(
@@ -162,7 +155,7 @@ impl LeakTracker {
             .into_iter()
             .map(|(connection_id, held_for, mut holder, stack)| {
                 if let Some(stack) = stack {
-                    holder.stack = stack.to_string();
+                    holder.stack = callers_frames(&stack.to_string());
                 }
                 LeakReport {
                     connection_id,
@@ -171,6 +164,60 @@ impl LeakTracker {
                 }
             })
             .collect()
+    }
+}
+
+/// The calling thread as any program can recognise it: its name (`pthread_getname_np`, which C
+/// threads and Rust threads alike have) and its OS thread id (`gettid`, what `top -H`, gdb and
+/// logs show).
+fn current_thread() -> String {
+    let mut name = [0 as libc::c_char; 64];
+    // SAFETY: the buffer is valid for `name.len()` bytes; the call NUL-terminates what it writes.
+    let named =
+        unsafe { libc::pthread_getname_np(libc::pthread_self(), name.as_mut_ptr(), name.len()) }
+            == 0;
+    // SAFETY: NUL-terminated by pthread_getname_np when it succeeded (and zeroed otherwise).
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy();
+    let name = if named && !name.is_empty() {
+        format!("\"{name}\" ")
+    } else {
+        String::new()
+    };
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid takes no arguments and cannot fail.
+    let id = format!("tid {}", unsafe { libc::syscall(libc::SYS_gettid) });
+    #[cfg(not(target_os = "linux"))]
+    let id = format!("{:?}", std::thread::current().id());
+    format!("{name}({id})")
+}
+
+/// A captured stack without its first frames inside redpool and the standard library (the
+/// capture itself, the checkout), so it starts at the code that acquired the connection. The
+/// whole text when every frame is ours.
+fn callers_frames(stack: &str) -> String {
+    const OURS: [&str; 9] = [
+        "std::",
+        "core::",
+        "alloc::",
+        "redpool::",
+        "<redpool::",
+        "<std::",
+        "<core::",
+        "<alloc::",
+        "__rust",
+    ];
+    let lines: Vec<&str> = stack.lines().collect();
+    // A frame starts with its number: "  12: symbol"; "at file:line" lines follow it.
+    fn frame_symbol(line: &str) -> Option<&str> {
+        let (number, symbol) = line.trim_start().split_once(": ")?;
+        number.parse::<usize>().ok().map(|_| symbol)
+    }
+    let first_foreign = lines.iter().position(|line| {
+        frame_symbol(line).is_some_and(|symbol| !OURS.iter().any(|o| symbol.starts_with(o)))
+    });
+    match first_foreign {
+        Some(start) => lines[start..].join("\n"),
+        None => stack.to_string(),
     }
 }
 
@@ -203,18 +250,29 @@ mod tests {
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0].connection_id, 7);
         assert!(
-            reports[0].holder.thread.contains("ThreadId"),
+            reports[0].holder.thread.contains("(tid "),
             "{:?}",
             reports[0].holder
         );
         assert!(
-            reports[0].holder.stack.contains("register"),
-            "the stack names the acquiring code: {}",
+            !reports[0].holder.stack.contains("LeakTracker::register"),
+            "the stack starts below redpool's own frames: {}",
             reports[0].holder.stack
         );
         assert!(tracker.overdue(later).is_empty(), "reported once");
         tracker.release(id);
         assert!(tracker.leases.lock().is_empty());
+    }
+
+    #[test]
+    fn stacks_start_at_the_callers_frame() {
+        let stack = "   0: std::backtrace::Backtrace::create\n             at std/src/backtrace.rs:1\n   1: redpool::leak::LeakTracker::register\n   2: <redpool::pool::Pool as x>::acquire\n   3: app::handler\n             at src/app.rs:10:5\n   4: main";
+        assert_eq!(
+            callers_frames(stack),
+            "   3: app::handler\n             at src/app.rs:10:5\n   4: main"
+        );
+        let ours = "   0: redpool::x\n   1: std::rt::lang_start";
+        assert_eq!(callers_frames(ours), ours, "nothing to keep: all of it");
     }
 
     #[test]

@@ -1,4 +1,6 @@
 //! Background maintenance: one thread per pool, so a slow or dead server delays no other pool.
+//! Each pass evicts, retires, keeps idle connections alive, refills, reports suspected leaks, and
+//! runs the periodic health check (`health_report_interval`).
 //!
 //! The thread holds only a weak reference between passes (it sleeps with `park_timeout`, woken
 //! early by `close()` or by the pool's drop), so it never keeps a pool alive: it exits when the
@@ -42,6 +44,7 @@ fn run(weak: Weak<Shared>, generation: u64) {
             return;
         }
         pool.maintain();
+        crate::pool::check_health_in_background(&pool);
         let period = period_for(&pool);
         drop(pool);
         std::thread::park_timeout(period);
@@ -55,6 +58,7 @@ fn period_for(pool: &Shared) -> Duration {
         config.idle_timeout(),
         config.max_lifetime(),
         config.health_check_interval(),
+        config.health_report_interval(),
         config.leak_detection_threshold(),
     ]
     .into_iter()

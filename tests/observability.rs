@@ -152,7 +152,7 @@ fn metrics_text_passes_promtool_and_counts_commands_outcomes_and_durations() {
         assert_eq!(series("redpool_connection_idle_min", ""), 1.0);
         assert_eq!(series("redpool_connections", "state=\"used\""), 0.0);
         assert!(series("redpool_connections", "state=\"idle\"") >= 1.0);
-        assert!(series("redpool_connections_created_total", "") >= 1.0);
+        assert!(series("redpool_connection_opened_total", "") >= 1.0);
         assert!(series("redpool_connection_create_time_seconds_count", "") >= 1.0);
         assert!(series("redpool_connection_wait_time_seconds_count", "") >= 9.0);
         assert!(series("redpool_connection_use_time_seconds_count", "") >= 9.0);
@@ -435,5 +435,163 @@ fn health_report_suggests_a_size_from_observed_load() {
         assert!(sizing.mean_hold_time >= Duration::from_millis(10));
         assert_eq!(sizing.max_connections, 32);
         assert_eq!(sizing.acquire_timeouts, 0);
+    });
+}
+
+/// `GET path` on the endpoint; the status line and the body.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.lines().next().unwrap_or_default().to_string();
+    (status, body.to_string())
+}
+
+/// The one test of this binary that runs the process-wide endpoint: `/metrics` answers (valid
+/// text, promtool) while a `/health` check waits on a stopped server, and after `stop()` the same
+/// port can be served again at once, every time.
+#[test]
+fn endpoint_scrapes_never_wait_for_health_and_stop_frees_the_port() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let pool = Pool::from_url(&format!(
+            "{}/0?pool_name=endpoint&socket_timeout=3s&connect_timeout=3s&retries=0",
+            server.url()
+        ))
+        .unwrap();
+        pool.execute(&cmd("PING")).unwrap();
+        let addr = redpool::exporter::serve("127.0.0.1:0").unwrap();
+
+        server.stop_process();
+        let health_done = Arc::new(AtomicBool::new(false));
+        let health = {
+            let done = health_done.clone();
+            thread::spawn(move || {
+                let answer = http_get(addr, "/health");
+                done.store(true, Ordering::SeqCst);
+                answer
+            })
+        };
+        wait_until("the health check to wait on the server", LIMIT, || {
+            pool.stats().in_use == 1
+        });
+        let (status, body) = http_get(addr, "/metrics");
+        assert!(
+            !health_done.load(Ordering::SeqCst),
+            "/metrics was answered while /health still waited"
+        );
+        assert!(status.contains("200"), "{status}");
+        assert!(body.contains("pool=\"endpoint\""), "{body}");
+        promtool_check(&body);
+        server.cont_process();
+        let (status, _) = health.join().unwrap();
+        assert!(status.starts_with("HTTP/1.1 "), "{status}");
+
+        for round in 0..20 {
+            assert!(redpool::exporter::stop(), "round {round}");
+            let again = redpool::exporter::serve(&addr.to_string())
+                .unwrap_or_else(|e| panic!("round {round}: serving {addr} again: {e}"));
+            assert_eq!(again, addr);
+        }
+        assert!(redpool::exporter::stop());
+        assert!(!redpool::exporter::stop(), "already stopped");
+    });
+}
+
+#[test]
+fn failed_connects_are_counted_by_kind() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start_with(support::ServerOptions {
+            password: Some("right-pass".into()),
+            ..Default::default()
+        });
+        let wrong = Pool::from_url(&format!(
+            "redis://:wrong-pass@127.0.0.1:{}/0?pool_name=bad-auth&retries=0",
+            server.port()
+        ))
+        .unwrap();
+        assert_eq!(
+            wrong.execute(&cmd("PING")).unwrap_err().kind(),
+            redpool::ErrorKind::Auth
+        );
+        let port = support::unused_port();
+        let refused = Pool::from_url(&format!(
+            "redis://127.0.0.1:{port}/0?pool_name=refused&retries=0"
+        ))
+        .unwrap();
+        refused.execute(&cmd("PING")).unwrap_err();
+        for (pool, failed, other) in [
+            (&wrong, "auth", "connection"),
+            (&refused, "connection", "auth"),
+        ] {
+            let text = pool.metrics_text();
+            promtool_check(&text);
+            assert!(!text.contains("wrong-pass"), "no password in metrics");
+            let series = |kind: &str| {
+                let line = text
+                    .lines()
+                    .find(|l| {
+                        l.starts_with("redpool_connection_errors_total{")
+                            && l.contains(&format!("kind=\"{kind}\""))
+                    })
+                    .unwrap_or_else(|| panic!("no {kind} series in\n{text}"));
+                line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+            };
+            assert!(series(failed) >= 1.0, "{failed}:\n{text}");
+            assert_eq!(series(other), 0.0, "{other}:\n{text}");
+        }
+    });
+}
+
+/// With no call of the application's own, the maintenance thread checks health every
+/// `health_report_interval`: the status in metrics and the `HealthChanged` events follow a server
+/// that stops answering and comes back.
+#[test]
+fn background_health_checks_follow_the_server() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let pool = Pool::from_url(&format!(
+            "{}/0?pool_name=background-health&health_report_interval=100ms&socket_timeout=300ms&retries=0",
+            server.url()
+        ))
+        .unwrap();
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let sink = changes.clone();
+        pool.subscribe(move |event| {
+            if let Event::HealthChanged { to, .. } = event {
+                sink.lock().unwrap().push(*to);
+            }
+        });
+        let status_is = |status: &str| {
+            pool.metrics_text().lines().any(|l| {
+                l.starts_with("redpool_health_status{")
+                    && l.contains(&format!("status=\"{status}\""))
+                    && l.ends_with(" 1")
+            })
+        };
+        wait_until("a background check to find it healthy", LIMIT, || {
+            status_is("healthy")
+        });
+        server.stop_process();
+        wait_until("a background check to find it unhealthy", LIMIT, || {
+            status_is("unhealthy")
+        });
+        server.cont_process();
+        wait_until("a background check to find it healthy again", LIMIT, || {
+            status_is("healthy")
+        });
+        let seen = changes.lock().unwrap().clone();
+        use redpool::HealthStatus::{Healthy, Unhealthy};
+        let down = seen.iter().position(|s| *s == Unhealthy);
+        assert!(
+            down.is_some_and(|d| seen[..d].contains(&Healthy) && seen[d..].contains(&Healthy)),
+            "healthy, then unhealthy, then healthy again: {seen:?}"
+        );
     });
 }

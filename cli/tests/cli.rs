@@ -254,6 +254,42 @@ fn unreachable_server_is_a_clear_error() {
     });
 }
 
+/// A listener that is not Redis (here: one answering like an HTTP server) is named as such, on
+/// one line, whatever the parser had to say about the bytes.
+#[test]
+fn a_server_that_is_not_redis_is_one_clear_line() {
+    with_timeout(TEST_LIMIT, || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(8) {
+                let Ok(mut stream) = stream else { continue };
+                let _ = std::io::Write::write_all(
+                    &mut stream,
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n<html>",
+                );
+            }
+        });
+        let url = format!("redis://:pw@127.0.0.1:{port}");
+        let run = redpool(&["clients", &url]);
+        run.expect_code(2);
+        let line = run.one_error_line();
+        assert!(line.contains("is it a Redis server?"), "{line}");
+        let health = redpool(&["health", &url]);
+        health.expect_code(2);
+        assert!(
+            health.stdout.contains("is it a Redis server?"),
+            "{}",
+            health.stdout
+        );
+        assert!(
+            health.stdout.lines().all(|l| !l.starts_with("Unexpected")),
+            "{}",
+            health.stdout
+        );
+    });
+}
+
 #[test]
 fn bad_urls_durations_and_arguments_are_usage_errors() {
     with_timeout(TEST_LIMIT, || {

@@ -20,6 +20,7 @@ pub const KNOBS: &[&str] = &[
     "idle_timeout",
     "max_lifetime",
     "health_check_interval",
+    "health_report_interval",
     "reuse",
     "client_name",
     "pool_name",
@@ -95,6 +96,7 @@ impl ConfigBuilder {
             "idle_timeout" => c.idle_timeout = duration()?,
             "max_lifetime" => c.max_lifetime = duration()?,
             "health_check_interval" => c.health_check_interval = duration()?,
+            "health_report_interval" => c.health_report_interval = duration()?,
             "reuse" => {
                 c.reuse_order = match value.to_ascii_lowercase().as_str() {
                     "lifo" => ReuseOrder::Lifo,

@@ -173,6 +173,7 @@ pub struct Config {
     idle_timeout: Duration,
     max_lifetime: Duration,
     health_check_interval: Duration,
+    health_report_interval: Duration,
     reuse_order: ReuseOrder,
     tcp_nodelay: bool,
     keepalive: KeepaliveConfig,
@@ -213,6 +214,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(300),
             max_lifetime: Duration::from_secs(30 * 60),
             health_check_interval: Duration::from_secs(30),
+            health_report_interval: Duration::from_secs(30),
             reuse_order: ReuseOrder::Lifo,
             tcp_nodelay: true,
             keepalive: KeepaliveConfig::default(),
@@ -314,6 +316,12 @@ impl Config {
     /// background so load balancers do not cut them (None: never).
     pub fn health_check_interval(&self) -> Option<Duration> {
         non_zero(self.health_check_interval)
+    }
+    /// How often the pool's maintenance thread runs a health check (the one `Pool::health` runs),
+    /// so the health status in metrics and the `HealthChanged` event need no code of the
+    /// application's own (None: only on demand).
+    pub fn health_report_interval(&self) -> Option<Duration> {
+        non_zero(self.health_report_interval)
     }
     /// LIFO or FIFO reuse of idle connections.
     pub fn reuse_order(&self) -> ReuseOrder {
@@ -681,6 +689,11 @@ impl ConfigBuilder {
     /// PING idle connections unused this long (default 30 s; zero: never).
     pub fn health_check_interval(mut self, d: Duration) -> Self {
         self.config.health_check_interval = d;
+        self
+    }
+    /// Run a background health check this often (default 30 s; zero: only on demand).
+    pub fn health_report_interval(mut self, d: Duration) -> Self {
+        self.config.health_report_interval = d;
         self
     }
     /// LIFO (default) or FIFO reuse of idle connections.

@@ -89,6 +89,7 @@ pub(crate) struct Counters {
     created: AtomicU64,
     connect_attempts: AtomicU64,
     connect_failures: AtomicU64,
+    connect_errors: [AtomicU64; ErrorKind::ALL.len()],
     retries: AtomicU64,
     closed: [AtomicU64; CloseReason::ALL.len()],
     acquire_timeouts: AtomicU64,
@@ -115,8 +116,9 @@ impl Counters {
     pub fn connect_attempted(&self) {
         self.connect_attempts.fetch_add(1, Ordering::Relaxed);
     }
-    pub fn connect_failed(&self) {
+    pub fn connect_failed(&self, kind: ErrorKind) {
         self.connect_failures.fetch_add(1, Ordering::Relaxed);
+        self.connect_errors[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
     pub fn retried(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
@@ -183,6 +185,10 @@ impl Counters {
         stats.connections_created = load(&self.created);
         stats.connect_attempts = load(&self.connect_attempts);
         stats.connect_failures = load(&self.connect_failures);
+        stats.connect_errors = ErrorKind::ALL
+            .iter()
+            .map(|k| (*k, load(&self.connect_errors[k.index()])))
+            .collect();
         stats.retries = load(&self.retries);
         stats.connections_closed = CloseReason::ALL
             .iter()
@@ -236,6 +242,8 @@ pub struct PoolStats {
     pub connect_attempts: u64,
     /// Connect attempts that failed.
     pub connect_failures: u64,
+    /// Failed connect attempts by error kind (every kind is listed, zeros included).
+    pub connect_errors: Vec<(ErrorKind, u64)>,
     /// Calls retried after a transient failure (each retry counts).
     pub retries: u64,
     /// Connections closed, by reason (every reason is listed, zeros included).
@@ -260,22 +268,29 @@ pub struct PoolStats {
 impl PoolStats {
     /// Connections closed for `reason`.
     pub fn closed(&self, reason: CloseReason) -> u64 {
-        self.connections_closed
-            .iter()
-            .find(|(r, _)| *r == reason)
-            .map_or(0, |(_, n)| *n)
+        count_of(&self.connections_closed, reason)
+    }
+
+    /// Failed connect attempts of `kind`.
+    pub fn connect_errors_of(&self, kind: ErrorKind) -> u64 {
+        count_of(&self.connect_errors, kind)
     }
 
     /// Failures of `kind`.
     pub fn errors_of(&self, kind: ErrorKind) -> u64 {
-        self.errors
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map_or(0, |(_, n)| *n)
+        count_of(&self.errors, kind)
     }
 
     /// All connections closed, whatever the reason.
     pub fn closed_total(&self) -> u64 {
         self.connections_closed.iter().map(|(_, n)| n).sum()
     }
+}
+
+/// The count recorded for `key` in a `(key, count)` list (0 when absent).
+fn count_of<K: PartialEq>(counts: &[(K, u64)], key: K) -> u64 {
+    counts
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(0, |(_, n)| *n)
 }

@@ -1,8 +1,10 @@
 //! The Prometheus text exposition format (version 0.0.4) of one pool or every pool in the process.
 //!
 //! Names follow the OpenTelemetry database-client conventions where they exist
-//! (`db.client.connection.count` → `redpool_connections`, `db.client.connection.wait_time` →
-//! `redpool_connection_wait_time_seconds`, ...). Every series carries the labels `pool` (the
+//! (`db.client.connection.wait_time` → `redpool_connection_wait_time_seconds`, ...), and
+//! redpool's own connection families share the `redpool_connection_` prefix. The one exception:
+//! `db.client.connection.count` is `redpool_connections`, since Prometheus reserves the `_count`
+//! suffix for histograms and summaries (`promtool check metrics` rejects it on a gauge). Every series carries the labels `pool` (the
 //! pool's name, see [`crate::Config::pool_name`]) and `server` (`host:port` or the socket path:
 //! never credentials). Label values come from fixed sets (command table, error kinds, close
 //! reasons, states), so no caller can grow the number of series without bound.
@@ -80,16 +82,16 @@ const SINGLE_VALUED: &[(&str, &str, &str, fn(&PoolMetrics) -> f64)] = &[
         |p| p.stats.acquire_timeouts as f64,
     ),
     (
-        "counter",
-        "redpool_connections_created_total",
-        "Connections opened.",
-        |p| p.stats.connections_created as f64,
+        "gauge",
+        "redpool_connection_connecting",
+        "Connections being opened (they count against max_connections).",
+        |p| p.stats.connecting as f64,
     ),
     (
         "counter",
-        "redpool_connect_failures_total",
-        "Connect attempts that failed (connect, TLS or handshake).",
-        |p| p.stats.connect_failures as f64,
+        "redpool_connection_opened_total",
+        "Connections opened.",
+        |p| p.stats.connections_created as f64,
     ),
     (
         "counter",
@@ -115,13 +117,12 @@ pub fn render(pools: &[PoolMetrics]) -> String {
     };
     out.gauge(
         "redpool_connections",
-        "Connections by state: idle in the pool, used (checked out), connecting.",
+        "Open connections by state: idle in the pool, or used (checked out).",
         |p| {
             let s = &p.stats;
             vec![
                 (vec![("state", "idle")], s.idle as f64),
                 (vec![("state", "used")], s.in_use as f64),
-                (vec![("state", "connecting")], s.connecting as f64),
             ]
         },
     );
@@ -149,7 +150,7 @@ pub fn render(pools: &[PoolMetrics]) -> String {
         },
     );
     out.counter(
-        "redpool_connections_closed_total",
+        "redpool_connection_closed_total",
         "Connections closed, by reason.",
         |p| {
             CloseReason::ALL
@@ -159,14 +160,14 @@ pub fn render(pools: &[PoolMetrics]) -> String {
         },
     );
     out.counter(
+        "redpool_connection_errors_total",
+        "Failed connect attempts (connect, TLS or handshake) by error kind.",
+        |p| by_error_kind(|k| p.stats.connect_errors_of(k)),
+    );
+    out.counter(
         "redpool_errors_total",
-        "Failed attempts by error kind (connection, timeout, pool_exhausted, ...).",
-        |p| {
-            ErrorKind::ALL
-                .iter()
-                .map(|k| (vec![("kind", k.as_str())], p.stats.errors_of(*k) as f64))
-                .collect()
-        },
+        "Failed calls by error kind (connection, timeout, pool_exhausted, response, ...).",
+        |p| by_error_kind(|k| p.stats.errors_of(k)),
     );
     out.counter(
         "redpool_breaker_transitions_total",
@@ -224,6 +225,14 @@ pub fn render(pools: &[PoolMetrics]) -> String {
         },
     );
     out.out
+}
+
+/// One series per error kind, labelled `kind`.
+fn by_error_kind(count: impl Fn(ErrorKind) -> u64) -> Vec<(Labels, f64)> {
+    ErrorKind::ALL
+        .iter()
+        .map(|k| (vec![("kind", k.as_str())], count(*k) as f64))
+        .collect()
 }
 
 fn flag(on: bool) -> f64 {

@@ -8,6 +8,7 @@
 //! [`crate::connection`]); otherwise it is closed and its slot freed.
 
 mod guard;
+mod health_check;
 pub(crate) mod shared;
 mod waiters;
 
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use redis::{Cmd, Value};
 
 pub use guard::PooledConnection;
+pub(crate) use health_check::check_in_background as check_health_in_background;
 pub use waiters::Priority;
 
 /// A connection as the pool holds it: boxed, so checkout and return move a pointer rather than
@@ -30,7 +32,6 @@ use crate::connection::arg_slices;
 use crate::error::Result;
 use crate::events::{Event, Listener};
 use crate::fork;
-use crate::health::{self, HealthReport, Observation};
 use crate::leak::Holder;
 use crate::metrics::PoolStats;
 use crate::metrics::prometheus::{self, PoolMetrics};
@@ -273,71 +274,6 @@ impl Pool {
         self.shared.breaker().state()
     }
 
-    /// Checks the server: PING (timed) and INFO on a pooled connection, plus the breaker and pool
-    /// state. Raises [`Event::HealthChanged`] only when the status differs from the previous check.
-    /// Never fails: problems are part of the report.
-    pub fn health(&self) -> HealthReport {
-        let breaker = self.shared.breaker();
-        let ping = self.acquire().and_then(|mut conn| {
-            let started = Instant::now();
-            conn.execute(&redis::cmd("PING"))?;
-            let latency = started.elapsed();
-            let info = conn.execute(
-                redis::cmd("INFO")
-                    .arg("server")
-                    .arg("clients")
-                    .arg("memory")
-                    .arg("stats")
-                    .arg("replication"),
-            )?;
-            Ok((latency, info))
-        });
-        let (ping, info) = match ping {
-            Ok((latency, info)) => {
-                let text = match &info {
-                    Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                    Value::VerbatimString { text, .. } => text.clone(),
-                    _ => String::new(),
-                };
-                (Ok(latency), health::select_info_fields(&text))
-            }
-            Err(err) => (Err(err.to_string()), Vec::new()),
-        };
-        let observation = Observation {
-            ping,
-            info,
-            breaker: breaker.state(),
-            consecutive_failures: breaker.consecutive_failures(),
-        };
-        let stats = self.stats();
-        let now = self.shared.counters().sizing_sample(Instant::now());
-        let (report, changed) = {
-            let mut memory = self.shared.health.lock();
-            let before = memory.last_sample.replace(now).unwrap_or(now);
-            let sizing = crate::sizing::advise(
-                &before,
-                &now,
-                stats.in_use,
-                stats.max_connections,
-                stats.min_idle,
-            );
-            health::assess(
-                observation,
-                self.config().health_thresholds(),
-                &mut memory,
-                stats,
-                sizing,
-            )
-        };
-        if let Some(from) = changed {
-            let to = report.status;
-            self.shared
-                .events
-                .emit(|| Event::HealthChanged { from, to });
-        }
-        report
-    }
-
     /// Everything exported about this pool now (see [`crate::metrics::prometheus`]).
     pub fn metrics(&self) -> PoolMetrics {
         let counters = self.shared.counters();
@@ -380,6 +316,15 @@ impl Pool {
     pub fn subscribe(&self, listener: impl Fn(&Event) + Send + Sync + 'static) -> u64 {
         let listener: Listener = Arc::new(listener);
         self.shared.events.subscribe(listener)
+    }
+
+    /// Stops the stderr warning for suspected leaks: the caller writes them itself (the Python
+    /// and Node bindings send them to their language's logger and warnings). The
+    /// [`Event::LeakSuspected`] event and the metrics are unchanged.
+    pub fn warn_leaks_elsewhere(&self) {
+        self.shared
+            .leak_warnings_elsewhere
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Removes a subscriber; false when the id is unknown.

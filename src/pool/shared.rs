@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(super) health: Mutex<HealthMemory>,
     /// Live checkouts, when leak detection is on.
     leaks: Option<LeakTracker>,
+    /// Set by a binding that writes leak warnings to its own logger (see `Pool::warn_leaks_elsewhere`).
+    pub(super) leak_warnings_elsewhere: AtomicBool,
 }
 
 struct State {
@@ -148,6 +150,7 @@ impl Shared {
             }),
             breaker: Breaker::new(config.breaker().clone(), &SystemClock),
             leaks: config.leak_detection_threshold().map(LeakTracker::new),
+            leak_warnings_elsewhere: AtomicBool::new(false),
             config,
             connector,
             closed: AtomicBool::new(false),
@@ -496,7 +499,7 @@ impl Shared {
                 gate.next_attempt_at = Some(Instant::now() + delay);
                 gate.last_error = Some(err.message().to_string());
                 gate.last_kind = Some(err.kind());
-                self.counters.connect_failed();
+                self.counters.connect_failed(err.kind());
                 self.release_slot(&mut state);
                 Err(err)
             }
@@ -746,18 +749,18 @@ impl Shared {
         self.report_leaks(now);
     }
 
-    /// Reports checkouts held past `leak_detection_threshold`: counted, raised as events, and
-    /// written to stderr when nobody subscribed (so a program with no code of its own sees them).
+    /// Reports checkouts held past `leak_detection_threshold`: written to stderr (so a program
+    /// with no code of its own sees them) unless a binding writes them to its own logger, raised
+    /// as events, and counted.
     fn report_leaks(&self, now: Instant) {
         let Some(tracker) = &self.leaks else {
             return;
         };
         for report in tracker.overdue(now) {
-            if self.events.has_listeners() {
-                self.events.emit(|| Event::LeakSuspected(report));
-            } else {
+            if !self.leak_warnings_elsewhere.load(Ordering::Relaxed) {
                 eprintln!("{}", report.warning(self.server()));
             }
+            self.events.emit(|| Event::LeakSuspected(report));
             // Counted once reported: whoever sees the count can already see the report.
             self.counters.leak_suspected();
         }

@@ -1,11 +1,12 @@
 /*
  * operate.c: what an operator of a C service gets with no code of its own. Prometheus metrics of
  * one pool and of every pool (redpool_pool_metrics_text, redpool_metrics_text), health as JSON,
- * leak detection (an event naming the holder's thread and stack; a warning on stderr when nobody
- * subscribed), run-time resizing, and the built-in /metrics and /health HTTP endpoint.
+ * leak detection (an event naming the holder's thread and stack, and a warning on stderr),
+ * run-time resizing, and the built-in /metrics and /health HTTP endpoint.
  *
  * Environment: REDIS_URL.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "check.h"
 
 #include <arpa/inet.h>
@@ -85,11 +86,16 @@ static void test_leak_event(const char *url) {
     uint64_t sub = 0;
     CHECK_OK(redpool_pool_subscribe(pool, on_event, NULL, &sub));
     redpool_conn *c = NULL;
+    CHECK(pthread_setname_np(pthread_self(), "c-leak-holder") == 0);
     CHECK_OK(redpool_pool_acquire(pool, REDPOOL_TIMEOUT_DEFAULT, &c));
     double deadline = now_ms() + 20000;
     while (atomic_load(&leaks_seen) == 0 && now_ms() < deadline) sleep_ms(20);
     CHECKF(atomic_load(&leaks_seen) == 1, "one leak event, got %d", atomic_load(&leaks_seen));
-    CHECKF(strstr(leak_thread, "ThreadId") != NULL, "holder thread: %s", leak_thread);
+    /* The holder is named as C knows the thread: its pthread name and OS thread id. */
+    CHECKF(strstr(leak_thread, "\"c-leak-holder\"") != NULL, "holder thread: %s", leak_thread);
+    CHECKF(strstr(leak_thread, "(tid ") != NULL, "holder thread: %s", leak_thread);
+    CHECKF(strstr(leak_stack_head, "redpool::") == NULL, "stack starts at the caller: %s",
+           leak_stack_head);
     CHECKF(leak_stack_head[0] != '\0', "a stack is captured");
     redpool_conn_release(&c);
 
@@ -101,7 +107,12 @@ static void test_leak_event(const char *url) {
     close_and_free(pool);
 }
 
-/* With nobody subscribed, the warning goes to stderr. */
+static void ignore_event(void *userdata, const redpool_event *event) {
+    (void)userdata;
+    (void)event;
+}
+
+/* The warning goes to stderr, even when the program subscribed to events (for other reasons). */
 static void test_leak_warning_on_stderr(const char *url) {
     char path[] = "/tmp/redpool-operate-XXXXXX";
     int fd = mkstemp(path);
@@ -111,6 +122,8 @@ static void test_leak_warning_on_stderr(const char *url) {
     CHECK(dup2(fd, 2) == 2);
 
     redpool_pool *pool = pool_with(url, "/0?leak_detection_threshold=150ms");
+    uint64_t sub = 0;
+    CHECK_OK(redpool_pool_subscribe(pool, ignore_event, NULL, &sub));
     redpool_conn *c = NULL;
     CHECK_OK(redpool_pool_acquire(pool, REDPOOL_TIMEOUT_DEFAULT, &c));
     redpool_stats st;

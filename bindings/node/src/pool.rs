@@ -64,6 +64,8 @@ impl Inner {
         if let Some(sink) = self.sink.lock().clone() {
             let server = pool.metrics().server;
             pool.subscribe(move |event| events::forward(&sink, &server, event));
+            // JS turns leak events into process warnings (node/lib/redis.js).
+            pool.warn_leaks_elsewhere();
         }
         let mut slot = self.slot.lock();
         if let Slot::Closed = *slot {

@@ -35,9 +35,10 @@ static LOGGED: Mutex<Vec<Pool>> = Mutex::new(Vec::new());
 
 /// Sends `pool`'s state changes (breaker, health) and suspected leaks to
 /// `redpool._events.log_event` once per pool, however many handles of a shared pool are created.
-/// A dedicated pool is new by definition (and is not kept alive here). Being a subscriber, this
-/// also replaces the core's stderr leak warning with a `redpool` logger record.
+/// A dedicated pool is new by definition (and is not kept alive here). The `redpool` logger
+/// record replaces the core's stderr leak warning.
 pub fn log_events(py: Python<'_>, pool: &Pool, shared: bool) -> PyResult<()> {
+    pool.warn_leaks_elsewhere();
     static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let logger = LOGGER
         .import(py, "redpool._events", "log_event")?

@@ -1,0 +1,122 @@
+//! Health checks of a pool: on demand ([`Pool::health`]) and in the background, every
+//! `health_report_interval`, from the pool's maintenance thread, so the health status in metrics
+//! and the `HealthChanged` event need no code of the application's own.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use redis::Value;
+
+use super::shared::Shared;
+use super::{Pool, PooledConnection};
+use crate::error::{ErrorKind, Result};
+use crate::events::Event;
+use crate::health::{self, HealthReport, Observation};
+use crate::sizing::Sample;
+
+impl Pool {
+    /// Checks the server: PING (timed) and INFO on a pooled connection, plus the breaker and pool
+    /// state. Raises [`Event::HealthChanged`] only when the status differs from the previous check.
+    /// Never fails: problems are part of the report.
+    pub fn health(&self) -> HealthReport {
+        let (sample, in_use) = self.load_before_check();
+        let probe = self.acquire().and_then(ping_and_info);
+        self.assess(sample, in_use, probe)
+    }
+
+    /// The counters that close the sizing window, and the connections in use, read before the
+    /// check's own checkout (which is no part of the load it sizes for).
+    fn load_before_check(&self) -> (Sample, usize) {
+        let sample = self.shared.counters().sizing_sample(Instant::now());
+        (sample, self.stats().in_use)
+    }
+
+    fn assess(
+        &self,
+        now: Sample,
+        in_use: usize,
+        probe: Result<(std::time::Duration, Value)>,
+    ) -> HealthReport {
+        let (ping, info) = match probe {
+            Ok((latency, info)) => {
+                let text = match &info {
+                    Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                    Value::VerbatimString { text, .. } => text.clone(),
+                    _ => String::new(),
+                };
+                (Ok(latency), health::select_info_fields(&text))
+            }
+            Err(err) => (Err(err.to_string()), Vec::new()),
+        };
+        let breaker = self.shared.breaker();
+        let observation = Observation {
+            ping,
+            info,
+            breaker: breaker.state(),
+            consecutive_failures: breaker.consecutive_failures(),
+        };
+        let stats = self.stats();
+        let (report, changed) = {
+            let mut memory = self.shared.health.lock();
+            let before = memory.last_sample.replace(now).unwrap_or(now);
+            let sizing =
+                crate::sizing::advise(&before, &now, in_use, stats.max_connections, stats.min_idle);
+            health::assess(
+                observation,
+                self.config().health_thresholds(),
+                &mut memory,
+                stats,
+                sizing,
+            )
+        };
+        if let Some(from) = changed {
+            let to = report.status;
+            self.shared
+                .events
+                .emit(|| Event::HealthChanged { from, to });
+        }
+        report
+    }
+}
+
+/// The maintenance thread's health check: runs when `health_report_interval` has passed since
+/// the previous check (background or on demand), and never waits for a connection (a pool with
+/// none free is checked at a later pass).
+pub(crate) fn check_in_background(shared: &Arc<Shared>) {
+    let Some(interval) = shared.config().health_report_interval() else {
+        return;
+    };
+    let due = shared
+        .health
+        .lock()
+        .last_sample
+        .is_none_or(|last| last.at.elapsed() >= interval);
+    if !due || shared.is_closed() {
+        return;
+    }
+    let pool = Pool {
+        shared: shared.clone(),
+    };
+    let (sample, in_use) = pool.load_before_check();
+    let probe = match pool.try_acquire() {
+        Err(err) if err.kind() == ErrorKind::PoolExhausted => return,
+        conn => conn.and_then(ping_and_info),
+    };
+    pool.assess(sample, in_use, probe);
+}
+
+/// PING (timed), then INFO with the sections the report uses.
+fn ping_and_info(mut conn: PooledConnection) -> Result<(std::time::Duration, Value)> {
+    let started = Instant::now();
+    conn.execute(&redis::cmd("PING"))?;
+    let latency = started.elapsed();
+    let info = conn.execute(
+        redis::cmd("INFO")
+            .arg("server")
+            .arg("clients")
+            .arg("memory")
+            .arg("stats")
+            .arg("replication"),
+    )?;
+    Ok((latency, info))
+}
