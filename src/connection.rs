@@ -15,13 +15,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::{Cmd, Parser, Value};
+use redis::{Cmd, Value};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::command::{SessionEffect, SessionState, session_effect};
 use crate::config::{Address, Config};
 use crate::error::{Error, ErrorKind, Result};
+use crate::resp::{ReadError, ReplyReader};
 
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 const EXEC: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
@@ -96,7 +97,7 @@ impl Connector {
         let stream = self.open_stream(deadline)?;
         let mut connection = Connection {
             stream,
-            parser: Parser::new(),
+            reader: ReplyReader::new(),
             buf: Vec::with_capacity(256),
             server: self.server.clone(),
             session: SessionState::default(),
@@ -324,7 +325,7 @@ impl Write for Stream {
 /// An open, authenticated connection. Owned by the pool while idle and by one caller while in use.
 pub(crate) struct Connection {
     stream: Stream,
-    parser: Parser,
+    reader: ReplyReader,
     buf: Vec<u8>,
     server: Arc<str>,
     session: SessionState,
@@ -477,9 +478,13 @@ impl Connection {
     }
 
     /// A non-blocking look at an idle socket: false when the server closed it (CLIENT KILL, idle
-    /// timeout, restart) or, on a plain socket, when unexpected bytes wait to be read, which would
-    /// be read as the reply to the next command. One `recv(MSG_PEEK | MSG_DONTWAIT)` call.
+    /// timeout, restart) or, on a plain socket, when unexpected bytes wait to be read (in the
+    /// reader's buffer or the socket), which would be read as the reply to the next command. One
+    /// `recv(MSG_PEEK | MSG_DONTWAIT)` call.
     pub fn is_idle_and_open(&self) -> bool {
+        if !self.reader.is_empty() {
+            return false; // bytes nobody asked for, already received
+        }
         let mut byte = 0u8;
         // SAFETY: `byte` is a valid one-byte buffer and the descriptor is owned by this connection.
         let n = unsafe {
@@ -583,63 +588,56 @@ impl Connection {
     /// replies to anything sent: they are skipped, so replies never shift by one.
     fn read_reply(&mut self) -> Result<Value> {
         loop {
-            match self.parser.parse_value(&mut self.stream) {
+            match self.reader.read(&mut self.stream) {
                 Ok(Value::Push { .. }) => continue,
-                result => return self.finish_read(result),
+                Ok(value) => {
+                    self.busy = false;
+                    return Ok(value);
+                }
+                Err(err) => {
+                    self.busy = true;
+                    return Err(self.map_read_error(err).sent());
+                }
             }
         }
     }
 
-    fn finish_read(&mut self, result: redis::RedisResult<Value>) -> Result<Value> {
-        match result {
-            Ok(value) => {
-                self.busy = false;
-                Ok(value)
-            }
-            Err(err) => {
-                self.busy = true;
-                Err(self.map_read_error(&err).sent())
-            }
-        }
-    }
-
-    fn map_read_error(&self, err: &redis::RedisError) -> Error {
-        if err.is_timeout() {
-            Error::new(
-                ErrorKind::Timeout,
-                format!("reading from {}: timed out", self.server),
+    fn map_read_error(&self, err: ReadError) -> Error {
+        let dropped = |e: &io::Error| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
             )
-        } else if err.kind() == redis::ErrorKind::Parse {
-            // The parser's text spans several lines ("Unexpected `33`" per byte); messages are
-            // one line.
-            let detail: String = err
-                .to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .chars()
-                .take(160)
-                .collect();
-            Error::new(
-                ErrorKind::Protocol,
-                format!(
-                    "invalid reply from {} (is it a Redis server?): {detail}",
-                    self.server
-                ),
-            )
-        } else if err.is_connection_dropped() {
-            Error::new(
+        };
+        match err {
+            ReadError::Io(e) if !dropped(&e) => Error::from_io(&e, "reading from", &self.server),
+            ReadError::Io(_) | ReadError::Closed => Error::new(
                 ErrorKind::Connection,
                 format!(
                     "reading from {}: connection closed by the server",
                     self.server
                 ),
-            )
-        } else {
-            Error::new(
-                ErrorKind::Connection,
-                format!("reading from {}: {err}", self.server),
-            )
+            ),
+            ReadError::Protocol(detail) => {
+                // One line, and short: the parser's text may list every unexpected byte.
+                let detail: String = detail
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(160)
+                    .collect();
+                Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "invalid reply from {} (is it a Redis server?): {detail}",
+                        self.server
+                    ),
+                )
+            }
         }
     }
 }

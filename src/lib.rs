@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod pool;
 mod random;
 pub mod registry;
+mod resp;
 pub mod retry;
 pub mod sizing;
 mod tls;

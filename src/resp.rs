@@ -1,0 +1,463 @@
+//! Reading replies off a connection: a buffered reader that finds where each RESP frame ends,
+//! builds the replies most commands get (simple strings, integers, bulk strings, nils and arrays
+//! of them) itself, and hands every other frame (errors, RESP3 types) to redis-rs's parser, whole.
+//!
+//! Why not redis-rs's streaming parser for everything: its combinator parser cost about a third
+//! of the client CPU of a 100-command pipeline (bench/results/PROFILE.md), far more than the rest
+//! of the exchange. The frame scan is incremental (a frame arriving over many reads is scanned
+//! once), and redis-rs stays the authority on everything but the five common types, which the
+//! tests check against it, split at every byte.
+
+use std::io::{self, Read};
+
+use redis::Value;
+
+/// Nesting deeper than this is left to redis-rs (which refuses it as too deep).
+const MAX_DEPTH: usize = 100;
+/// Initial buffer size; also what an emptied buffer shrinks back to after a large reply.
+const INITIAL_BUFFER: usize = 16 * 1024;
+/// A buffer above this size is shrunk once it is empty again.
+const SHRINK_ABOVE: usize = 1024 * 1024;
+
+/// Why no reply could be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The socket failed (timeouts included).
+    Io(io::Error),
+    /// The server closed the connection.
+    Closed,
+    /// The bytes are not RESP.
+    Protocol(String),
+}
+
+/// Where the scan of the frame at the front of the buffer stands, so that more bytes resume it.
+#[derive(Default)]
+struct Scan {
+    /// Bytes of the frame (from its first byte) scanned so far: whole elements only.
+    scanned: usize,
+    /// Children still expected by each aggregate opened and not yet complete, innermost last.
+    pending: Vec<u64>,
+    /// False once the frame holds anything but `+ : $ * _`, or nests too deep.
+    common: bool,
+}
+
+/// The reply reader of one connection: its receive buffer and the scan state of the next frame.
+pub(crate) struct ReplyReader {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    scan: Scan,
+}
+
+impl ReplyReader {
+    /// An empty reader.
+    pub fn new() -> ReplyReader {
+        ReplyReader {
+            buf: vec![0; INITIAL_BUFFER],
+            start: 0,
+            end: 0,
+            scan: Scan {
+                common: true,
+                ..Scan::default()
+            },
+        }
+    }
+
+    /// True when no received byte waits to be parsed (an idle connection must have none).
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Reads the next reply, reading from `stream` as often as it takes.
+    pub fn read(&mut self, stream: &mut impl Read) -> Result<Value, ReadError> {
+        loop {
+            if let Some(len) = self.scan_frame()? {
+                let frame = self.start..self.start + len;
+                let value = if self.scan.common {
+                    build(&self.buf[frame.clone()], &mut 0)
+                } else {
+                    None
+                };
+                let value = match value {
+                    Some(value) => Ok(value),
+                    None => redis::parse_redis_value(&self.buf[frame.clone()])
+                        .map_err(|e| ReadError::Protocol(e.to_string())),
+                };
+                self.consume(len);
+                return value;
+            }
+            self.fill(stream)?;
+        }
+    }
+
+    /// Continues the scan of the frame at the front; its length once it is complete.
+    fn scan_frame(&mut self) -> Result<Option<usize>, ReadError> {
+        let frame = &self.buf[self.start..self.end];
+        let scan = &mut self.scan;
+        loop {
+            let Some(element) = scan_element(frame, scan.scanned)? else {
+                return Ok(None);
+            };
+            scan.scanned = element.end;
+            if !element.common || scan.pending.len() >= MAX_DEPTH {
+                scan.common = false;
+            }
+            if element.children > 0 {
+                scan.pending.push(element.children);
+                continue;
+            }
+            // A complete element: it completes its parent when it was the last child, and so on.
+            loop {
+                let Some(left) = scan.pending.last_mut() else {
+                    return Ok(Some(scan.scanned));
+                };
+                *left -= 1;
+                if *left > 0 {
+                    break;
+                }
+                scan.pending.pop();
+            }
+        }
+    }
+
+    /// Drops the frame just parsed and resets the scan for the next one.
+    fn consume(&mut self, len: usize) {
+        self.start += len;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > SHRINK_ABOVE {
+                self.buf = vec![0; INITIAL_BUFFER];
+            }
+        }
+        self.scan = Scan {
+            common: true,
+            ..Scan::default()
+        };
+    }
+
+    /// Reads more bytes: first makes room (moving the partial frame to the front, or growing).
+    fn fill(&mut self, stream: &mut impl Read) -> Result<(), ReadError> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                let bigger = self.buf.len() * 2;
+                self.buf.resize(bigger, 0);
+            }
+        }
+        loop {
+            match stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Err(ReadError::Closed),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+    }
+}
+
+/// One element header (and, for blobs, its payload) found at the front of a frame's bytes.
+struct Element {
+    /// Where the element ends (its header, and payload for blobs; not its children).
+    end: usize,
+    /// Children it opens (aggregates).
+    children: u64,
+    /// True for the types [`build`] makes itself.
+    common: bool,
+}
+
+/// The element at `at`, when its header (and blob payload) has fully arrived.
+fn scan_element(bytes: &[u8], at: usize) -> Result<Option<Element>, ReadError> {
+    let Some(&kind) = bytes.get(at) else {
+        return Ok(None);
+    };
+    let Some(line_end) = find_crlf(bytes, at + 1) else {
+        return Ok(None);
+    };
+    let line = &bytes[at + 1..line_end];
+    let after_line = line_end + 2;
+    let scalar = |common| {
+        Ok(Some(Element {
+            end: after_line,
+            children: 0,
+            common,
+        }))
+    };
+    match kind {
+        b'+' | b':' | b'_' => scalar(true),
+        b'-' | b',' | b'#' | b'(' => scalar(false),
+        b'$' | b'!' | b'=' => {
+            let Ok(len) = u64::try_from(length(line)?) else {
+                return scalar(kind == b'$'); // a nil
+            };
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|len| after_line.checked_add(len)?.checked_add(2))
+                .ok_or_else(|| protocol("a bulk length beyond memory"))?;
+            if bytes.len() < end {
+                return Ok(None);
+            }
+            Ok(Some(Element {
+                end,
+                children: 0,
+                common: kind == b'$',
+            }))
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let count = u64::try_from(length(line)?).unwrap_or(0);
+            let children = match kind {
+                b'%' => count.saturating_mul(2),
+                b'|' => count.saturating_mul(2).saturating_add(1), // attributes, then the value
+                _ => count,
+            };
+            Ok(Some(Element {
+                end: after_line,
+                children,
+                common: kind == b'*',
+            }))
+        }
+        other => Err(protocol(&format!(
+            "unexpected byte {other:#04x} ({:?}) where a reply starts",
+            char::from(other)
+        ))),
+    }
+}
+
+/// The length or count on a header line.
+fn length(line: &[u8]) -> Result<i64, ReadError> {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .ok_or_else(|| protocol("a length that is not a number"))
+}
+
+fn protocol(what: &str) -> ReadError {
+    ReadError::Protocol(format!("invalid RESP: {what}"))
+}
+
+/// The position of the next `\r\n` at or after `from`.
+fn find_crlf(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let mut offset = 0;
+    while let Some(cr) = rest[offset..].iter().position(|&b| b == b'\r') {
+        let at = offset + cr;
+        match rest.get(at + 1) {
+            Some(b'\n') => return Some(from + at),
+            Some(_) => offset = at + 1,
+            None => return None,
+        }
+    }
+    None
+}
+
+/// Builds the value of a complete frame of common types, exactly as redis-rs's parser would;
+/// `None` for anything it would refuse (redis-rs then says why).
+fn build(frame: &[u8], at: &mut usize) -> Option<Value> {
+    let kind = *frame.get(*at)?;
+    let line_end = find_crlf(frame, *at + 1)?;
+    let line = std::str::from_utf8(&frame[*at + 1..line_end]).ok()?;
+    *at = line_end + 2;
+    Some(match kind {
+        b'+' if line == "OK" => Value::Okay,
+        b'+' => Value::SimpleString(line.to_string()),
+        b':' => Value::Int(line.trim().parse().ok()?),
+        b'_' => Value::Nil,
+        b'$' => {
+            let Ok(len) = usize::try_from(line.trim().parse::<i64>().ok()?) else {
+                return Some(Value::Nil);
+            };
+            let payload = frame.get(*at..*at + len)?;
+            if frame.get(*at + len..*at + len + 2)? != b"\r\n" {
+                return None;
+            }
+            *at += len + 2;
+            Value::BulkString(payload.to_vec())
+        }
+        b'*' => {
+            let Ok(count) = usize::try_from(line.trim().parse::<i64>().ok()?) else {
+                return Some(Value::Nil);
+            };
+            let mut items = Vec::with_capacity(count.min(frame.len()));
+            for _ in 0..count {
+                items.push(build(frame, at)?);
+            }
+            Value::Array(items)
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames of every RESP2 and RESP3 type, including the odd corners.
+    const CORPUS: &[&[u8]] = &[
+        b"+OK\r\n",
+        b"+PONG\r\n",
+        b"+\r\n",
+        b":0\r\n",
+        b":-42\r\n",
+        b":9223372036854775807\r\n",
+        b"$3\r\nfoo\r\n",
+        b"$0\r\n\r\n",
+        b"$-1\r\n",
+        b"$4\r\na\r\nb\r\n",
+        b"*0\r\n",
+        b"*-1\r\n",
+        b"*3\r\n$1\r\na\r\n:7\r\n*2\r\n+x\r\n$-1\r\n",
+        b"*2\r\n*1\r\n*1\r\n:1\r\n_\r\n",
+        b"-ERR unknown command 'x'\r\n",
+        b"-WRONGTYPE Operation against a key\r\n",
+        b"*2\r\n$1\r\na\r\n-ERR in an array\r\n",
+        b"_\r\n",
+        b",3.25\r\n",
+        b",inf\r\n",
+        b"#t\r\n",
+        b"#f\r\n",
+        b"(3492890328409238509324850943850943825024385\r\n",
+        b"!21\r\nSYNTAX invalid syntax\r\n",
+        b"=15\r\ntxt:Some string\r\n",
+        b"%2\r\n+first\r\n:1\r\n+second\r\n*1\r\n:2\r\n",
+        b"~2\r\n+a\r\n:1\r\n",
+        b"|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n*1\r\n:2\r\n",
+        b">3\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nkey\r\n_\r\n",
+        b">0\r\n",
+    ];
+
+    /// A stream that returns at most `chunk` bytes per read.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        chunk: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.chunk.min(out.len()).min(self.bytes.len());
+            out[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    fn read_all(bytes: &[u8], chunk: usize, count: usize) -> Vec<Value> {
+        let mut reader = ReplyReader::new();
+        let mut stream = Trickle { bytes, chunk };
+        (0..count)
+            .map(|_| reader.read(&mut stream).expect("a reply"))
+            .collect()
+    }
+
+    #[test]
+    fn every_type_reads_as_redis_rs_parses_it_whatever_the_read_sizes() {
+        for frame in CORPUS {
+            let expected = redis::parse_redis_value(frame).expect("redis-rs parses the corpus");
+            for chunk in [1, 2, 3, 7, 64, 1 << 20] {
+                assert_eq!(
+                    read_all(frame, chunk, 1),
+                    vec![expected.clone()],
+                    "{:?} in chunks of {chunk}",
+                    String::from_utf8_lossy(frame)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn back_to_back_frames_are_read_in_order_and_nothing_is_left() {
+        let all: Vec<u8> = CORPUS.concat();
+        let expected: Vec<Value> = CORPUS
+            .iter()
+            .map(|f| redis::parse_redis_value(f).unwrap())
+            .collect();
+        for chunk in [1, 5, 4096] {
+            let mut reader = ReplyReader::new();
+            let mut stream = Trickle { bytes: &all, chunk };
+            for want in &expected {
+                assert_eq!(&reader.read(&mut stream).unwrap(), want);
+            }
+            assert!(reader.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_large_reply_over_many_reads_grows_the_buffer_then_shrinks_it() {
+        let big = vec![b'x'; 3 * 1024 * 1024];
+        let mut frame = format!("*2\r\n${}\r\n", big.len()).into_bytes();
+        frame.extend_from_slice(&big);
+        frame.extend_from_slice(b"\r\n:1\r\n+OK\r\n");
+        let replies = read_all(&frame, 64 * 1024, 2);
+        assert_eq!(
+            replies,
+            vec![
+                Value::Array(vec![Value::BulkString(big), Value::Int(1)]),
+                Value::Okay
+            ]
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_resp_are_a_protocol_error() {
+        let mut reader = ReplyReader::new();
+        let mut stream = Trickle {
+            bytes: b"HTTP/1.1 400 Bad Request\r\n\r\n",
+            chunk: 1 << 10,
+        };
+        match reader.read(&mut stream) {
+            Err(ReadError::Protocol(message)) => assert!(message.contains("'H'"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        let mut stream = Trickle {
+            bytes: b"$abc\r\n",
+            chunk: 1 << 10,
+        };
+        assert!(matches!(
+            ReplyReader::new().read(&mut stream),
+            Err(ReadError::Protocol(_))
+        ));
+        // Well framed but refused by redis-rs: its own error.
+        let mut stream = Trickle {
+            bytes: b":12x\r\n",
+            chunk: 1 << 10,
+        };
+        assert!(matches!(
+            ReplyReader::new().read(&mut stream),
+            Err(ReadError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_connection_closed_mid_reply_is_reported_as_closed() {
+        let mut stream = Trickle {
+            bytes: b"*2\r\n:1\r\n",
+            chunk: 3,
+        };
+        assert!(matches!(
+            ReplyReader::new().read(&mut stream),
+            Err(ReadError::Closed)
+        ));
+    }
+
+    #[test]
+    fn nesting_deeper_than_redis_rs_allows_is_refused_not_overflowed() {
+        let deep: Vec<u8> = b"*1\r\n"
+            .repeat(10_000)
+            .into_iter()
+            .chain(*b":1\r\n")
+            .collect();
+        let mut stream = Trickle {
+            bytes: &deep,
+            chunk: 1 << 20,
+        };
+        assert!(matches!(
+            ReplyReader::new().read(&mut stream),
+            Err(ReadError::Protocol(_))
+        ));
+    }
+}
