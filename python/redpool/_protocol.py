@@ -60,6 +60,27 @@ def _response_callbacks() -> MutableMapping[str, Callable[..., Any]]:
 _CALLBACKS = _response_callbacks()
 
 
+#: Command names as sent, by the ``str`` redis-py's methods pass (``"GET"``, ``"CONFIG GET"``),
+#: filled as they are first used: names come from redis-py's command table, so it stays small.
+_COMMAND_NAMES: Dict[str, List[bytes]] = {}
+#: Past this many names (callers passing names of their own), no more are remembered.
+_MAX_COMMAND_NAMES = 4096
+
+
+def _split_name(name: Any, encode: Callable[[Any], Any]) -> List[bytes]:
+    """A command name as its packed words (``"CONFIG GET"`` is two); names that are neither
+    ``str`` nor ``bytes`` go through the encoder."""
+    if isinstance(name, str):
+        words = name.encode().split()
+        if type(name) is str and len(_COMMAND_NAMES) < _MAX_COMMAND_NAMES:
+            _COMMAND_NAMES[name] = words
+        return words
+    if type(name) is bytes:
+        return name.split() if b" " in name else [name]
+    value = encode(name)
+    return [value if type(value) is bytes else bytes(value)]
+
+
 class Codec:
     """Encoding, decoding and response callbacks of one client (shared with its pipelines)."""
 
@@ -75,19 +96,28 @@ class Codec:
 
     def pack(self, args: Sequence[Any]) -> List[bytes]:
         """The command's arguments as bytes, as redis-py's ``Connection.pack_command`` does it
-        (a multi-word command name such as ``"CONFIG GET"`` is split)."""
+        (a multi-word command name such as ``"CONFIG GET"`` is split). ``bytes``, ``str`` and
+        ``int`` arguments take a fast path with the encoder's exact results; anything else goes
+        through redis-py's encoder (``DataError`` for a ``bool`` or a ``dict``, floats as
+        ``repr``, ...)."""
         name = args[0]
-        if isinstance(name, str):
-            head: List[Any] = name.encode().split()
-        elif isinstance(name, bytes) and b" " in name:
-            head = name.split()
-        else:
-            head = [name]
         encode = self.encoder.encode
-        packed = []
-        for arg in (*head, *args[1:]):
-            value = encode(arg)
-            packed.append(value if type(value) is bytes else bytes(value))
+        head = _COMMAND_NAMES.get(name) if type(name) is str else None
+        if head is None:
+            head = _split_name(name, encode)
+        packed = list(head)
+        encoding, errors = self.encoder.encoding, self.encoder.encoding_errors
+        for arg in args[1:]:
+            kind = type(arg)
+            if kind is bytes:
+                packed.append(arg)
+            elif kind is str:
+                packed.append(arg.encode(encoding, errors))
+            elif kind is int:
+                packed.append(repr(arg).encode())
+            else:
+                value = encode(arg)
+                packed.append(value if type(value) is bytes else bytes(value))
         return packed
 
     def reply_timeout(self, packed: Sequence[bytes]) -> Optional[float]:
@@ -127,6 +157,7 @@ class Codec:
         """Applies the command's response callback, as redis-py's ``parse_response`` does."""
         options.pop(EMPTY_RESPONSE, None)
         options.pop("keys", None)
-        if command_name in self.callbacks:
-            return self.callbacks[command_name](response, **options)
+        callback = self.callbacks.get(command_name)  # one case-insensitive look-up, not two
+        if callback is not None:
+            return callback(response, **options)
         return response

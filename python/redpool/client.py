@@ -339,12 +339,13 @@ class Pipeline(redis.client.Pipeline):
         for (args, options), reply in zip(stack, replies):
             if isinstance(reply, redis.exceptions.ConnectionError):
                 raise reply  # redis-py raises these at once, even inside a pipeline
-            options = dict(options)
-            options.pop(redis.client.NEVER_DECODE, None)
             if isinstance(reply, ResponseError):
                 results.append(reply)
-            else:
-                results.append(codec.parse(args[0], reply, options))
+                continue
+            if options:  # parse() takes keys out: a copy, so the queued command stays as it was
+                options = dict(options)
+                options.pop(redis.client.NEVER_DECODE, None)
+            results.append(codec.parse(args[0], reply, options))
         if raise_on_error:
             self.raise_first_error(stack, results)
         return results

@@ -137,9 +137,35 @@ def pipelines(r) -> List[Any]:
     return [[repr(x) if isinstance(x, Exception) else x for x in batch] for batch in out]
 
 
+class _Name(str):
+    """A str subclass, as some applications pass keys."""
+
+
+class _Count(int):
+    """An int subclass (an IntEnum-like value)."""
+
+
+def argument_types(r) -> List[Any]:
+    """Every argument type redis-py's encoder takes, single and in a pipeline (redpool encodes
+    bytes, str and int on a fast path; the results must not differ)."""
+    keys = [b"b\x00k", "ünï", "int", "big", "float", "ba", "mv", "sub", "isub"]
+    values = [b"\x00\x01", "välue", -7, 12345678901234567890, 3.25, bytearray(b"ba"),
+              memoryview(b"mv"), _Name("str-subclass"), _Count(7)]
+    pipe = r.pipeline(transaction=False)
+    for key, value in zip(keys, values):
+        pipe.set(key, value)
+    pipe.mget(keys)
+    return [
+        *[r.set(key, value) for key, value in zip(keys, values)],
+        r.mget(keys), pipe.execute(),
+        r.execute_command("SET", _Name("named"), 1), r.execute_command(b"GET", "named"),
+        r.execute_command("CONFIG GET", "maxmemory"),
+    ]
+
+
 SCENARIOS: List[Callable[[Any], List[Any]]] = [
     strings, hashes, lists, sets, sorted_sets, keyspace, server_commands, scripts_and_streams,
-    pipelines,
+    pipelines, argument_types,
 ]
 
 
