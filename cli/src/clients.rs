@@ -33,15 +33,23 @@ pub fn run(url: &str, filter: &Filter, kill: bool) -> Result<u8, Failure> {
         return Ok(exit::OK);
     }
     output::print(&text)?;
+    // Read again just before killing: a client that became active (or left) since the listing
+    // above is spared. CLIENT KILL ID takes no condition, so a small window remains.
+    let still_matching: Vec<u64> = probe
+        .clients()?
+        .into_iter()
+        .filter(|c| filter.matches(c))
+        .map(|c| c.id)
+        .collect();
     let mut killed = 0;
-    for client in &matching {
+    for client in matching.iter().filter(|c| still_matching.contains(&c.id)) {
         if probe.kill(client.id)? {
             killed += 1;
         }
     }
-    let gone = matching.len() - killed;
-    let note = if gone > 0 {
-        format!(" ({gone} had already disconnected)")
+    let spared = matching.len() - killed;
+    let note = if spared > 0 {
+        format!(" ({spared} no longer matched: active again or disconnected)")
     } else {
         String::new()
     };
