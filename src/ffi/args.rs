@@ -1,10 +1,12 @@
 //! Commands coming in from C: `argc / argv / argvlen`, as hiredis's `redisCommandArgv`.
 
+use std::cell::RefCell;
 use std::ffi::{CStr, c_char};
 
 use redis::Cmd;
 
 use super::null;
+use crate::connection::arg_slices;
 use crate::error::{Error, Result};
 
 /// One command of a pipeline or transaction, in `argc / argv / argvlen` form.
@@ -20,16 +22,18 @@ pub struct redpool_cmd {
     pub argvlen: *const usize,
 }
 
-/// Builds a command from `argc / argv / argvlen`.
+/// Fills `cmd` (cleared first) from `argc / argv / argvlen`.
 ///
 /// # Safety
 /// `argv` is NULL or points to `argc` pointers, each NULL or valid for `argvlen[i]` bytes (or
 /// NUL-terminated when `argvlen` is NULL); `argvlen` is NULL or points to `argc` lengths.
-pub(crate) unsafe fn command(
+unsafe fn fill(
+    cmd: &mut Cmd,
     argc: usize,
     argv: *const *const c_char,
     argvlen: *const usize,
-) -> Result<Cmd> {
+) -> Result<()> {
+    cmd.clear();
     if argc == 0 {
         return Err(Error::invalid(
             "argc",
@@ -40,47 +44,87 @@ pub(crate) unsafe fn command(
     if argv.is_null() {
         return Err(null("argv"));
     }
-    let arg = |i: usize| -> Result<&[u8]> {
+    for i in 0..argc {
         // SAFETY: `argv` has `argc` elements per the caller's promise.
         let arg = unsafe { *argv.add(i) };
         if arg.is_null() {
             return Err(null(&format!("argv[{i}]")));
         }
-        Ok(if argvlen.is_null() {
+        let bytes = if argvlen.is_null() {
             // SAFETY: NUL-terminated per the caller's promise when no lengths are given.
             unsafe { CStr::from_ptr(arg) }.to_bytes()
         } else {
             // SAFETY: `argvlen` has `argc` elements and `arg` is valid for that many bytes.
             unsafe { std::slice::from_raw_parts(arg.cast::<u8>(), *argvlen.add(i)) }
-        })
-    };
-    // Sized up front: one allocation for the bytes instead of one per growth.
-    let total = (0..argc).try_fold(0usize, |sum, i| Ok::<_, Error>(sum + arg(i)?.len()))?;
-    let mut cmd = Cmd::with_capacity(argc, total);
-    for i in 0..argc {
-        cmd.arg(arg(i)?);
+        };
+        cmd.arg(bytes);
     }
-    Ok(cmd)
+    Ok(())
 }
 
-/// Builds the commands of a pipeline or transaction.
+thread_local! {
+    /// Commands built by earlier calls on this thread, kept (cleared) for their buffers: a C
+    /// pipeline of 100 commands built 200 allocations per call before.
+    static SPARE: RefCell<Vec<Cmd>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most commands kept per thread, and the most argument bytes a kept command may have held.
+const SPARE_COMMANDS: usize = 1024;
+const SPARE_BYTES: usize = 64 * 1024;
+
+/// Runs `f` on the commands built from `count` C commands (NULL `cmds` only when `count` is 0),
+/// in buffers reused from earlier calls on this thread.
 ///
 /// # Safety
-/// `cmds` is NULL or points to `count` commands, each valid as for [`command`].
-pub(crate) unsafe fn commands(count: usize, cmds: *const redpool_cmd) -> Result<Vec<Cmd>> {
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    if cmds.is_null() {
+/// `cmds` is NULL or points to `count` commands, each valid as for [`fill`].
+pub(crate) unsafe fn with_commands<R>(
+    count: usize,
+    cmds: *const redpool_cmd,
+    f: impl FnOnce(&[Cmd]) -> R,
+) -> Result<R> {
+    if count > 0 && cmds.is_null() {
         return Err(null("cmds"));
     }
-    (0..count)
-        .map(|i| {
-            // SAFETY: `cmds` has `count` elements per the caller's promise.
-            let c = unsafe { *cmds.add(i) };
-            // SAFETY: each command is valid per the caller's promise.
-            unsafe { command(c.argc, c.argv, c.argvlen) }
-                .map_err(|e| e.context(format!("cmds[{i}]")))
-        })
-        .collect()
+    let mut built = SPARE.with(|spare| spare.take());
+    if built.len() < count {
+        built.resize_with(count, Cmd::new);
+    }
+    let filled = (0..count).try_for_each(|i| {
+        // SAFETY: `cmds` has `count` elements per the caller's promise.
+        let c = unsafe { *cmds.add(i) };
+        // SAFETY: each command is valid per the caller's promise.
+        unsafe { fill(&mut built[i], c.argc, c.argv, c.argvlen) }
+            .map_err(|e| e.context(format!("cmds[{i}]")))
+    });
+    let result = filled.map(|()| f(&built[..count]));
+    built.truncate(SPARE_COMMANDS);
+    // A command that held a large argument gives its buffer back (so what is kept stays small).
+    for cmd in built.iter_mut() {
+        if arg_slices(cmd).map(<[u8]>::len).sum::<usize>() > SPARE_BYTES {
+            *cmd = Cmd::new();
+        }
+    }
+    // A nested call on this thread (from an event callback) may have put its own back: either
+    // set is fine to keep.
+    SPARE.with(|spare| *spare.borrow_mut() = built);
+    result
+}
+
+/// Runs `f` on the command built from `argc / argv / argvlen` (see [`with_commands`]).
+///
+/// # Safety
+/// As for [`fill`].
+pub(crate) unsafe fn with_command<R>(
+    argc: usize,
+    argv: *const *const c_char,
+    argvlen: *const usize,
+    f: impl FnOnce(&Cmd) -> R,
+) -> Result<R> {
+    let one = redpool_cmd {
+        argc,
+        argv,
+        argvlen,
+    };
+    // SAFETY: one command, valid per the caller's promise.
+    unsafe { with_commands(1, &one, |cmds| f(&cmds[0])) }
 }

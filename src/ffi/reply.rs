@@ -1,6 +1,7 @@
 //! Replies for C, shaped like hiredis's `redisReply`: a tree freed by one call to
 //! `redpool_reply_free`.
 
+use std::borrow::Cow;
 use std::ffi::c_char;
 
 use redis::Value;
@@ -78,103 +79,203 @@ impl redpool_reply {
             element: std::ptr::null_mut(),
         }
     }
-
-    fn text(kind: redpool_reply_type, bytes: &[u8]) -> redpool_reply {
-        let mut owned = Vec::with_capacity(bytes.len() + 1);
-        owned.extend_from_slice(bytes);
-        owned.push(0);
-        let boxed = owned.into_boxed_slice();
-        redpool_reply {
-            len: bytes.len(),
-            str: Box::into_raw(boxed).cast::<c_char>(),
-            ..redpool_reply::empty(kind)
-        }
-    }
-
-    fn aggregate(kind: redpool_reply_type, children: Vec<*mut redpool_reply>) -> redpool_reply {
-        if children.is_empty() {
-            return redpool_reply::empty(kind);
-        }
-        let elements = children.len();
-        let boxed = children.into_boxed_slice();
-        redpool_reply {
-            elements,
-            element: Box::into_raw(boxed).cast::<*mut redpool_reply>(),
-            ..redpool_reply::empty(kind)
-        }
-    }
 }
 
-/// Converts a core value into a heap-allocated reply tree (caller owns the root).
-pub(crate) fn from_value(value: Value) -> *mut redpool_reply {
+/// One node of a reply tree before it is laid out: the fixed fields, its text, and how many
+/// nodes its subtree holds (itself included), in pre-order.
+struct Flat<'v> {
+    node: redpool_reply,
+    text: Option<Cow<'v, [u8]>>,
+    subtree: usize,
+}
+
+/// Flattens `value` into `out` in pre-order; the number of nodes added.
+fn flatten<'v>(value: &'v Value, out: &mut Vec<Flat<'v>>) -> usize {
     use redpool_reply_type::*;
-    let reply = match value {
-        Value::Nil => redpool_reply::empty(REDPOOL_REPLY_NIL),
-        Value::Int(i) => redpool_reply {
-            integer: i,
-            ..redpool_reply::empty(REDPOOL_REPLY_INTEGER)
+    let leaf = |kind, text: Option<Cow<'v, [u8]>>| Flat {
+        node: redpool_reply::empty(kind),
+        text,
+        subtree: 1,
+    };
+    let flat = match value {
+        Value::Nil => leaf(REDPOOL_REPLY_NIL, None),
+        Value::Int(i) => Flat {
+            node: redpool_reply {
+                integer: *i,
+                ..redpool_reply::empty(REDPOOL_REPLY_INTEGER)
+            },
+            ..leaf(REDPOOL_REPLY_INTEGER, None)
         },
-        Value::BulkString(bytes) => redpool_reply::text(REDPOOL_REPLY_STRING, &bytes),
-        Value::SimpleString(s) => redpool_reply::text(REDPOOL_REPLY_STATUS, s.as_bytes()),
-        Value::Okay => redpool_reply::text(REDPOOL_REPLY_STATUS, b"OK"),
-        Value::Double(d) => redpool_reply {
-            dval: d,
-            ..redpool_reply::text(REDPOOL_REPLY_DOUBLE, d.to_string().as_bytes())
+        Value::BulkString(bytes) => leaf(REDPOOL_REPLY_STRING, Some(Cow::Borrowed(bytes))),
+        Value::SimpleString(s) => leaf(REDPOOL_REPLY_STATUS, Some(Cow::Borrowed(s.as_bytes()))),
+        Value::Okay => leaf(REDPOOL_REPLY_STATUS, Some(Cow::Borrowed(b"OK"))),
+        Value::Double(d) => Flat {
+            node: redpool_reply {
+                dval: *d,
+                ..redpool_reply::empty(REDPOOL_REPLY_DOUBLE)
+            },
+            ..leaf(
+                REDPOOL_REPLY_DOUBLE,
+                Some(Cow::Owned(d.to_string().into_bytes())),
+            )
         },
-        Value::Boolean(b) => redpool_reply {
-            integer: i64::from(b),
-            ..redpool_reply::empty(REDPOOL_REPLY_BOOL)
+        Value::Boolean(b) => Flat {
+            node: redpool_reply {
+                integer: i64::from(*b),
+                ..redpool_reply::empty(REDPOOL_REPLY_BOOL)
+            },
+            ..leaf(REDPOOL_REPLY_BOOL, None)
         },
-        Value::BigNumber(digits) => redpool_reply::text(REDPOOL_REPLY_BIGNUM, &digits),
+        Value::BigNumber(digits) => leaf(REDPOOL_REPLY_BIGNUM, Some(Cow::Borrowed(digits))),
         Value::VerbatimString { format, text } => {
-            let mut reply = redpool_reply::text(REDPOOL_REPLY_VERB, text.as_bytes());
-            for (slot, byte) in reply
+            let mut flat = leaf(REDPOOL_REPLY_VERB, Some(Cow::Borrowed(text.as_bytes())));
+            for (slot, byte) in flat
+                .node
                 .vtype
                 .iter_mut()
                 .zip(format.to_string().bytes().take(3))
             {
                 *slot = byte as c_char;
             }
-            reply
+            flat
         }
         Value::ServerError(err) => {
             let message = match err.details() {
                 Some(detail) => format!("{} {detail}", err.code()),
                 None => err.code().to_string(),
             };
-            redpool_reply::text(REDPOOL_REPLY_ERROR, message.as_bytes())
+            leaf(REDPOOL_REPLY_ERROR, Some(Cow::Owned(message.into_bytes())))
         }
-        Value::Array(items) => children(REDPOOL_REPLY_ARRAY, items),
-        Value::Set(items) => children(REDPOOL_REPLY_SET, items),
-        Value::Push { kind, data } => children(
-            REDPOOL_REPLY_PUSH,
-            std::iter::once(Value::BulkString(kind.to_string().into_bytes()))
-                .chain(data)
-                .collect(),
-        ),
-        Value::Map(pairs) => children(
-            REDPOOL_REPLY_MAP,
-            pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-        ),
-        Value::Attribute { data, .. } => return from_value(*data),
-        other => redpool_reply::text(
+        Value::Array(items) => return aggregate(REDPOOL_REPLY_ARRAY, None, items.iter(), out),
+        Value::Set(items) => return aggregate(REDPOOL_REPLY_SET, None, items.iter(), out),
+        Value::Push { kind, data } => {
+            let kind = leaf(
+                REDPOOL_REPLY_STRING,
+                Some(Cow::Owned(kind.to_string().into_bytes())),
+            );
+            return aggregate(REDPOOL_REPLY_PUSH, Some(kind), data.iter(), out);
+        }
+        Value::Map(pairs) => {
+            let items = pairs.iter().flat_map(|(k, v)| [k, v]);
+            return aggregate(REDPOOL_REPLY_MAP, None, items, out);
+        }
+        Value::Attribute { data, .. } => return flatten(data, out),
+        other => leaf(
             REDPOOL_REPLY_ERROR,
-            format!("redpool: reply type not supported by the C API: {other:?}").as_bytes(),
+            Some(Cow::Owned(
+                format!("redpool: reply type not supported by the C API: {other:?}").into_bytes(),
+            )),
         ),
     };
-    Box::into_raw(Box::new(reply))
+    out.push(flat);
+    1
 }
 
-fn children(kind: redpool_reply_type, items: Vec<Value>) -> redpool_reply {
-    redpool_reply::aggregate(kind, items.into_iter().map(from_value).collect())
+/// Flattens an aggregate: its node, an optional synthesized first element, then its items.
+fn aggregate<'v>(
+    kind: redpool_reply_type,
+    first: Option<Flat<'v>>,
+    items: impl Iterator<Item = &'v Value>,
+    out: &mut Vec<Flat<'v>>,
+) -> usize {
+    let at = out.len();
+    out.push(Flat {
+        node: redpool_reply::empty(kind),
+        text: None,
+        subtree: 1,
+    });
+    let mut elements = 0;
+    let mut subtree = 1;
+    if let Some(first) = first {
+        out.push(first);
+        elements += 1;
+        subtree += 1;
+    }
+    for item in items {
+        subtree += flatten(item, out);
+        elements += 1;
+    }
+    out[at].node.elements = elements;
+    out[at].subtree = subtree;
+    subtree
+}
+
+/// What precedes the root of every tree in its allocation: the allocation's size (so
+/// `redpool_reply_free` can give it back), padded to the alignment.
+const HEADER: usize = 16;
+/// The alignment of a tree's allocation (enough for `redpool_reply` and the header).
+const ALIGN: usize = 16;
+
+/// Lays a flattened tree out in one allocation: the header, every node (root first), the element
+/// pointer arrays, then the texts, each NUL-terminated. A tree costs one `malloc` and one `free`
+/// however many replies it holds (a 100-command pipeline made 200 allocations before).
+fn lay_out(flat: Vec<Flat<'_>>) -> *mut redpool_reply {
+    let nodes = flat.len();
+    let pointers: usize = flat.iter().map(|f| f.node.elements).sum();
+    let text_bytes: usize = flat
+        .iter()
+        .filter_map(|f| f.text.as_ref().map(|t| t.len() + 1))
+        .sum();
+    let node_size = std::mem::size_of::<redpool_reply>();
+    let pointer_size = std::mem::size_of::<*mut redpool_reply>();
+    let nodes_at = HEADER;
+    let pointers_at = nodes_at + nodes * node_size;
+    let texts_at = pointers_at + pointers * pointer_size;
+    let size = texts_at + text_bytes;
+    let layout = std::alloc::Layout::from_size_align(size, ALIGN).expect("a reply fits in memory");
+    // SAFETY: `size` is at least HEADER + one node, so never zero.
+    let block = unsafe { std::alloc::alloc(layout) };
+    if block.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: every write below stays inside the `size` bytes just allocated: the offsets were
+    // computed from the same counts, and each region is aligned for what is written to it
+    // (ALIGN-aligned block, HEADER a multiple of 8, node and pointer sizes multiples of 8).
+    unsafe {
+        block.cast::<usize>().write(size);
+        let node_ptr = |i: usize| block.add(nodes_at + i * node_size).cast::<redpool_reply>();
+        let mut next_pointer = block.add(pointers_at).cast::<*mut redpool_reply>();
+        let mut next_text = block.add(texts_at);
+        for (i, f) in flat.iter().enumerate() {
+            let mut node = redpool_reply { ..f.node };
+            if let Some(text) = &f.text {
+                std::ptr::copy_nonoverlapping(text.as_ptr(), next_text, text.len());
+                next_text.add(text.len()).write(0);
+                node.str = next_text.cast::<c_char>();
+                node.len = text.len();
+                next_text = next_text.add(text.len() + 1);
+            }
+            if node.elements > 0 {
+                node.element = next_pointer;
+                // Children in pre-order: the first right after the node, each next one after
+                // the previous one's subtree.
+                let mut child = i + 1;
+                for _ in 0..node.elements {
+                    next_pointer.write(node_ptr(child));
+                    next_pointer = next_pointer.add(1);
+                    child += flat[child].subtree;
+                }
+            }
+            node_ptr(i).write(node);
+        }
+        node_ptr(0)
+    }
+}
+
+/// Converts a core value into a reply tree (caller owns the root; one allocation).
+pub(crate) fn from_value(value: Value) -> *mut redpool_reply {
+    let mut flat = Vec::new();
+    flatten(&value, &mut flat);
+    lay_out(flat)
 }
 
 /// An error reply carrying a server error the core reported as an `Error` (single commands).
 pub(crate) fn from_server_error(err: &Error) -> *mut redpool_reply {
-    Box::into_raw(Box::new(redpool_reply::text(
-        redpool_reply_type::REDPOOL_REPLY_ERROR,
-        err.message().as_bytes(),
-    )))
+    lay_out(vec![Flat {
+        node: redpool_reply::empty(redpool_reply_type::REDPOOL_REPLY_ERROR),
+        text: Some(Cow::Borrowed(err.message().as_bytes())),
+        subtree: 1,
+    }])
 }
 
 /// Frees a reply tree: the root and every element. NULL is ignored. Call it once, on the root
@@ -186,29 +287,14 @@ pub(crate) fn from_server_error(err: &Error) -> *mut redpool_reply {
 pub unsafe extern "C" fn redpool_reply_free(reply: *mut redpool_reply) {
     super::query((), || {
         if !reply.is_null() {
-            // SAFETY: a root reply allocated by `from_value`, owned by the caller.
-            unsafe { free(reply) }
+            // SAFETY: a root laid out by `lay_out`: its block starts HEADER bytes before it and
+            // records its size there.
+            unsafe {
+                let block = reply.cast::<u8>().sub(HEADER);
+                let size = block.cast::<usize>().read();
+                let layout = std::alloc::Layout::from_size_align_unchecked(size, ALIGN);
+                std::alloc::dealloc(block, layout);
+            }
         }
     })
-}
-
-/// # Safety
-/// `reply` was allocated by `from_value` and is freed exactly once.
-unsafe fn free(reply: *mut redpool_reply) {
-    // SAFETY: allocated with `Box::new` in `from_value`.
-    let reply = unsafe { Box::from_raw(reply) };
-    if !reply.str.is_null() {
-        let slice = std::ptr::slice_from_raw_parts_mut(reply.str.cast::<u8>(), reply.len + 1);
-        // SAFETY: allocated as a boxed slice of `len + 1` bytes in `redpool_reply::text`.
-        drop(unsafe { Box::from_raw(slice) });
-    }
-    if !reply.element.is_null() {
-        let slice = std::ptr::slice_from_raw_parts_mut(reply.element, reply.elements);
-        // SAFETY: allocated as a boxed slice of `elements` pointers in `aggregate`.
-        let children = unsafe { Box::from_raw(slice) };
-        for child in children.iter() {
-            // SAFETY: each child was allocated by `from_value` and is owned by this parent.
-            unsafe { free(*child) };
-        }
-    }
 }

@@ -58,7 +58,7 @@ impl Target for PooledConnection {
 /// ERROR reply, not a failure).
 ///
 /// # Safety
-/// As for `args::command`; `reply` is NULL or valid for a write.
+/// As for `args::with_command`; `reply` is NULL or valid for a write.
 pub(crate) unsafe fn single(
     target: &mut impl Target,
     reply_timeout: Option<Duration>,
@@ -67,10 +67,12 @@ pub(crate) unsafe fn single(
     argvlen: *const usize,
     reply: *mut *mut redpool_reply,
 ) -> Result<()> {
-    // SAFETY: per the caller's contract.
-    let cmd = unsafe { args::command(argc, argv, argvlen) }?;
-    check_out(reply, "reply")?;
-    let result = target.single(&cmd, reply_timeout);
+    // SAFETY: per the caller's contract. The arguments are checked first, then the output.
+    let result = unsafe {
+        args::with_command(argc, argv, argvlen, |cmd| {
+            check_out(reply, "reply").map(|()| target.single(cmd, reply_timeout))
+        })
+    }??;
     // SAFETY: per the caller's contract.
     unsafe { deliver(result, reply) }
 }
@@ -78,17 +80,19 @@ pub(crate) unsafe fn single(
 /// Runs a pipeline and writes an ARRAY reply with one element per command.
 ///
 /// # Safety
-/// As for `args::commands`; `reply` is NULL or valid for a write.
+/// As for `args::with_commands`; `reply` is NULL or valid for a write.
 pub(crate) unsafe fn pipeline(
     target: &mut impl Target,
     count: usize,
     cmds: *const redpool_cmd,
     reply: *mut *mut redpool_reply,
 ) -> Result<()> {
-    // SAFETY: per the caller's contract.
-    let cmds = unsafe { args::commands(count, cmds) }?;
-    check_out(reply, "reply")?;
-    let replies = target.pipeline(&cmds)?;
+    // SAFETY: per the caller's contract. The commands are checked first, then the output.
+    let replies = unsafe {
+        args::with_commands(count, cmds, |cmds| {
+            check_out(reply, "reply").and_then(|()| target.pipeline(cmds))
+        })
+    }??;
     // SAFETY: per the caller's contract.
     unsafe { write_out(reply, "reply", reply::from_value(Value::Array(replies))) }
 }
@@ -96,19 +100,20 @@ pub(crate) unsafe fn pipeline(
 /// Runs a transaction and writes an ARRAY reply, NIL (WATCH conflict) or ERROR (EXECABORT).
 ///
 /// # Safety
-/// As for `args::commands`; `reply` is NULL or valid for a write.
+/// As for `args::with_commands`; `reply` is NULL or valid for a write.
 pub(crate) unsafe fn transaction(
     target: &mut impl Target,
     count: usize,
     cmds: *const redpool_cmd,
     reply: *mut *mut redpool_reply,
 ) -> Result<()> {
-    // SAFETY: per the caller's contract.
-    let cmds = unsafe { args::commands(count, cmds) }?;
-    check_out(reply, "reply")?;
-    let result = target
-        .transaction(&cmds)
-        .map(|outcome| outcome.map_or(Value::Nil, Value::Array));
+    // SAFETY: per the caller's contract. The commands are checked first, then the output.
+    let result = unsafe {
+        args::with_commands(count, cmds, |cmds| {
+            check_out(reply, "reply").map(|()| target.transaction(cmds))
+        })
+    }??
+    .map(|outcome| outcome.map_or(Value::Nil, Value::Array));
     // SAFETY: per the caller's contract.
     unsafe { deliver(result, reply) }
 }
