@@ -130,10 +130,10 @@ impl ReplyReader {
                 self.buf = vec![0; INITIAL_BUFFER];
             }
         }
-        self.scan = Scan {
-            common: true,
-            ..Scan::default()
-        };
+        // Reset in place: the stack keeps its capacity for the next nested reply.
+        self.scan.scanned = 0;
+        self.scan.pending.clear();
+        self.scan.common = true;
     }
 
     /// Reads more bytes: first makes room (moving the partial frame to the front, or growing).
