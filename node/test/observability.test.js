@@ -28,6 +28,8 @@ const FAMILIES = [
   'redpool_errors_total',
   'redpool_connection_opened_total',
   'redpool_connection_closed_total',
+  'redpool_connection_errors_total',
+  'redpool_connection_connecting',
   'redpool_breaker_state',
   'redpool_health_status',
   'redpool_connection_leaks_suspected_total',

@@ -109,6 +109,8 @@ def test_prometheus_client_collector(server, oracle):
     text = prometheus_client.generate_latest(registry).decode()
     for family, kind in (("redpool_commands_total", "counter"),
                          ("redpool_connections", "gauge"),
+                         ("redpool_connection_connecting", "gauge"),
+                         ("redpool_connection_errors_total", "counter"),
                          ("redpool_connection_wait_time_seconds", "histogram"),
                          ("redpool_command_duration_seconds", "histogram"),
                          ("redpool_connection_leaks_suspected_total", "counter")):
