@@ -19,24 +19,18 @@ impl Pool {
     /// state. Raises [`Event::HealthChanged`] only when the status differs from the previous check.
     /// Never fails: problems are part of the report.
     pub fn health(&self) -> HealthReport {
-        let (sample, in_use) = self.load_before_check();
+        let sample = self.load_before_check();
         let probe = self.acquire().and_then(ping_and_info);
-        self.assess(sample, in_use, probe)
+        self.assess(sample, probe)
     }
 
-    /// The counters that close the sizing window, and the connections in use, read before the
-    /// check's own checkout (which is no part of the load it sizes for).
-    fn load_before_check(&self) -> (Sample, usize) {
-        let sample = self.shared.counters().sizing_sample(Instant::now());
-        (sample, self.stats().in_use)
+    /// The counters that close the sizing window, read before the check's own checkout (which is
+    /// no part of the load it sizes for).
+    fn load_before_check(&self) -> Sample {
+        self.shared.counters().sizing_sample(Instant::now())
     }
 
-    fn assess(
-        &self,
-        now: Sample,
-        in_use: usize,
-        probe: Result<(std::time::Duration, Value)>,
-    ) -> HealthReport {
+    fn assess(&self, now: Sample, probe: Result<(std::time::Duration, Value)>) -> HealthReport {
         let (ping, info) = match probe {
             Ok((latency, info)) => {
                 let text = match &info {
@@ -59,8 +53,14 @@ impl Pool {
         let (report, changed) = {
             let mut memory = self.shared.health.lock();
             let before = memory.last_sample.replace(now).unwrap_or(now);
-            let sizing =
-                crate::sizing::advise(&before, &now, in_use, stats.max_connections, stats.min_idle);
+            // The check's own connection is back by now: `in_use` is the callers' alone.
+            let sizing = crate::sizing::advise(
+                &before,
+                &now,
+                stats.in_use,
+                stats.max_connections,
+                stats.min_idle,
+            );
             health::assess(
                 observation,
                 self.config().health_thresholds(),
@@ -97,12 +97,12 @@ pub(crate) fn check_in_background(shared: &Arc<Shared>) {
     let pool = Pool {
         shared: shared.clone(),
     };
-    let (sample, in_use) = pool.load_before_check();
+    let sample = pool.load_before_check();
     let probe = match pool.try_acquire() {
         Err(err) if err.kind() == ErrorKind::PoolExhausted => return,
         conn => conn.and_then(ping_and_info),
     };
-    pool.assess(sample, in_use, probe);
+    pool.assess(sample, probe);
 }
 
 /// PING (timed), then INFO with the sections the report uses.
