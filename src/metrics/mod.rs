@@ -88,7 +88,7 @@ impl CloseReason {
 pub(crate) struct Counters {
     created: AtomicU64,
     connect_attempts: AtomicU64,
-    connect_failures: AtomicU64,
+    /// Failed connect attempts by error kind (their sum is `connect_failures`).
     connect_errors: [AtomicU64; ErrorKind::ALL.len()],
     retries: AtomicU64,
     closed: [AtomicU64; CloseReason::ALL.len()],
@@ -117,7 +117,6 @@ impl Counters {
         self.connect_attempts.fetch_add(1, Ordering::Relaxed);
     }
     pub fn connect_failed(&self, kind: ErrorKind) {
-        self.connect_failures.fetch_add(1, Ordering::Relaxed);
         self.connect_errors[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
     pub fn retried(&self) {
@@ -184,11 +183,8 @@ impl Counters {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         stats.connections_created = load(&self.created);
         stats.connect_attempts = load(&self.connect_attempts);
-        stats.connect_failures = load(&self.connect_failures);
-        stats.connect_errors = ErrorKind::ALL
-            .iter()
-            .map(|k| (*k, load(&self.connect_errors[k.index()])))
-            .collect();
+        stats.connect_errors = by_kind(&self.connect_errors);
+        stats.connect_failures = stats.connect_errors.iter().map(|(_, n)| n).sum();
         stats.retries = load(&self.retries);
         stats.connections_closed = CloseReason::ALL
             .iter()
@@ -198,10 +194,7 @@ impl Counters {
         stats.acquires = waits.count;
         stats.acquire_timeouts = load(&self.acquire_timeouts);
         stats.commands = load(&self.commands);
-        stats.errors = ErrorKind::ALL
-            .iter()
-            .map(|k| (*k, load(&self.errors[k.index()])))
-            .collect();
+        stats.errors = by_kind(&self.errors);
         stats.wait_time_total = waits.sum;
         stats.wait_time_max = Duration::from_nanos(load(&self.wait_nanos_max));
         stats.leaks_suspected = load(&self.leaks_suspected);
@@ -285,6 +278,14 @@ impl PoolStats {
     pub fn closed_total(&self) -> u64 {
         self.connections_closed.iter().map(|(_, n)| n).sum()
     }
+}
+
+/// Counters indexed by error kind, read as a `(kind, count)` list (every kind, zeros included).
+fn by_kind(counters: &[AtomicU64; ErrorKind::ALL.len()]) -> Vec<(ErrorKind, u64)> {
+    ErrorKind::ALL
+        .iter()
+        .map(|k| (*k, counters[k.index()].load(Ordering::Relaxed)))
+        .collect()
 }
 
 /// The count recorded for `key` in a `(key, count)` list (0 when absent).
