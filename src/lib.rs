@@ -37,6 +37,7 @@ pub mod sizing;
 mod tls;
 
 pub use breaker::{BreakerConfig, BreakerState};
+pub use command::{check_one_shot, is_ordinary_name};
 pub use config::{
     Address, Config, ConfigBuilder, HealthThresholds, KeepaliveConfig, ReuseOrder, Secret,
     TlsConfig,

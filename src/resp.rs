@@ -12,8 +12,12 @@ use std::io::{self, Read};
 
 use redis::Value;
 
-/// Nesting deeper than this is left to redis-rs (which refuses it as too deep).
-const MAX_DEPTH: usize = 100;
+/// Aggregates nested deeper than this are refused at once (Redis's own replies nest a handful of
+/// levels; a script's reply a few more). It also bounds the recursion of [`build`].
+pub(crate) const MAX_NESTING: usize = 128;
+/// A line (a simple string, error, number, or a length header) longer than this without its CRLF
+/// is refused at once.
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 /// Initial buffer size; also what an emptied buffer shrinks back to after a large reply.
 const INITIAL_BUFFER: usize = 16 * 1024;
 /// A buffer above this size is shrunk once it is empty again.
@@ -35,9 +39,12 @@ pub(crate) enum ReadError {
 struct Scan {
     /// Bytes of the frame (from its first byte) scanned so far: whole elements only.
     scanned: usize,
+    /// Where the search for the CRLF of the element at `scanned` resumes (so a long line arriving
+    /// over many reads is searched once).
+    line_from: usize,
     /// Children still expected by each aggregate opened and not yet complete, innermost last.
     pending: Vec<u64>,
-    /// False once the frame holds anything but `+ : $ * _`, or nests too deep.
+    /// False once the frame holds anything but `+ : $ * _`.
     common: bool,
 }
 
@@ -47,15 +54,18 @@ pub(crate) struct ReplyReader {
     start: usize,
     end: usize,
     scan: Scan,
+    /// The largest bulk length or aggregate count accepted (`max_reply_bytes`).
+    max_length: u64,
 }
 
 impl ReplyReader {
-    /// An empty reader.
-    pub fn new() -> ReplyReader {
+    /// An empty reader that refuses any bulk length or aggregate count above `max_length`.
+    pub fn new(max_length: u64) -> ReplyReader {
         ReplyReader {
             buf: vec![0; INITIAL_BUFFER],
             start: 0,
             end: 0,
+            max_length,
             scan: Scan {
                 common: true,
                 ..Scan::default()
@@ -95,14 +105,25 @@ impl ReplyReader {
         let frame = &self.buf[self.start..self.end];
         let scan = &mut self.scan;
         loop {
-            let Some(element) = scan_element(frame, scan.scanned)? else {
-                return Ok(None);
+            let line_from = scan.line_from.max(scan.scanned + 1);
+            let element = match scan_element(frame, scan.scanned, line_from, self.max_length)? {
+                Scanned::Element(element) => element,
+                Scanned::Incomplete { searched_to } => {
+                    scan.line_from = searched_to;
+                    return Ok(None);
+                }
             };
             scan.scanned = element.end;
-            if !element.common || scan.pending.len() >= MAX_DEPTH {
+            scan.line_from = 0;
+            if !element.common {
                 scan.common = false;
             }
             if element.children > 0 {
+                if scan.pending.len() >= MAX_NESTING {
+                    return Err(protocol(&format!(
+                        "aggregates nested deeper than {MAX_NESTING} levels"
+                    )));
+                }
                 scan.pending.push(element.children);
                 continue;
             }
@@ -132,6 +153,7 @@ impl ReplyReader {
         }
         // Reset in place: the stack keeps its capacity for the next nested reply.
         self.scan.scanned = 0;
+        self.scan.line_from = 0;
         self.scan.pending.clear();
         self.scan.common = true;
     }
@@ -172,55 +194,73 @@ struct Element {
     common: bool,
 }
 
-/// The element at `at`, when its header (and blob payload) has fully arrived.
-fn scan_element(bytes: &[u8], at: usize) -> Result<Option<Element>, ReadError> {
+/// What [`scan_element`] found.
+enum Scanned {
+    /// The element, complete.
+    Element(Element),
+    /// More bytes are needed; the search for its line's CRLF got to `searched_to`.
+    Incomplete { searched_to: usize },
+}
+
+/// The element at `at`, when its header (and blob payload) has fully arrived. The search for the
+/// header's CRLF starts at `line_from` (bytes before it were searched already). Lengths are
+/// checked as soon as the header is complete: above `max_length`, or negative other than a nil's
+/// -1, they are refused before anything is allocated for them.
+fn scan_element(
+    bytes: &[u8],
+    at: usize,
+    line_from: usize,
+    max_length: u64,
+) -> Result<Scanned, ReadError> {
     let Some(&kind) = bytes.get(at) else {
-        return Ok(None);
+        return Ok(Scanned::Incomplete { searched_to: 0 });
     };
-    let Some(line_end) = find_crlf(bytes, at + 1) else {
-        return Ok(None);
+    let Some(line_end) = find_crlf(bytes, line_from) else {
+        if bytes.len() - (at + 1) > MAX_LINE {
+            return Err(protocol(&format!(
+                "a line longer than {MAX_LINE} bytes without CRLF"
+            )));
+        }
+        // The last byte may be the CR of a CRLF split between reads: search it again.
+        let searched_to = bytes.len().saturating_sub(1).max(at + 1);
+        return Ok(Scanned::Incomplete { searched_to });
     };
+    if line_end - (at + 1) > MAX_LINE {
+        return Err(protocol(&format!("a line longer than {MAX_LINE} bytes")));
+    }
     let line = &bytes[at + 1..line_end];
     let after_line = line_end + 2;
-    let scalar = |common| {
-        Ok(Some(Element {
-            end: after_line,
-            children: 0,
+    let element = |end, children, common| {
+        Ok(Scanned::Element(Element {
+            end,
+            children,
             common,
         }))
     };
     match kind {
-        b'+' | b':' | b'_' => scalar(true),
-        b'-' | b',' | b'#' | b'(' => scalar(false),
+        b'+' | b':' | b'_' => element(after_line, 0, true),
+        b'-' | b',' | b'#' | b'(' => element(after_line, 0, false),
         b'$' | b'!' | b'=' => {
-            let Ok(len) = u64::try_from(length(line)?) else {
-                return scalar(kind == b'$'); // a nil
+            let Some(len) = checked_length(line, kind == b'$', max_length)? else {
+                return element(after_line, 0, true); // a nil
             };
             let end = usize::try_from(len)
                 .ok()
                 .and_then(|len| after_line.checked_add(len)?.checked_add(2))
                 .ok_or_else(|| protocol("a bulk length beyond memory"))?;
             if bytes.len() < end {
-                return Ok(None);
+                return Ok(Scanned::Incomplete { searched_to: 0 });
             }
-            Ok(Some(Element {
-                end,
-                children: 0,
-                common: kind == b'$',
-            }))
+            element(end, 0, kind == b'$')
         }
         b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let count = u64::try_from(length(line)?).unwrap_or(0);
+            let count = checked_length(line, kind == b'*', max_length)?.unwrap_or(0);
             let children = match kind {
                 b'%' => count.saturating_mul(2),
                 b'|' => count.saturating_mul(2).saturating_add(1), // attributes, then the value
                 _ => count,
             };
-            Ok(Some(Element {
-                end: after_line,
-                children,
-                common: kind == b'*',
-            }))
+            element(after_line, children, kind == b'*')
         }
         other => Err(protocol(&format!(
             "unexpected byte {other:#04x} ({:?}) where a reply starts",
@@ -229,12 +269,25 @@ fn scan_element(bytes: &[u8], at: usize) -> Result<Option<Element>, ReadError> {
     }
 }
 
-/// The length or count on a header line.
-fn length(line: &[u8]) -> Result<i64, ReadError> {
-    std::str::from_utf8(line)
+/// The length or count on a header line: `None` for a nil (-1, where `nil_allowed`); an error
+/// for anything else negative, not a number, or above `max_length`.
+fn checked_length(
+    line: &[u8],
+    nil_allowed: bool,
+    max_length: u64,
+) -> Result<Option<u64>, ReadError> {
+    let value = std::str::from_utf8(line)
         .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .ok_or_else(|| protocol("a length that is not a number"))
+        .and_then(|text| text.trim().parse::<i64>().ok())
+        .ok_or_else(|| protocol("a length that is not a number"))?;
+    match u64::try_from(value) {
+        Ok(len) if len > max_length => Err(protocol(&format!(
+            "a length of {len}, above max_reply_bytes ({max_length})"
+        ))),
+        Ok(len) => Ok(Some(len)),
+        Err(_) if value == -1 && nil_allowed => Ok(None),
+        Err(_) => Err(protocol(&format!("a negative length ({value})"))),
+    }
 }
 
 fn protocol(what: &str) -> ReadError {
@@ -297,6 +350,9 @@ fn build(frame: &[u8], at: &mut usize) -> Option<Value> {
 mod tests {
     use super::*;
 
+    /// Redis's own `proto-max-bulk-len`, the default `max_reply_bytes`.
+    const LIMIT: u64 = 512 * 1024 * 1024;
+
     /// Frames of every RESP2 and RESP3 type, including the odd corners.
     const CORPUS: &[&[u8]] = &[
         b"+OK\r\n",
@@ -347,7 +403,7 @@ mod tests {
     }
 
     fn read_all(bytes: &[u8], chunk: usize, count: usize) -> Vec<Value> {
-        let mut reader = ReplyReader::new();
+        let mut reader = ReplyReader::new(LIMIT);
         let mut stream = Trickle { bytes, chunk };
         (0..count)
             .map(|_| reader.read(&mut stream).expect("a reply"))
@@ -377,7 +433,7 @@ mod tests {
             .map(|f| redis::parse_redis_value(f).unwrap())
             .collect();
         for chunk in [1, 5, 4096] {
-            let mut reader = ReplyReader::new();
+            let mut reader = ReplyReader::new(LIMIT);
             let mut stream = Trickle { bytes: &all, chunk };
             for want in &expected {
                 assert_eq!(&reader.read(&mut stream).unwrap(), want);
@@ -404,7 +460,7 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_resp_are_a_protocol_error() {
-        let mut reader = ReplyReader::new();
+        let mut reader = ReplyReader::new(LIMIT);
         let mut stream = Trickle {
             bytes: b"HTTP/1.1 400 Bad Request\r\n\r\n",
             chunk: 1 << 10,
@@ -418,7 +474,7 @@ mod tests {
             chunk: 1 << 10,
         };
         assert!(matches!(
-            ReplyReader::new().read(&mut stream),
+            ReplyReader::new(LIMIT).read(&mut stream),
             Err(ReadError::Protocol(_))
         ));
         // Well framed but refused by redis-rs: its own error.
@@ -427,7 +483,7 @@ mod tests {
             chunk: 1 << 10,
         };
         assert!(matches!(
-            ReplyReader::new().read(&mut stream),
+            ReplyReader::new(LIMIT).read(&mut stream),
             Err(ReadError::Protocol(_))
         ));
     }
@@ -439,7 +495,7 @@ mod tests {
             chunk: 3,
         };
         assert!(matches!(
-            ReplyReader::new().read(&mut stream),
+            ReplyReader::new(LIMIT).read(&mut stream),
             Err(ReadError::Closed)
         ));
     }
@@ -456,8 +512,71 @@ mod tests {
             chunk: 1 << 20,
         };
         assert!(matches!(
-            ReplyReader::new().read(&mut stream),
+            ReplyReader::new(LIMIT).read(&mut stream),
             Err(ReadError::Protocol(_))
         ));
+    }
+
+    fn read_one(bytes: &[u8], chunk: usize) -> Result<Value, ReadError> {
+        ReplyReader::new(LIMIT).read(&mut Trickle { bytes, chunk })
+    }
+
+    fn refused(bytes: &[u8], what: &str) {
+        for chunk in [1, 4096, 1 << 20] {
+            match read_one(bytes, chunk) {
+                Err(ReadError::Protocol(message)) => {
+                    assert!(message.contains(what), "{message} lacks {what:?}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn lengths_above_the_limit_or_negative_are_refused_before_any_payload() {
+        refused(b"$536870913\r\n", "above max_reply_bytes");
+        refused(b"*9999999999999\r\n", "above max_reply_bytes");
+        refused(b"%9999999999999\r\n", "above max_reply_bytes");
+        refused(b"$-2\r\n", "negative length");
+        refused(b"*-5\r\n", "negative length");
+        refused(b"!-1\r\n", "negative length");
+        refused(b"$99999999999999999999999\r\n", "not a number");
+        let mut small = ReplyReader::new(10);
+        let mut stream = Trickle {
+            bytes: b"$11\r\nhello world\r\n",
+            chunk: 64,
+        };
+        assert!(matches!(
+            small.read(&mut stream),
+            Err(ReadError::Protocol(_))
+        ));
+        // Nils stay nils.
+        assert_eq!(read_one(b"$-1\r\n", 1).unwrap(), Value::Nil);
+        assert_eq!(read_one(b"*-1\r\n", 1).unwrap(), Value::Nil);
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_refused_as_soon_as_it_is_seen() {
+        let deep = b"*1\r\n".repeat(MAX_NESTING + 1);
+        // No element ever completes: the error comes from the headers alone.
+        refused(&deep, "nested deeper");
+        let mut ok: Vec<u8> = b"*1\r\n".repeat(MAX_NESTING);
+        ok.extend_from_slice(b":1\r\n");
+        assert!(read_one(&ok, 7).is_ok());
+    }
+
+    #[test]
+    fn a_line_without_crlf_is_refused_at_the_limit_and_scanned_once() {
+        let mut long = vec![b'+'];
+        long.extend(std::iter::repeat_n(b'a', MAX_LINE + 10));
+        refused(&long, "longer than");
+        // Arriving a byte at a time, a line just under the limit is searched once (searching it
+        // again from its start on every read would take about two billion steps here).
+        let mut fine = vec![b'+'];
+        fine.extend(std::iter::repeat_n(b'a', MAX_LINE - 1));
+        fine.extend_from_slice(b"\r\n");
+        assert!(matches!(read_one(&fine, 1), Ok(Value::SimpleString(_))));
+        // A CRLF split between two reads is found.
+        assert_eq!(read_one(b"+OK\r\n", 4).unwrap(), Value::Okay);
     }
 }

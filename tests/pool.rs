@@ -572,8 +572,19 @@ fn connection_state_left_behind_is_cleaned_or_closed() {
         let name = unique_name("state");
         let pool = pool(&server, &name, "max_connections=1");
         pool.execute(cmd("SET").arg("where").arg("db0")).unwrap();
-        // SELECT through the pool: that connection must not be reused on db 1.
-        pool.execute(cmd("SELECT").arg(1)).unwrap();
+        // SELECT on the shared pool is refused: its effect would reach the next caller.
+        let err = pool.execute(cmd("SELECT").arg(1)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            err.message()
+                .starts_with("SELECT cannot run on a shared pooled connection")
+        );
+        assert!(err.message().contains("db setting"), "{err}");
+        // On a checked-out connection it works, and that connection is not reused on db 1.
+        let mut conn = pool.acquire().unwrap();
+        conn.execute(cmd("SELECT").arg(1)).unwrap();
+        assert_eq!(conn.execute(cmd("GET").arg("where")).unwrap(), Value::Nil);
+        drop(conn);
         assert_eq!(
             pool.execute(cmd("GET").arg("where")).unwrap(),
             Value::BulkString(b"db0".to_vec())

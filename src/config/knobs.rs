@@ -56,6 +56,7 @@ pub const KNOBS: &[&str] = &[
     "health_degraded_latency",
     "health_unhealthy_latency",
     "leak_detection_threshold",
+    "max_reply_bytes",
 ];
 
 impl ConfigBuilder {
@@ -154,6 +155,7 @@ impl ConfigBuilder {
             "health_degraded_latency" => c.health.degraded_latency = duration()?,
             "health_unhealthy_latency" => c.health.unhealthy_latency = duration()?,
             "leak_detection_threshold" => c.leak_detection_threshold = duration()?,
+            "max_reply_bytes" => c.max_reply_bytes = count()? as u64,
             _ => {
                 return Err(Error::invalid(
                     "option",

@@ -26,6 +26,11 @@ use crate::retry::{Backoff, Jitter, RetryConfig};
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Upper bound for `max_connections`: far above any sane pool, below file-descriptor exhaustion.
 const MAX_CONNECTIONS_LIMIT: usize = 65_535;
+/// Upper bound for every other duration setting (a year): longer is "never" in practice, and
+/// keeps every `Instant` sum far from overflowing.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Default `max_reply_bytes`: Redis's own `proto-max-bulk-len`.
+pub(crate) const DEFAULT_MAX_REPLY_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Where the server listens.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -182,6 +187,7 @@ pub struct Config {
     reconnect_backoff: Backoff,
     health: HealthThresholds,
     leak_detection_threshold: Duration,
+    max_reply_bytes: u64,
 }
 
 impl Hash for Config {
@@ -227,6 +233,7 @@ impl Default for Config {
             },
             health: HealthThresholds::default(),
             leak_detection_threshold: Duration::ZERO,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
         }
     }
 }
@@ -283,6 +290,12 @@ impl Config {
     /// A connection checked out longer than this is reported as a suspected leak (None: off).
     pub fn leak_detection_threshold(&self) -> Option<Duration> {
         non_zero(self.leak_detection_threshold)
+    }
+    /// The largest bulk string length or aggregate element count accepted in a reply; a larger
+    /// one is a protocol error and closes the connection (default 512 MB, as Redis's own
+    /// `proto-max-bulk-len`).
+    pub fn max_reply_bytes(&self) -> u64 {
+        self.max_reply_bytes
     }
     /// Hard cap on open sockets, counting ones still connecting.
     pub fn max_connections(&self) -> usize {
@@ -416,6 +429,12 @@ impl Config {
                 ));
             }
         }
+        for (name, value) in self.durations() {
+            check_duration(name, value)?;
+        }
+        if self.max_reply_bytes == 0 {
+            return Err(Error::invalid("max_reply_bytes", 0, "must be at least 1"));
+        }
         if self.db < 0 {
             return Err(Error::invalid("db", self.db, "must not be negative"));
         }
@@ -454,6 +473,33 @@ impl Config {
             }
         }
         self.validate_resilience()
+    }
+
+    /// Every duration setting by its knob name.
+    fn durations(&self) -> [(&'static str, Duration); 20] {
+        let (k, b, r, h) = (&self.keepalive, &self.breaker, &self.retry, &self.health);
+        [
+            ("acquire_timeout", self.acquire_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("socket_timeout", self.socket_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("max_lifetime", self.max_lifetime),
+            ("health_check_interval", self.health_check_interval),
+            ("health_report_interval", self.health_report_interval),
+            ("tcp_keepalive_idle", k.idle),
+            ("tcp_keepalive_interval", k.interval),
+            ("tcp_user_timeout", k.user_timeout.unwrap_or_default()),
+            ("breaker_window", b.window),
+            ("breaker_recovery_timeout", b.recovery_timeout),
+            ("breaker_probe_timeout", b.probe_timeout),
+            ("retry_backoff_base", r.backoff.base),
+            ("retry_backoff_cap", r.backoff.cap),
+            ("reconnect_backoff_base", self.reconnect_backoff.base),
+            ("reconnect_backoff_cap", self.reconnect_backoff.cap),
+            ("health_degraded_latency", h.degraded_latency),
+            ("health_unhealthy_latency", h.unhealthy_latency),
+            ("leak_detection_threshold", self.leak_detection_threshold),
+        ]
     }
 
     fn validate_resilience(&self) -> Result<()> {
@@ -553,6 +599,18 @@ pub(crate) fn check_pool_size(max_connections: usize, min_idle: usize) -> Result
     Ok(())
 }
 
+/// Checks a duration setting or argument against [`MAX_DURATION`]; the error names `name`.
+pub(crate) fn check_duration(name: &str, value: Duration) -> Result<Duration> {
+    if value > MAX_DURATION {
+        return Err(Error::invalid(
+            name,
+            format!("{}s", value.as_secs_f64()),
+            "must be at most 365 days (31536000s)",
+        ));
+    }
+    Ok(value)
+}
+
 fn non_zero(d: Duration) -> Option<Duration> {
     Some(d).filter(|d| !d.is_zero())
 }
@@ -649,6 +707,11 @@ impl ConfigBuilder {
     /// Reports connections checked out longer than `threshold` as suspected leaks (zero: off).
     pub fn leak_detection_threshold(mut self, threshold: Duration) -> Self {
         self.config.leak_detection_threshold = threshold;
+        self
+    }
+    /// The largest bulk length or aggregate count accepted in a reply (default 512 MB).
+    pub fn max_reply_bytes(mut self, n: u64) -> Self {
+        self.config.max_reply_bytes = n;
         self
     }
     /// Hard cap on open sockets (default 50).

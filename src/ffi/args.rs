@@ -6,7 +6,7 @@ use std::ffi::{CStr, c_char};
 use redis::Cmd;
 
 use super::null;
-use crate::connection::arg_slices;
+use crate::command::arg_slices;
 use crate::error::{Error, Result};
 
 /// One command of a pipeline or transaction, in `argc / argv / argvlen` form.

@@ -97,6 +97,7 @@ pub(crate) struct Counters {
     errors: [AtomicU64; ErrorKind::ALL.len()],
     wait_nanos_max: AtomicU64,
     leaks_suspected: AtomicU64,
+    out_of_band_replies: AtomicU64,
     breaker_transitions: [AtomicU64; 3],
     /// How long acquires waited (successful ones; timed-out ones are in `acquire_timeouts`).
     pub wait_time: Histogram,
@@ -112,6 +113,11 @@ impl Counters {
     pub fn connection_created(&self, took: Duration) {
         self.created.fetch_add(1, Ordering::Relaxed);
         self.create_time.observe(CONNECTION_BUCKETS, took);
+    }
+    pub fn out_of_band_replies(&self, count: u64) {
+        if count > 0 {
+            self.out_of_band_replies.fetch_add(count, Ordering::Relaxed);
+        }
     }
     pub fn connect_attempted(&self) {
         self.connect_attempts.fetch_add(1, Ordering::Relaxed);
@@ -198,6 +204,7 @@ impl Counters {
         stats.wait_time_total = waits.sum;
         stats.wait_time_max = Duration::from_nanos(load(&self.wait_nanos_max));
         stats.leaks_suspected = load(&self.leaks_suspected);
+        stats.out_of_band_replies = load(&self.out_of_band_replies);
     }
 }
 
@@ -256,6 +263,10 @@ pub struct PoolStats {
     pub wait_time_max: Duration,
     /// Checkouts held past `leak_detection_threshold` (each reported once).
     pub leaks_suspected: u64,
+    /// Frames read that answered no command (RESP3 pushes such as client-tracking
+    /// invalidations, messages published to a subscribed connection): consumed and dropped, so
+    /// replies never shift.
+    pub out_of_band_replies: u64,
 }
 
 impl PoolStats {

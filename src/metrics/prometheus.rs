@@ -105,6 +105,12 @@ const SINGLE_VALUED: &[(&str, &str, &str, fn(&PoolMetrics) -> f64)] = &[
         "Checkouts held longer than leak_detection_threshold.",
         |p| p.stats.leaks_suspected as f64,
     ),
+    (
+        "counter",
+        "redpool_out_of_band_replies_total",
+        "Frames that answered no command (RESP3 pushes, published messages), consumed and dropped.",
+        |p| p.stats.out_of_band_replies as f64,
+    ),
 ];
 
 /// Renders `pools` as one exposition: each metric family once (HELP, TYPE), with one series per

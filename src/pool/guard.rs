@@ -10,8 +10,8 @@ use redis::{Cmd, Value};
 
 use super::{Conn, Shared, Tracking};
 use crate::breaker::Permit;
-use crate::command::command_index;
-use crate::connection::{Connection, arg_slices};
+use crate::command::{command_index, command_name_bytes};
+use crate::connection::Connection;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork;
 use crate::metrics::Timed;
@@ -97,6 +97,7 @@ impl PooledConnection {
         if timeout.is_zero() {
             return Err(Error::invalid("timeout", "0", "must be greater than zero"));
         }
+        crate::config::check_duration("timeout", timeout)?;
         let default = self.shared.config().socket_timeout();
         if let Some((tracker, lease)) = self.shared.leaks().zip(self.lease) {
             tracker.blocking_started(lease, timeout);
@@ -207,11 +208,6 @@ impl PooledConnection {
         counters.per_command.time(timed, took);
         counters.commands(cmds.len() + framing);
     }
-}
-
-/// The command's name (its first argument) as bytes.
-fn command_name_bytes(cmd: &Cmd) -> &[u8] {
-    arg_slices(cmd).next().unwrap_or_default()
 }
 
 impl AsRawFd for PooledConnection {

@@ -26,9 +26,8 @@ pub use waiters::Priority;
 type Conn = Box<crate::connection::Connection>;
 
 use crate::breaker::BreakerState;
-use crate::command::is_idempotent;
-use crate::config::Config;
-use crate::connection::arg_slices;
+use crate::command::{self, arg_slices, is_idempotent};
+use crate::config::{Config, check_duration};
 use crate::error::Result;
 use crate::events::{Event, Listener};
 use crate::fork;
@@ -132,6 +131,9 @@ impl Pool {
     }
 
     fn checkout(&self, options: AcquireOptions, tracking: Tracking) -> Result<PooledConnection> {
+        if let Some(timeout) = options.timeout {
+            check_duration("acquire timeout", timeout)?;
+        }
         let permit = self.shared.permit()?;
         let timeout = options
             .timeout
@@ -152,6 +154,12 @@ impl Pool {
 
     /// Runs one command on a pooled connection, through the breaker and with safe retries. A server
     /// error reply becomes an error of kind [`crate::ErrorKind::Response`]; the connection stays pooled.
+    ///
+    /// Commands that change the connection (SELECT, AUTH, HELLO, CLIENT SETNAME, CLIENT REPLY,
+    /// CLIENT TRACKING, READONLY, RESET, MONITOR, the SUBSCRIBE family, ...) and a lone MULTI or
+    /// WATCH fail with [`crate::ErrorKind::InvalidArgument`] naming the command and what to use
+    /// instead: on a shared connection their effect would reach the next caller or be lost. They
+    /// work on a checked-out connection ([`Pool::acquire`]).
     pub fn execute(&self, cmd: &Cmd) -> Result<Value> {
         self.execute_with(cmd, CallOptions::default())
     }
@@ -169,6 +177,10 @@ impl Pool {
 
     /// Runs one command with explicit call options.
     pub fn execute_with(&self, cmd: &Cmd, options: CallOptions) -> Result<Value> {
+        command::check_one_shot(cmd)?;
+        if let Some(timeout) = options.reply_timeout {
+            check_duration("reply timeout", timeout)?;
+        }
         let idempotent = || is_idempotent(arg_slices(cmd));
         self.call(idempotent, options, |conn| match options.reply_timeout {
             Some(timeout) => conn.execute_with_timeout(cmd, timeout),
@@ -183,8 +195,12 @@ impl Pool {
         self.pipeline_with(cmds, CallOptions::default())
     }
 
-    /// [`Pool::pipeline`] with explicit call options.
+    /// [`Pool::pipeline`] with explicit call options. Commands that change the connection are
+    /// refused as by [`Pool::execute`].
     pub fn pipeline_with(&self, cmds: &[Cmd], options: CallOptions) -> Result<Vec<Value>> {
+        for cmd in cmds {
+            command::refuse_on_shared_pool(cmd)?;
+        }
         let idempotent = || cmds.iter().all(|c| is_idempotent(arg_slices(c)));
         self.call(idempotent, options, |conn| conn.pipeline(cmds))
     }
@@ -200,6 +216,9 @@ impl Pool {
         cmds: &[Cmd],
         options: CallOptions,
     ) -> Result<Option<Vec<Value>>> {
+        for cmd in cmds {
+            command::refuse_on_shared_pool(cmd)?;
+        }
         let idempotent = || cmds.iter().all(|c| is_idempotent(arg_slices(c)));
         self.call(idempotent, options, |conn| conn.transaction(cmds))
     }

@@ -572,6 +572,7 @@ impl Shared {
         if conn.is_reusable() && conn.needs_settling() {
             conn.settle_session();
         }
+        self.counters.out_of_band_replies(conn.take_out_of_band());
         let retire = conn.retire_at.is_some_and(|at| now >= at);
         let mut state = self.lock();
         if conn.fork_generation != state.fork_generation {
