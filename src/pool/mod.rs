@@ -359,9 +359,10 @@ impl Pool {
     /// Closes the pool: new acquires fail with [`crate::ErrorKind::Closed`] at once, waiters wake with that
     /// error, idle connections are closed, and checked-out ones are closed when returned. Waits up
     /// to `grace` for them; then shuts down the sockets still checked out, so their callers fail
-    /// fast instead of finishing. Safe to call more than once and from several threads.
+    /// fast instead of finishing. Safe to call more than once and from several threads. A grace
+    /// above 365 days is taken as 365 days.
     pub fn close(&self, grace: Duration) {
-        self.shared.close(grace);
+        self.shared.close(grace.min(crate::config::MAX_DURATION));
     }
 
     /// A reference that does not keep the pool alive (for the process-wide list of pools).
