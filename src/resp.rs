@@ -276,10 +276,7 @@ fn checked_length(
     nil_allowed: bool,
     max_length: u64,
 ) -> Result<Option<u64>, ReadError> {
-    let value = std::str::from_utf8(line)
-        .ok()
-        .and_then(|text| text.trim().parse::<i64>().ok())
-        .ok_or_else(|| protocol("a length that is not a number"))?;
+    let value = parse_length(line).ok_or_else(|| protocol("a length that is not a number"))?;
     match u64::try_from(value) {
         Ok(len) if len > max_length => Err(protocol(&format!(
             "a length of {len}, above max_reply_bytes ({max_length})"
@@ -288,6 +285,26 @@ fn checked_length(
         Err(_) if value == -1 && nil_allowed => Ok(None),
         Err(_) => Err(protocol(&format!("a negative length ({value})"))),
     }
+}
+
+/// A length line's number: an optional `-` and 1 to 18 digits (so it cannot overflow; longer is
+/// beyond any length accepted anyway). Byte by byte: this runs for every bulk string.
+fn parse_length(line: &[u8]) -> Option<i64> {
+    let (negative, digits) = match line {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, line),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + i64::from(digit - b'0');
+    }
+    Some(if negative { -value } else { value })
 }
 
 fn protocol(what: &str) -> ReadError {

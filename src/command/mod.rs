@@ -128,7 +128,8 @@ pub(crate) struct Facts {
     pub effect: Effect,
 }
 
-const ORDINARY: Facts = Facts {
+/// The facts of every command the table does not name: one reply, no effect.
+pub(crate) const ORDINARY: Facts = Facts {
     shape: Shape::One,
     effect: Effect::None,
 };
@@ -291,6 +292,9 @@ pub(crate) fn refuse_unframed(cmd: &Cmd, facts: &Facts) -> Result<()> {
 /// caller would inherit their effect, or it would be lost), and so are commands never sent.
 pub(crate) fn refuse_on_shared_pool(cmd: &Cmd) -> Result<Facts> {
     let facts = facts(cmd);
+    if facts == ORDINARY {
+        return Ok(facts); // almost every command: nothing to refuse
+    }
     refuse_unframed(cmd, &facts)?;
     if let Effect::Session { instead } = facts.effect {
         return Err(Error::new(
@@ -338,16 +342,19 @@ pub fn is_ordinary_name(name: &[u8]) -> bool {
     !name.eq_ignore_ascii_case(b"CLIENT") && facts_of_args(std::iter::once(name)) == ORDINARY
 }
 
-/// Checks the commands of a pipeline in order, starting inside a transaction when
-/// `in_transaction`: nothing is sent that is never sent, and a command answered by other than one
-/// frame cannot be queued between MULTI and EXEC.
-pub(crate) fn refuse_in_pipeline<'a>(
-    cmds: impl IntoIterator<Item = &'a Cmd>,
+/// Checks the commands of a pipeline, whose facts are `facts`, in order, starting inside a
+/// transaction when `in_transaction`: nothing is sent that is never sent, and a command answered
+/// by other than one frame cannot be queued between MULTI and EXEC.
+pub(crate) fn refuse_in_pipeline(
+    cmds: &[Cmd],
+    facts: &[Facts],
     mut in_transaction: bool,
 ) -> Result<()> {
-    for cmd in cmds {
-        let facts = facts(cmd);
-        refuse_unframed(cmd, &facts)?;
+    for (cmd, facts) in cmds.iter().zip(facts) {
+        if *facts == ORDINARY {
+            continue;
+        }
+        refuse_unframed(cmd, facts)?;
         if in_transaction && !facts.fits_in_transaction() {
             return Err(cannot_queue(
                 cmd,
@@ -365,21 +372,11 @@ pub(crate) fn refuse_in_pipeline<'a>(
 }
 
 /// Checks the commands of a transaction's body (what goes between the MULTI and the EXEC that
-/// redpool sends): as in a pipeline inside MULTI, and no MULTI, EXEC, DISCARD or WATCH of their
-/// own, which would end the transaction early or fail it.
-pub(crate) fn refuse_in_transaction_body<'a>(
-    cmds: impl IntoIterator<Item = &'a Cmd>,
-) -> Result<()> {
-    for cmd in cmds {
-        let facts = facts(cmd);
-        refuse_unframed(cmd, &facts)?;
-        if !facts.fits_in_transaction() {
-            return Err(cannot_queue(
-                cmd,
-                "Redis would answer it inside the EXEC reply with other than one element, which \
-                 breaks the reply's framing",
-            ));
-        }
+/// redpool sends), whose facts are `facts`: as in a pipeline inside MULTI, and no MULTI, EXEC,
+/// DISCARD or WATCH of their own, which would end the transaction early or fail it.
+pub(crate) fn refuse_in_transaction_body(cmds: &[Cmd], facts: &[Facts]) -> Result<()> {
+    refuse_in_pipeline(cmds, facts, true)?;
+    for (cmd, facts) in cmds.iter().zip(facts) {
         if matches!(
             facts.effect,
             Effect::Multi | Effect::EndTransaction | Effect::Watch
@@ -566,25 +563,33 @@ mod tests {
 
     #[test]
     fn transactions_refuse_what_breaks_the_exec_framing() {
-        let sub = redis::cmd("SUBSCRIBE").arg("a").clone();
-        let get = redis::cmd("GET").arg("k").clone();
-        assert!(refuse_in_pipeline([&get, &sub], false).is_ok());
-        assert!(refuse_in_pipeline([&get, &sub], true).is_err());
-        let (multi, exec) = (redis::cmd("MULTI"), redis::cmd("EXEC"));
-        assert!(refuse_in_pipeline([&multi, &sub, &exec], false).is_err());
-        assert!(refuse_in_pipeline([&multi, &get, &exec, &sub], false).is_ok());
-        assert!(refuse_in_pipeline([&redis::cmd("SYNC")], false).is_err());
-        assert!(refuse_in_transaction_body([&get]).is_ok());
+        let pipeline = |words: &[&[&str]], in_transaction| {
+            let cmds: Vec<Cmd> = words.iter().map(|w| command_of(w)).collect();
+            let all: Vec<Facts> = cmds.iter().map(facts).collect();
+            refuse_in_pipeline(&cmds, &all, in_transaction)
+        };
+        let body = |words: &[&[&str]]| {
+            let cmds: Vec<Cmd> = words.iter().map(|w| command_of(w)).collect();
+            let all: Vec<Facts> = cmds.iter().map(facts).collect();
+            refuse_in_transaction_body(&cmds, &all)
+        };
+        let (sub, get): (&[&str], &[&str]) = (&["SUBSCRIBE", "a"], &["GET", "k"]);
+        let (multi, exec): (&[&str], &[&str]) = (&["MULTI"], &["EXEC"]);
+        assert!(pipeline(&[get, sub], false).is_ok());
+        assert!(pipeline(&[get, sub], true).is_err());
+        assert!(pipeline(&[multi, sub, exec], false).is_err());
+        assert!(pipeline(&[multi, get, exec, sub], false).is_ok());
+        assert!(pipeline(&[&["SYNC"]], false).is_err());
+        assert!(body(&[get]).is_ok());
         for bad in [
-            &sub,
-            &exec,
-            &multi,
-            &redis::cmd("DISCARD"),
-            redis::cmd("WATCH").arg("k"),
+            sub,
+            exec,
+            multi,
+            &["DISCARD"],
+            &["WATCH", "k"],
+            &["CLIENT", "REPLY", "OFF"],
         ] {
-            assert!(refuse_in_transaction_body([&get, bad]).is_err(), "{bad:?}");
+            assert!(body(&[get, bad]).is_err(), "{bad:?}");
         }
-        let off = redis::cmd("CLIENT").arg("REPLY").arg("OFF").clone();
-        assert!(refuse_in_transaction_body([&off]).is_err());
     }
 }

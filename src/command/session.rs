@@ -175,6 +175,12 @@ impl Session {
         self.watching = true;
     }
 
+    /// True when an ordinary command (one reply, no effect) is answered with exactly one frame
+    /// and changes nothing here: replies are on. The fast path of the reply accounting.
+    pub fn answers_ordinary_commands(&self) -> bool {
+        !self.replies_off && !self.skip_next
+    }
+
     /// True when the server delivers published messages to this connection (RESP2 sends them as
     /// arrays, so they must be told from replies).
     pub fn subscribed(&self) -> bool {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use redis::{Cmd, Value};
 
 use crate::command::session::{Expect, Session};
-use crate::command::{self, Effect, Facts, Family, Shape, command_name, facts};
+use crate::command::{self, Effect, Facts, Family, ORDINARY, Shape, command_name, facts};
 use crate::error::{Error, ErrorKind, Result};
 use crate::resp::{ReadError, ReplyReader};
 pub(crate) use setup::Connector;
@@ -47,10 +47,6 @@ const UNWATCH_FACTS: Facts = Facts {
     shape: Shape::One,
     effect: Effect::Unwatch,
 };
-const ORDINARY_FACTS: Facts = Facts {
-    shape: Shape::One,
-    effect: Effect::None,
-};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -59,6 +55,8 @@ pub(crate) struct Connection {
     stream: Stream,
     reader: ReplyReader,
     buf: Vec<u8>,
+    /// The facts of each command of the request being exchanged (computed once per command).
+    facts: Vec<Facts>,
     server: Arc<str>,
     session: Session,
     /// Commands written whose replies were not all read. Zero is the only clean state: a
@@ -95,6 +93,7 @@ impl Connection {
             stream,
             reader: ReplyReader::new(max_reply_bytes),
             buf: Vec::with_capacity(256),
+            facts: Vec::new(),
             server,
             session: Session::default(),
             unanswered: 0,
@@ -117,11 +116,9 @@ impl Connection {
     /// command with other than one reply gives). A server error reply is returned as
     /// `Value::ServerError` (the connection stays clean); every other failure leaves it unusable.
     pub fn request(&mut self, cmd: &Cmd) -> Result<Value> {
-        self.check_sendable(std::slice::from_ref(cmd))?;
-        self.buf.clear();
-        self.encode(cmd);
+        self.prepare(std::slice::from_ref(cmd))?;
         self.send_buffer(1)?;
-        let value = self.read_answer(&facts(cmd))?;
+        let value = self.read_answer(self.facts[0])?;
         self.unanswered = 0;
         Ok(value)
     }
@@ -130,15 +127,11 @@ impl Connection {
     /// command. A command the server does not answer (`CLIENT REPLY OFF|SKIP`) gives `Nil`; one
     /// answered with several confirmations (`UNSUBSCRIBE a b`) gives them as one array.
     pub fn request_pipeline(&mut self, cmds: &[Cmd]) -> Result<Vec<Value>> {
-        self.check_sendable(cmds)?;
-        self.buf.clear();
-        for cmd in cmds {
-            self.encode(cmd);
-        }
+        self.prepare(cmds)?;
         self.send_buffer(cmds.len())?;
         let mut values = Vec::with_capacity(cmds.len());
-        for cmd in cmds {
-            values.push(self.read_answer(&facts(cmd))?);
+        for index in 0..cmds.len() {
+            values.push(self.read_answer(self.facts[index])?);
             self.unanswered -= 1;
         }
         Ok(values)
@@ -150,29 +143,31 @@ impl Connection {
     /// a Response error names the command. If it refused MULTI itself, the commands ran one by
     /// one outside a transaction, and the error says so and how many were applied.
     pub fn request_transaction(&mut self, cmds: &[Cmd]) -> Result<Option<Vec<Value>>> {
-        self.check_sendable(&[])?;
-        command::refuse_in_transaction_body(cmds)?;
         if self.session.in_transaction() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 "a MULTI is already open on this connection: send EXEC or DISCARD first",
             ));
         }
+        self.check_stream()?;
+        self.facts.clear();
+        self.facts.extend(cmds.iter().map(facts));
+        command::refuse_in_transaction_body(cmds, &self.facts)?;
         self.buf.clear();
         self.buf.extend_from_slice(MULTI);
         for cmd in cmds {
-            self.encode(cmd);
+            cmd.write_packed_command(&mut self.buf);
         }
         self.buf.extend_from_slice(EXEC);
         self.send_buffer(cmds.len() + 2)?;
-        let multi = self.read_answer(&MULTI_FACTS)?;
+        let multi = self.read_answer(MULTI_FACTS)?;
         self.unanswered -= 1;
         let mut queued = Vec::with_capacity(cmds.len());
-        for cmd in cmds {
-            queued.push(self.read_answer(&facts(cmd))?);
+        for index in 0..cmds.len() {
+            queued.push(self.read_answer(self.facts[index])?);
             self.unanswered -= 1;
         }
-        let exec = self.read_answer(&EXEC_FACTS)?;
+        let exec = self.read_answer(EXEC_FACTS)?;
         self.unanswered -= 1;
         if let Value::ServerError(refusal) = multi {
             return Err(self.ran_without_transaction(cmds, &refusal, &queued, &exec));
@@ -271,12 +266,12 @@ impl Connection {
     /// Writes `bytes`, `count` ordinary commands already encoded (the handshake, PING), and reads
     /// their replies.
     fn exchange_encoded(&mut self, bytes: &[u8], count: usize) -> Result<Vec<Value>> {
-        self.check_sendable(&[])?;
+        self.check_stream()?;
         self.unanswered += count;
         self.write_all(bytes)?;
         let mut values = Vec::with_capacity(count);
         for _ in 0..count {
-            values.push(self.read_answer(&ORDINARY_FACTS)?);
+            values.push(self.read_answer(ORDINARY)?);
             self.unanswered -= 1;
         }
         Ok(values)
@@ -297,11 +292,11 @@ impl Connection {
     /// DISCARD then UNWATCH, in one write (a DISCARD without MULTI is refused harmlessly). Marks the
     /// connection unusable unless the server confirmed both.
     pub fn settle_session(&mut self) {
-        let settled = self.check_sendable(&[]).is_ok() && {
+        let settled = self.check_stream().is_ok() && {
             self.unanswered += 2;
             self.write_all(DISCARD_AND_UNWATCH).is_ok()
-                && self.read_answer(&EXEC_FACTS).is_ok()
-                && self.read_answer(&UNWATCH_FACTS).is_ok()
+                && self.read_answer(EXEC_FACTS).is_ok()
+                && self.read_answer(UNWATCH_FACTS).is_ok()
         };
         if settled && !self.session.needs_settling() {
             self.unanswered = 0;
@@ -375,10 +370,27 @@ impl Connection {
         self.stream.raw_fd()
     }
 
-    /// Refuses a request that could not be read back: on a connection streaming MONITOR output,
-    /// one with bytes already waiting (the stream is out of step: it is closed), and commands
-    /// never sent or that cannot be queued in an open MULTI.
-    fn check_sendable(&mut self, cmds: &[Cmd]) -> Result<()> {
+    /// Checks `cmds` and encodes them into the write buffer, their facts into `facts`: a request
+    /// that could not be read back is refused (see [`Connection::check_stream`]), and so are
+    /// commands never sent or that cannot be queued in an open MULTI.
+    fn prepare(&mut self, cmds: &[Cmd]) -> Result<()> {
+        self.check_stream()?;
+        self.facts.clear();
+        self.facts.extend(cmds.iter().map(facts));
+        command::refuse_in_pipeline(cmds, &self.facts, self.session.in_transaction())?;
+        self.buf.clear();
+        for (cmd, facts) in cmds.iter().zip(&self.facts) {
+            cmd.write_packed_command(&mut self.buf);
+            if facts.effect == Effect::Watch {
+                self.session.watch_sent();
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses any request on a connection streaming MONITOR output, and on one with bytes
+    /// already waiting: its reply stream is out of step, and it is closed.
+    fn check_stream(&mut self) -> Result<()> {
         if self.session.is_streaming() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -397,14 +409,7 @@ impl Connection {
                 ),
             ));
         }
-        command::refuse_in_pipeline(cmds, self.session.in_transaction())
-    }
-
-    fn encode(&mut self, cmd: &Cmd) {
-        cmd.write_packed_command(&mut self.buf);
-        if facts(cmd).effect == Effect::Watch {
-            self.session.watch_sent();
-        }
+        Ok(())
     }
 
     /// Writes the buffer holding `commands` commands.
@@ -443,8 +448,11 @@ impl Connection {
 
     /// Reads everything the server sends for the next command (whose facts are `facts`), as its
     /// session expects, and records what the answer proves about the session.
-    fn read_answer(&mut self, facts: &Facts) -> Result<Value> {
-        let value = match self.session.expect(facts) {
+    fn read_answer(&mut self, facts: Facts) -> Result<Value> {
+        if facts == ORDINARY && self.session.answers_ordinary_commands() {
+            return self.read_frame(None); // one frame, nothing to record: almost every reply
+        }
+        let value = match self.session.expect(&facts) {
             Expect::Nothing => Value::Nil,
             Expect::One => self.read_frame(None)?,
             Expect::Confirmations {
@@ -453,7 +461,7 @@ impl Connection {
                 count,
             } => self.read_confirmations(family, subscribes, count)?,
         };
-        self.session.answered(facts, &value);
+        self.session.answered(&facts, &value);
         Ok(value)
     }
 

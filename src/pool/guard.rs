@@ -2,6 +2,7 @@
 //! blocking commands). Dropping it returns the connection to the pool, which reuses it only if it
 //! is clean; [`PooledConnection::discard`] closes it instead.
 
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +21,9 @@ use crate::metrics::Timed;
 /// between threads. Returned to the pool on drop.
 pub struct PooledConnection {
     shared: Arc<Shared>,
-    conn: Option<Conn>,
+    /// Taken by `Drop` (always: so the field itself needs no drop glue on the return path,
+    /// which measured as a call per checkout once `Connection` grew).
+    conn: ManuallyDrop<Option<Conn>>,
     /// The breaker permit of the checkout, reported with the first command's outcome.
     permit: Option<Permit>,
     /// When it was checked out (for the use-time histogram).
@@ -75,7 +78,7 @@ impl PooledConnection {
         });
         PooledConnection {
             shared,
-            conn: Some(conn),
+            conn: ManuallyDrop::new(Some(conn)),
             permit: Some(permit),
             checked_out_at,
             lease,

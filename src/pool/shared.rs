@@ -569,8 +569,12 @@ impl Shared {
             self.closed_connection(conn, CloseReason::Forked);
             return;
         }
-        if conn.is_reusable() && conn.needs_settling() {
+        // The guard (see `Connection::is_reusable`), taken once: every return and every hand-off
+        // to a waiter passes here.
+        let mut reusable = conn.is_reusable();
+        if reusable && conn.needs_settling() {
             conn.settle_session();
+            reusable = conn.is_reusable();
         }
         self.counters.out_of_band_replies(conn.take_out_of_band());
         let retire = conn.retire_at.is_some_and(|at| now >= at);
@@ -587,7 +591,7 @@ impl Shared {
             Some(CloseReason::Resized)
         } else if conn.is_discarded() {
             Some(CloseReason::Discarded)
-        } else if !conn.is_reusable() {
+        } else if !reusable {
             Some(CloseReason::Broken)
         } else if retire {
             Some(CloseReason::MaxLifetime)
