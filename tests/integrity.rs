@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use redpool::{CloseReason, ErrorKind, Pool, Value, cmd};
-use support::{RedisServer, ServerOptions, unique_name, wait_until, with_timeout};
+use support::{RedisServer, ServerOptions, TlsKind, unique_name, wait_until, with_timeout};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -399,5 +399,32 @@ fn the_transaction_body_is_checked_before_anything_is_sent() {
         }
         assert_eq!(server.raw().cmd_str(&["EXISTS", "k"]).as_int(), Some(0));
         assert_eq!(conn.execute(cmd("ECHO").arg("z")).unwrap(), bulk("z"));
+    });
+}
+
+#[test]
+fn over_tls_a_clean_connection_is_reused_and_a_big_reply_leaves_nothing_behind() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start_with(ServerOptions {
+            tls: Some(TlsKind::Valid),
+            ..Default::default()
+        });
+        let url = format!(
+            "{}/0?tls_ca_file={}&max_connections=1",
+            server.tls_url(),
+            server.ca_file().display()
+        );
+        let pool = Pool::from_url(&url).unwrap();
+        // Replies spanning many TLS records and more than the reader's buffer.
+        let big = "x".repeat(100_000);
+        pool.execute(cmd("SET").arg("big").arg(&big)).unwrap();
+        for _ in 0..50 {
+            assert_eq!(pool.execute(cmd("GET").arg("big")).unwrap(), bulk(&big));
+            assert_eq!(pool.execute(cmd("ECHO").arg("small")).unwrap(), bulk("small"));
+        }
+        // The guard saw no unread plaintext: one connection served everything.
+        let stats = pool.stats();
+        assert_eq!(stats.connections_created, 1, "{stats:?}");
+        assert_eq!(stats.closed_total(), 0, "{stats:?}");
     });
 }
