@@ -166,6 +166,13 @@ impl Error {
         self
     }
 
+    /// The same error with `explanation` after its message (`"message; explanation"`), so a
+    /// server error's code stays its first word.
+    pub(crate) fn explained(mut self, explanation: impl fmt::Display) -> Self {
+        self.message = format!("{}; {explanation}", self.message);
+        self
+    }
+
     /// The same error with `context` put in front of its message (`"context: message"`).
     pub(crate) fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);

@@ -332,25 +332,35 @@ fn equal_settings_are_equal_configs() {
 
 #[test]
 fn every_duration_is_bounded_so_no_deadline_can_overflow() {
-    for knob in redpool::config::KNOBS.iter().filter(|k| {
-        k.ends_with("timeout") || k.ends_with("interval") || k.ends_with("lifetime")
-    }) {
+    for knob in redpool::config::KNOBS
+        .iter()
+        .filter(|k| k.ends_with("timeout") || k.ends_with("interval") || k.ends_with("lifetime"))
+    {
         let url = format!("redis://127.0.0.1:1/0?{knob}=10000000000000000000s");
         let message = url_error(&url);
         assert!(message.contains(knob), "{knob}: {message}");
         assert!(!message.contains("panicked"), "{message}");
     }
-    for knob in ["max_lifetime", "idle_timeout", "breaker_recovery_timeout", "tcp_keepalive_idle"] {
+    for knob in [
+        "max_lifetime",
+        "idle_timeout",
+        "breaker_recovery_timeout",
+        "tcp_keepalive_idle",
+    ] {
         let err = ConfigBuilder::default()
             .set(knob, &format!("{}h", 366 * 24))
             .and_then(|b| b.build())
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{knob}");
-        assert!(err.message().contains(knob) && err.message().contains("365 days"), "{err}");
+        assert!(
+            err.message().contains(knob) && err.message().contains("365 days"),
+            "{err}"
+        );
     }
     // The largest accepted value works end to end: a pool is created and used.
-    let pool = redpool::Pool::from_url("redis://127.0.0.1:1/0?max_lifetime=8760h&connect_timeout=100ms")
-        .expect("a year is accepted");
+    let pool =
+        redpool::Pool::from_url("redis://127.0.0.1:1/0?max_lifetime=8760h&connect_timeout=100ms")
+            .expect("a year is accepted");
     let err = pool.execute(&redpool::cmd("PING")).unwrap_err();
     assert_ne!(err.kind(), ErrorKind::InvalidArgument);
     // Per-call durations from the API are bounded the same way.

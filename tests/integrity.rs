@@ -197,6 +197,9 @@ fn a_refused_multi_says_its_commands_ran_outside_a_transaction() {
             .transaction(&[cmd("INCR").arg("n").clone(), cmd("INCR").arg("n").clone()])
             .unwrap_err();
         let message = err.message();
+        // A server error reply, with its code first: never taken for a lost connection.
+        assert_eq!(err.server_code(), Some("NOPERM"), "{message}");
+        assert!(message.starts_with("NOPERM"), "{message}");
         assert!(message.contains("MULTI was refused"), "{message}");
         assert!(message.contains("outside a transaction"), "{message}");
         assert!(
@@ -277,7 +280,9 @@ fn session_commands_are_refused_on_the_pool_and_close_a_checkout() {
                 "{err}"
             );
             assert_eq!(
-                pool.transaction(&[c.clone()]).unwrap_err().kind(),
+                pool.transaction(std::slice::from_ref(&c))
+                    .unwrap_err()
+                    .kind(),
                 ErrorKind::InvalidArgument
             );
         }
@@ -420,7 +425,10 @@ fn over_tls_a_clean_connection_is_reused_and_a_big_reply_leaves_nothing_behind()
         pool.execute(cmd("SET").arg("big").arg(&big)).unwrap();
         for _ in 0..50 {
             assert_eq!(pool.execute(cmd("GET").arg("big")).unwrap(), bulk(&big));
-            assert_eq!(pool.execute(cmd("ECHO").arg("small")).unwrap(), bulk("small"));
+            assert_eq!(
+                pool.execute(cmd("ECHO").arg("small")).unwrap(),
+                bulk("small")
+            );
         }
         // The guard saw no unread plaintext: one connection served everything.
         let stats = pool.stats();

@@ -125,7 +125,7 @@ pub(crate) fn is_idempotent<'a>(mut args: impl Iterator<Item = &'a [u8]>) -> boo
 
 /// For the commands of [`IDEMPOTENT`] whose options can make a second application differ: true
 /// only when every option is on the command's allowlist.
-fn options_allow_resend<'a>(upper_name: &str, args: impl Iterator<Item = &'a [u8]>) -> bool {
+fn options_allow_resend<'a>(upper_name: &str, mut args: impl Iterator<Item = &'a [u8]>) -> bool {
     match upper_name {
         // SET key value [EX s | PX ms | EXAT ts | PXAT ts]: each option is a word and its value.
         "SET" => {
@@ -141,7 +141,7 @@ fn options_allow_resend<'a>(upper_name: &str, args: impl Iterator<Item = &'a [u8
             true
         }
         // EXPIREAT / PEXPIREAT key timestamp: with NX, XX, GT or LT the second call answers 0.
-        "EXPIREAT" | "PEXPIREAT" => args.skip(2).next().is_none(),
+        "EXPIREAT" | "PEXPIREAT" => args.nth(2).is_none(),
         _ => true,
     }
 }

@@ -134,12 +134,22 @@ pub(crate) const ORDINARY: Facts = Facts {
     effect: Effect::None,
 };
 
-const USE_A_CHECKOUT: &str = "run it on a checked-out connection (acquire), which is closed when \
-                              returned";
-const PUBSUB: &str = "pub/sub needs a dedicated connection, which redpool does not offer yet; run \
-                      it on a checked-out connection (acquire), which is closed when returned";
-const CLUSTER: &str = "cluster routing is not offered yet; run it on a checked-out connection \
-                       (acquire), which is closed when returned";
+/// `$why` and then how to run the command on a checked-out connection, named as each language
+/// names it (for the refusals' messages, which every binding passes on as they are).
+macro_rules! or_on_a_checkout {
+    ($why:literal) => {
+        concat!(
+            $why,
+            "run it on a checked-out connection (acquire() in Rust and C, a watch() session in \
+             Python and Node), which is closed when returned"
+        )
+    };
+}
+
+const USE_A_CHECKOUT: &str = or_on_a_checkout!("");
+const PUBSUB: &str =
+    or_on_a_checkout!("pub/sub needs a dedicated connection, which redpool does not offer yet; ");
+const CLUSTER: &str = or_on_a_checkout!("cluster routing is not offered yet; ");
 
 /// The one table of commands whose replies or session effects are not ordinary, by name (any
 /// case), subcommand and arguments.
@@ -183,19 +193,19 @@ fn facts_of_args<'a>(mut args: impl Iterator<Item = &'a [u8]>) -> Facts {
         5 if is("WATCH") => plain(Effect::Watch),
         5 if is("HELLO") => session(
             Shape::One,
-            "pooled connections speak RESP2; run it on a checked-out connection (acquire), which \
-             is closed when returned",
+            or_on_a_checkout!("pooled connections speak RESP2; "),
         ),
         5 if is("RESET") => session(
             Shape::Reset,
-            "RESET would undo the pool's AUTH, SELECT and client name; run it on a checked-out \
-             connection (acquire), which is closed when returned",
+            or_on_a_checkout!("RESET would undo the pool's AUTH, SELECT and client name; "),
         ),
         5 if is("PSYNC") => session(Shape::Unframed, "use redis-cli --rdb to take a snapshot"),
         6 if is("SELECT") => session(
             Shape::One,
-            "set the db setting of the pool (a /N URL path or db=N), or run it on a checked-out \
-             connection (acquire), which is closed when returned",
+            or_on_a_checkout!(
+                "choose the database in the pool's settings (the URL's /N path; db in Python and \
+                 Node), or "
+            ),
         ),
         6 if is("ASKING") => session(Shape::One, CLUSTER),
         6 if is("CLIENT") => client_facts(args),
@@ -246,15 +256,15 @@ fn client_facts<'a>(mut args: impl Iterator<Item = &'a [u8]>) -> Facts {
     if is("SETNAME") {
         return session(
             Shape::One,
-            "set the client_name setting of the pool, or run it on a checked-out connection \
-             (acquire), which is closed when returned",
+            or_on_a_checkout!(
+                "set the name in the pool's settings (client_name; connectionName in Node), or "
+            ),
         );
     }
     if is("TRACKING") || is("CACHING") {
         return session(
             Shape::One,
-            "client-side caching needs a dedicated connection; run it on a checked-out \
-             connection (acquire), which is closed when returned",
+            or_on_a_checkout!("client-side caching needs a dedicated connection; "),
         );
     }
     if is("NO-EVICT") || is("NO-TOUCH") || is("SETINFO") {
@@ -319,7 +329,7 @@ pub fn check_one_shot(cmd: &Cmd) -> Result<()> {
         Effect::Multi => "use a transaction (transaction(), multi()) instead",
         Effect::Watch => {
             "WATCH needs MULTI/EXEC on the same connection: use a checked-out connection \
-             (acquire) or a pipeline's watch()"
+             (acquire() in Rust and C, watch() in Python and Node)"
         }
         _ => return Ok(()),
     };

@@ -224,7 +224,6 @@ impl Connection {
         replies: &[Value],
         exec: &Value,
     ) -> Error {
-        let refused = Error::from_server_reply(refusal.code(), refusal.details());
         let applied = replies
             .iter()
             .filter(|reply| !matches!(reply, Value::ServerError(_)))
@@ -239,18 +238,15 @@ impl Connection {
             Value::ServerError(err) => format!("{} {}", err.code(), err.details().unwrap_or("")),
             other => format!("{other:?}"),
         };
-        Error::new(
-            refused.kind(),
-            format!(
-                "MULTI was refused by {}: {}; the transaction's {} command(s) ran one by one \
-                 outside a transaction: {outcome}; EXEC answered {}",
-                self.server,
-                refused.message(),
-                cmds.len(),
-                exec.trim_end()
-            ),
-        )
-        .sent()
+        // The server's refusal first, with its code (NOPERM, LOADING, ...): it is a server error
+        // reply, classified as one in every language, never taken for a lost connection.
+        Error::from_server_reply(refusal.code(), refusal.details()).explained(format!(
+            "MULTI was refused by {}, so the transaction's {} command(s) ran one by one outside \
+             a transaction: {outcome}; EXEC answered {}",
+            self.server,
+            cmds.len(),
+            exec.trim_end()
+        ))
     }
 
     /// PINGs and reads the answer.
