@@ -191,7 +191,9 @@ class Redis(PoolMethods, redis.Redis):
         )
 
     def monitor(self) -> Any:
-        raise NotImplementedError("redpool does not offer MONITOR; use redis-cli monitor")
+        """Sends MONITOR, which the core refuses on the shared pool (it would turn a pooled
+        connection into a stream): raises its ``ConfigError``, naming what to use instead."""
+        return self.execute_command("MONITOR")
 
     def client(self) -> Any:
         raise NotImplementedError(
