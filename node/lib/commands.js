@@ -7,16 +7,12 @@
 const commands = require('@ioredis/commands');
 const { invalid } = require('./errors');
 
-/** Commands that cannot run on a shared pooled connection, with what to do instead. */
+/**
+ * Commands sent by a method of their own in ioredis's API, with that method. Commands that cannot
+ * run on a shared pooled connection (SELECT, SUBSCRIBE, ...) are not listed: the core refuses them
+ * (see `checkOneShot` in redis.js), and they work in a `watch()` session.
+ */
 const UNSUPPORTED = {
-  subscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
-  psubscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
-  ssubscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
-  unsubscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
-  punsubscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
-  sunsubscribe: 'pub/sub needs a dedicated connection, which redpool does not offer yet',
-  monitor: 'MONITOR needs a dedicated connection, which redpool does not offer yet',
-  select: 'every pooled connection uses the db of the options; create a client with { db } instead',
   quit: 'call client.quit()',
   multi: 'use client.multi() ... exec()',
   exec: 'use client.multi() ... exec()',

@@ -31,6 +31,31 @@ const QUIT_GRACE_MS = 5000;
 const MAX_COUNT = 0xffffffff;
 /** This JS thread, as leak reports name it. */
 const THREAD = isMainThread ? 'main' : `worker ${threadId}`;
+/** At most this many command names are remembered by `checkOneShot` (names come from callers). */
+const MAX_REMEMBERED_NAMES = 4096;
+/** Lower-case command name → whether the core calls it ordinary (`native.isOrdinaryName`). */
+const ordinaryNames = new Map();
+
+/**
+ * Throws ERR_INVALID_ARGUMENT, with the core's message, when the shared pool would refuse `wire`
+ * (`[name, ...args]`) as a one-shot command (SELECT, SUBSCRIBE, a lone WATCH, ...), so that the call
+ * fails alone instead of the auto-pipelined batch it would join. Only names the core does not call
+ * ordinary are checked in full; the answer per name is remembered.
+ */
+function checkOneShot(wire) {
+  const name = wire[0].toLowerCase();
+  let ordinary = ordinaryNames.get(name);
+  if (ordinary === undefined) {
+    ordinary = native.isOrdinaryName(name);
+    if (ordinaryNames.size < MAX_REMEMBERED_NAMES) ordinaryNames.set(name, ordinary);
+  }
+  if (ordinary) return;
+  try {
+    native.checkOneShot(wire);
+  } catch (err) {
+    throw errors.fromNative(err);
+  }
+}
 
 function withCallback(promise, callback) {
   if (typeof callback === 'function') promise.then((r) => callback(null, r), (e) => callback(e));
@@ -130,6 +155,7 @@ class Redis extends EventEmitter {
       if (reason) throw errors.invalid(`${String(name).toUpperCase()} is not supported: ${reason}`);
       if (this.#status === 'end') throw errors.closed();
       const wire = commands.build(name, args, this.#settings.client.keyPrefix);
+      if (!this.#session) checkOneShot(wire); // a watch() session's connection is its own
       promise = this.#send(wire, buffers).then((reply) => commands.transformReply(name, reply));
     } catch (err) {
       promise = Promise.reject(err);

@@ -5,6 +5,8 @@
 //! is built here and handed to napi-rs as a retained JS value (`napi::Error::from(Unknown)`), which
 //! it throws or rejects with as is, on the sync and the async path alike.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use napi::bindgen_prelude::*;
 use redpool::ErrorKind;
 
@@ -75,6 +77,20 @@ impl Failure {
         object.set_named_property("code", self.code)?;
         Ok(Error::from(object.to_unknown()))
     }
+}
+
+/// Runs `work`, turning a panic in it into an `ERR_INTERNAL` failure instead of letting it unwind
+/// into Node (which would abort the process).
+pub fn catch<T>(
+    work: impl FnOnce() -> std::result::Result<T, Failure>,
+) -> std::result::Result<T, Failure> {
+    catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| Err(Failure::panic(payload)))
+}
+
+/// Runs the work of a synchronous addon function: a failure, or a panic ([`catch`]), becomes the
+/// coded JS error the function throws.
+pub fn guard<T>(env: &Env, work: impl FnOnce() -> std::result::Result<T, Failure>) -> Result<T> {
+    catch(work).map_err(|failure| failure.into_napi(env))
 }
 
 /// Converts a core result for the sync path.

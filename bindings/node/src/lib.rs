@@ -18,6 +18,7 @@ mod stats;
 mod task;
 mod workers;
 
+use napi::bindgen_prelude::{Env, Result};
 use napi_derive::napi;
 
 /// The version of the native addon (the Cargo workspace version).
@@ -32,4 +33,24 @@ pub fn version() -> &'static str {
 #[napi]
 pub fn metrics_text() -> String {
     redpool::registry::metrics_text()
+}
+
+/// True when a command's name (any case) alone shows that the command is answered with exactly
+/// one reply and leaves the connection as it was (the core's `is_ordinary_name`). The JS client
+/// remembers the answer per name and calls [`check_one_shot`] only for the other names.
+#[napi]
+pub fn is_ordinary_name(env: Env, name: String) -> Result<bool> {
+    errors::guard(&env, || Ok(redpool::is_ordinary_name(name.as_bytes())))
+}
+
+/// Throws what the shared pool would refuse `command` (`[name, ...args]`, strings or Buffers) with
+/// as a one-shot call (the core's `check_one_shot`: SELECT, SUBSCRIBE, a lone WATCH, ...):
+/// `ERR_INVALID_ARGUMENT` and the core's message. The JS client calls it before a command joins an
+/// auto-pipelined batch, so that a refused command fails alone instead of its whole batch.
+#[napi]
+pub fn check_one_shot(env: Env, command: convert::JsArgs) -> Result<()> {
+    errors::guard(&env, || {
+        redpool::check_one_shot(&convert::command(&command)?)?;
+        Ok(())
+    })
 }

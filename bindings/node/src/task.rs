@@ -4,11 +4,9 @@
 //! Each pending promise holds a ref'd threadsafe function (napi-rs's `JsDeferred`), so a command in
 //! flight keeps the process alive and an idle client holds nothing that does.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use napi::bindgen_prelude::*;
 
-use crate::errors::Failure;
+use crate::errors::{self, Failure};
 use crate::workers;
 
 type Resolver<T> = Box<dyn FnOnce(Env) -> Result<T> + Send>;
@@ -22,10 +20,7 @@ where
 {
     let (deferred, promise) = env.create_deferred::<T, Resolver<T>>()?;
     workers::spawn(move || {
-        let outcome = match catch_unwind(AssertUnwindSafe(work)) {
-            Ok(result) => result,
-            Err(payload) => Err(Failure::panic(payload)),
-        };
+        let outcome = errors::catch(work);
         deferred.resolve(Box::new(move |env| match outcome {
             Ok(value) => Ok(value),
             Err(failure) => Err(failure.into_napi(&env)),
