@@ -300,7 +300,7 @@ fn every_command_of_the_server_leaves_every_reply_with_its_caller() {
         let server = RedisServer::start();
         let specs = command_table(&server);
         let url = format!(
-            "{}?max_connections={CONNECTIONS}&acquire_timeout=30s&socket_timeout=5s&retries=0",
+            "{}?max_connections={CONNECTIONS}&acquire_timeout=60s&socket_timeout=30s&retries=0",
             server.url()
         );
         let pool = Pool::from_url(&url).expect("pool");

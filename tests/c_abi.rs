@@ -38,6 +38,7 @@ use support::{RedisServer, ServerOptions, unique_name, unused_port, with_timeout
 
 /// Every C program in `tests/c/`, each run by the test of the same name below.
 const PROGRAMS: &[&str] = &[
+    "alignment",
     "auth",
     "fork",
     "lifecycle",
@@ -369,6 +370,14 @@ fn c_fork() {
 #[test]
 fn c_auth() {
     check_program("auth", &[], true);
+}
+
+/// Reply integrity through the C API: the server's whole COMMAND table, alone, in pipelines and
+/// in transactions, from 8 threads over 2 connections, between probes (the C twin of
+/// tests/alignment.rs; it prints its seed, `REDPOOL_SEED=<n>` replays it).
+#[test]
+fn c_alignment() {
+    check_program("alignment", &[], true);
 }
 
 /// The same C code links against the static library too (and then does not need the shared one).
