@@ -14,6 +14,7 @@
 //! Opening a connection (socket options, TLS, the AUTH/SELECT/SETNAME handshake) is in [`setup`].
 
 mod setup;
+mod stream;
 
 use std::io::{self, Write};
 use std::os::fd::RawFd;
@@ -28,7 +29,7 @@ use crate::command::{self, Effect, Facts, Family, ORDINARY, Shape, command_name,
 use crate::error::{Error, ErrorKind, Result};
 use crate::resp::{ReadError, ReplyReader};
 pub(crate) use setup::Connector;
-use setup::Stream;
+use stream::Stream;
 
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 const EXEC: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
@@ -59,10 +60,12 @@ pub(crate) struct Connection {
     facts: Vec<Facts>,
     server: Arc<str>,
     session: Session,
+    /// How long an exchange may take when the caller gives no deadline (`socket_timeout`).
+    socket_timeout: Duration,
     /// Commands written whose replies were not all read. Zero is the only clean state: a
     /// timeout, an I/O error, a protocol error or a panic in between leaves it above zero.
     unanswered: usize,
-    /// The socket could not be configured: its state is unknown.
+    /// The stream is out of step (bytes arrived that answer nothing) or its settling failed.
     poisoned: bool,
     /// The caller asked for this connection to be closed rather than reused.
     discarded: bool,
@@ -87,6 +90,7 @@ impl Connection {
         stream: Stream,
         server: Arc<str>,
         max_reply_bytes: u64,
+        socket_timeout: Duration,
         fork_generation: u64,
     ) -> Connection {
         Connection {
@@ -96,6 +100,7 @@ impl Connection {
             facts: Vec::new(),
             server,
             session: Session::default(),
+            socket_timeout,
             unanswered: 0,
             poisoned: false,
             discarded: false,
@@ -108,15 +113,17 @@ impl Connection {
         }
     }
 
-    fn stream_mut(&mut self) -> &mut Stream {
-        &mut self.stream
+    /// The deadline of an exchange starting now whose caller gives none: `socket_timeout` for
+    /// the whole exchange (every write and every read of every reply).
+    pub fn default_deadline(&self) -> Instant {
+        Instant::now() + self.socket_timeout
     }
 
     /// Sends one command and reads its replies (see [`Connection::request_pipeline`] for what a
     /// command with other than one reply gives). A server error reply is returned as
     /// `Value::ServerError` (the connection stays clean); every other failure leaves it unusable.
-    pub fn request(&mut self, cmd: &Cmd) -> Result<Value> {
-        self.prepare(std::slice::from_ref(cmd))?;
+    pub fn request(&mut self, cmd: &Cmd, deadline: Instant) -> Result<Value> {
+        self.prepare(std::slice::from_ref(cmd), deadline)?;
         self.send_buffer(1)?;
         let value = self.read_answer(self.facts[0])?;
         self.unanswered = 0;
@@ -126,8 +133,8 @@ impl Connection {
     /// Sends `cmds` in one write and reads each command's replies, in order: one value per
     /// command. A command the server does not answer (`CLIENT REPLY OFF|SKIP`) gives `Nil`; one
     /// answered with several confirmations (`UNSUBSCRIBE a b`) gives them as one array.
-    pub fn request_pipeline(&mut self, cmds: &[Cmd]) -> Result<Vec<Value>> {
-        self.prepare(cmds)?;
+    pub fn request_pipeline(&mut self, cmds: &[Cmd], deadline: Instant) -> Result<Vec<Value>> {
+        self.prepare(cmds, deadline)?;
         self.send_buffer(cmds.len())?;
         let mut values = Vec::with_capacity(cmds.len());
         for index in 0..cmds.len() {
@@ -142,7 +149,11 @@ impl Connection {
     /// place). If the server rejected a command while queueing, the transaction is discarded and
     /// a Response error names the command. If it refused MULTI itself, the commands ran one by
     /// one outside a transaction, and the error says so and how many were applied.
-    pub fn request_transaction(&mut self, cmds: &[Cmd]) -> Result<Option<Vec<Value>>> {
+    pub fn request_transaction(
+        &mut self,
+        cmds: &[Cmd],
+        deadline: Instant,
+    ) -> Result<Option<Vec<Value>>> {
         if self.session.in_transaction() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
@@ -153,6 +164,7 @@ impl Connection {
         self.facts.clear();
         self.facts.extend(cmds.iter().map(facts));
         command::refuse_in_transaction_body(cmds, &self.facts)?;
+        self.stream.set_deadline(deadline);
         self.buf.clear();
         self.buf.extend_from_slice(MULTI);
         for cmd in cmds {
@@ -250,8 +262,8 @@ impl Connection {
     }
 
     /// PINGs and reads the answer.
-    pub fn ping(&mut self) -> Result<()> {
-        match self.exchange_encoded(PING, 1)?.pop() {
+    pub fn ping(&mut self, deadline: Instant) -> Result<()> {
+        match self.exchange_encoded(PING, 1, deadline)?.pop() {
             Some(Value::ServerError(err)) => {
                 Err(Error::from_server_reply(err.code(), err.details()))
             }
@@ -260,9 +272,15 @@ impl Connection {
     }
 
     /// Writes `bytes`, `count` ordinary commands already encoded (the handshake, PING), and reads
-    /// their replies.
-    fn exchange_encoded(&mut self, bytes: &[u8], count: usize) -> Result<Vec<Value>> {
+    /// their replies, all by `deadline`.
+    fn exchange_encoded(
+        &mut self,
+        bytes: &[u8],
+        count: usize,
+        deadline: Instant,
+    ) -> Result<Vec<Value>> {
         self.check_stream()?;
+        self.stream.set_deadline(deadline);
         self.unanswered += count;
         self.write_all(bytes)?;
         let mut values = Vec::with_capacity(count);
@@ -273,21 +291,12 @@ impl Connection {
         Ok(values)
     }
 
-    /// Changes the read timeout (for blocking commands); `None` restores `default`.
-    pub fn set_read_timeout(&mut self, timeout: Option<Duration>, default: Duration) -> Result<()> {
-        let timeout = timeout.unwrap_or(default);
-        self.stream
-            .set_timeouts(Some(timeout), Some(default))
-            .map_err(|e| {
-                self.poisoned = true;
-                Error::from_io(&e, "configuring socket for", &self.server)
-            })
-    }
-
     /// Ends any MULTI and WATCH the caller may have left open, whatever this side believes:
     /// DISCARD then UNWATCH, in one write (a DISCARD without MULTI is refused harmlessly). Marks the
     /// connection unusable unless the server confirmed both.
     pub fn settle_session(&mut self) {
+        let deadline = self.default_deadline();
+        self.stream.set_deadline(deadline);
         let settled = self.check_stream().is_ok() && {
             self.unanswered += 2;
             self.write_all(DISCARD_AND_UNWATCH).is_ok()
@@ -369,8 +378,9 @@ impl Connection {
     /// Checks `cmds` and encodes them into the write buffer, their facts into `facts`: a request
     /// that could not be read back is refused (see [`Connection::check_stream`]), and so are
     /// commands never sent or that cannot be queued in an open MULTI.
-    fn prepare(&mut self, cmds: &[Cmd]) -> Result<()> {
+    fn prepare(&mut self, cmds: &[Cmd], deadline: Instant) -> Result<()> {
         self.check_stream()?;
+        self.stream.set_deadline(deadline);
         self.facts.clear();
         self.facts.extend(cmds.iter().map(facts));
         command::refuse_in_pipeline(cmds, &self.facts, self.session.in_transaction())?;

@@ -2,9 +2,8 @@
 //! SELECT, CLIENT SETNAME), all within `connect_timeout`; and [`Stream`], the byte stream under a
 //! connection.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::Connection;
+use super::stream::{Stream, Timed};
 use crate::config::{Address, Config};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -76,49 +76,41 @@ impl Connector {
         &self.server
     }
 
-    /// Opens, configures and authenticates a new connection within `connect_timeout`.
+    /// Opens, configures and authenticates a new connection within `connect_timeout`: the TCP
+    /// connect, the TLS handshake and the AUTH/SELECT/SETNAME handshake together.
     pub fn connect(&self, fork_generation: u64) -> Result<Connection> {
         let deadline = Instant::now() + self.config.connect_timeout();
-        let stream = self.open_stream(deadline)?;
+        let mut stream = self.open_stream(deadline)?;
+        stream.complete_tls(&self.server)?;
         let mut connection = Connection::new(
             stream,
             self.server.clone(),
             self.config.max_reply_bytes(),
+            self.config.socket_timeout(),
             fork_generation,
         );
-        connection
-            .stream_mut()
-            .complete_tls(&self.server, deadline)?;
-        self.run_handshake(&mut connection)?;
-        let timeout = Some(self.config.socket_timeout());
-        connection
-            .stream_mut()
-            .set_timeouts(timeout, timeout)
-            .map_err(|e| Error::from_io(&e, "configuring socket for", &self.server))?;
+        self.run_handshake(&mut connection, deadline)?;
         Ok(connection)
     }
 
+    /// Connects the socket; its reads and writes are bounded by `deadline` from the start.
     fn open_stream(&self, deadline: Instant) -> Result<Stream> {
         match self.config.address() {
             Address::Unix(path) => {
                 let sock = UnixStream::connect(path)
                     .map_err(|e| Error::from_io(&e, "connecting to", &self.server))?;
-                let stream = Stream::Unix(sock);
-                self.apply_deadline(&stream, deadline)?;
-                Ok(stream)
+                Ok(Stream::Unix(Timed::new(sock, deadline)))
             }
             Address::Tcp { host, port } => {
-                let tcp = self.connect_tcp(host, *port, deadline)?;
-                let stream = match &self.tls {
+                let tcp = Timed::new(self.connect_tcp(host, *port, deadline)?, deadline);
+                Ok(match &self.tls {
                     None => Stream::Tcp(tcp),
                     Some((config, name)) => {
                         let session = ClientConnection::new(config.clone(), name.clone())
                             .map_err(|e| self.tls_failure(&e.to_string()))?;
                         Stream::Tls(Box::new(StreamOwned::new(session, tcp)))
                     }
-                };
-                self.apply_deadline(&stream, deadline)?;
-                Ok(stream)
+                })
             }
         }
     }
@@ -174,23 +166,6 @@ impl Connector {
         Ok(())
     }
 
-    /// Bounds every read and write of the connect phase by what is left of `connect_timeout`.
-    fn apply_deadline(&self, stream: &Stream, deadline: Instant) -> Result<()> {
-        let left = remaining(deadline).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "connecting to {} timed out after {:?}",
-                    self.server,
-                    self.config.connect_timeout()
-                ),
-            )
-        })?;
-        stream
-            .set_timeouts(Some(left), Some(left))
-            .map_err(|e| Error::from_io(&e, "configuring socket for", &self.server))
-    }
-
     fn tls_failure(&self, why: &str) -> Error {
         Error::new(
             ErrorKind::Connection,
@@ -198,12 +173,12 @@ impl Connector {
         )
     }
 
-    fn run_handshake(&self, connection: &mut Connection) -> Result<()> {
+    fn run_handshake(&self, connection: &mut Connection, deadline: Instant) -> Result<()> {
         if self.handshake_replies == 0 {
             return Ok(());
         }
         let replies = connection
-            .exchange_encoded(&self.handshake, self.handshake_replies)
+            .exchange_encoded(&self.handshake, self.handshake_replies, deadline)
             .map_err(|e| e.context("during the connection handshake"))?;
         let first_error = replies
             .iter()
@@ -237,119 +212,4 @@ fn remaining(deadline: Instant) -> Option<Duration> {
     deadline
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
-}
-
-/// The byte stream under a connection.
-pub(super) enum Stream {
-    Tcp(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-    Unix(UnixStream),
-}
-
-impl Stream {
-    /// Sets the read and write timeouts of the socket.
-    pub(super) fn set_timeouts(
-        &self,
-        read: Option<Duration>,
-        write: Option<Duration>,
-    ) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => {
-                s.set_read_timeout(read)?;
-                s.set_write_timeout(write)
-            }
-            Stream::Tls(s) => {
-                s.sock.set_read_timeout(read)?;
-                s.sock.set_write_timeout(write)
-            }
-            Stream::Unix(s) => {
-                s.set_read_timeout(read)?;
-                s.set_write_timeout(write)
-            }
-        }
-    }
-
-    /// Completes a TLS handshake (nothing to do on other streams) before `deadline`.
-    pub(super) fn complete_tls(&mut self, server: &str, deadline: Instant) -> Result<()> {
-        let Stream::Tls(tls) = self else {
-            return Ok(());
-        };
-        while tls.conn.is_handshaking() {
-            if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
-                let why = match e.get_ref() {
-                    Some(inner) if e.kind() == io::ErrorKind::InvalidData => inner.to_string(),
-                    _ if remaining(deadline).is_none()
-                        || matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        return Err(Error::new(
-                            ErrorKind::Timeout,
-                            format!("TLS handshake with {} timed out", server),
-                        ));
-                    }
-                    _ => e.to_string(),
-                };
-                return Err(Error::new(
-                    ErrorKind::Connection,
-                    format!("TLS handshake with {} failed: {why}", server),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// True when the TLS session holds decrypted bytes nobody read yet (records already received
-    /// are decrypted for the look; no system call). Plain streams buffer nothing of their own.
-    pub(super) fn has_unread_plaintext(&mut self) -> bool {
-        match self {
-            Stream::Tls(tls) => tls
-                .conn
-                .process_new_packets()
-                .map_or(true, |state| state.plaintext_bytes_to_read() > 0),
-            Stream::Tcp(_) | Stream::Unix(_) => false,
-        }
-    }
-
-    /// True for TLS streams.
-    pub(super) fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
-    }
-
-    pub(super) fn raw_fd(&self) -> RawFd {
-        match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Tls(s) => s.sock.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-            Stream::Unix(s) => s.flush(),
-        }
-    }
 }

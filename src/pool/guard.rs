@@ -26,10 +26,16 @@ pub struct PooledConnection {
     conn: ManuallyDrop<Option<Conn>>,
     /// The breaker permit of the checkout, reported with the first command's outcome.
     permit: Option<Permit>,
+    /// False when a one-shot call checked this connection out: the call tells the breaker how
+    /// it ended, once, however many attempts its retries made.
+    reports_to_breaker: bool,
     /// When it was checked out (for the use-time histogram).
     checked_out_at: Instant,
     /// Its lease in the pool's leak tracker, when leak detection is on.
     lease: Option<u64>,
+    /// The deadline of the one-shot call this checkout serves, if the caller gave one: every
+    /// exchange ends by it (see [`PooledConnection::exchange_deadline`]).
+    call_deadline: Option<Instant>,
 }
 
 /// What one exchange sends, for per-command metrics.
@@ -65,10 +71,12 @@ impl Replies for Option<Vec<Value>> {
 }
 
 impl PooledConnection {
+    /// A checkout: with the breaker `permit` it was granted (each command's outcome is then told
+    /// to the breaker), or with none when a one-shot call judges the outcome as a whole.
     pub(super) fn new(
         shared: Arc<Shared>,
         (conn, checked_out_at): (Conn, Instant),
-        permit: Permit,
+        permit: Option<Permit>,
         tracking: Tracking,
     ) -> Self {
         let lease = shared.leaks().and_then(|tracker| match tracking {
@@ -79,9 +87,28 @@ impl PooledConnection {
         PooledConnection {
             shared,
             conn: ManuallyDrop::new(Some(conn)),
-            permit: Some(permit),
+            reports_to_breaker: permit.is_some(),
+            permit,
             checked_out_at,
             lease,
+            call_deadline: None,
+        }
+    }
+
+    /// Ends every exchange of this checkout by `deadline` (a one-shot call's own deadline).
+    pub(super) fn bounded_by(&mut self, deadline: Option<Instant>) {
+        self.call_deadline = deadline;
+    }
+
+    /// When an exchange starting now must be done: the call's deadline if it has one (a reply
+    /// timeout, if given too, never extends past it), else `reply_timeout` or `socket_timeout`
+    /// from now, for the whole exchange: every write and every read of every reply.
+    fn exchange_deadline(&self, reply_timeout: Option<Duration>) -> Instant {
+        let from_now = reply_timeout.map(|timeout| Instant::now() + timeout);
+        match (self.call_deadline, from_now) {
+            (Some(call), Some(reply)) => call.min(reply),
+            (Some(deadline), None) | (None, Some(deadline)) => deadline,
+            (None, None) => Instant::now() + self.shared.config().socket_timeout(),
         }
     }
 
@@ -89,8 +116,9 @@ impl PooledConnection {
     /// (the connection stays usable); any other failure makes the connection unusable, and it is
     /// closed when returned.
     pub fn execute(&mut self, cmd: &Cmd) -> Result<Value> {
+        let deadline = self.exchange_deadline(None);
         self.run(Exchange::One(cmd), |conn| {
-            conn.request(cmd).and_then(reply_or_error)
+            conn.request(cmd, deadline).and_then(reply_or_error)
         })
     }
 
@@ -101,15 +129,12 @@ impl PooledConnection {
             return Err(Error::invalid("timeout", "0", "must be greater than zero"));
         }
         crate::config::check_duration("timeout", timeout)?;
-        let default = self.shared.config().socket_timeout();
         if let Some((tracker, lease)) = self.shared.leaks().zip(self.lease) {
             tracker.blocking_started(lease, timeout);
         }
+        let deadline = self.exchange_deadline(Some(timeout));
         let result = self.run(Exchange::One(cmd), |conn| {
-            conn.set_read_timeout(Some(timeout), default)?;
-            let reply = conn.request(cmd);
-            conn.set_read_timeout(None, default)?;
-            reply.and_then(reply_or_error)
+            conn.request(cmd, deadline).and_then(reply_or_error)
         });
         if let Some((tracker, lease)) = self.shared.leaks().zip(self.lease) {
             tracker.blocking_ended(lease);
@@ -123,7 +148,10 @@ impl PooledConnection {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
-        self.run(Exchange::Pipeline(cmds), |conn| conn.request_pipeline(cmds))
+        let deadline = self.exchange_deadline(None);
+        self.run(Exchange::Pipeline(cmds), |conn| {
+            conn.request_pipeline(cmds, deadline)
+        })
     }
 
     /// Runs `cmds` between MULTI and EXEC in one round trip. Returns `Ok(None)` when a WATCHed key
@@ -131,8 +159,9 @@ impl PooledConnection {
     /// `Value::ServerError` in its place). A command rejected while queueing fails the whole
     /// transaction with a Response error naming it.
     pub fn transaction(&mut self, cmds: &[Cmd]) -> Result<Option<Vec<Value>>> {
+        let deadline = self.exchange_deadline(None);
         self.run(Exchange::Transaction(cmds), |conn| {
-            conn.request_transaction(cmds)
+            conn.request_transaction(cmds, deadline)
         })
     }
 
@@ -170,8 +199,10 @@ impl PooledConnection {
         if let Err(err) = &result {
             self.shared.counters().error(err.kind());
         }
-        let permit = self.permit.take().unwrap_or_default();
-        self.shared.record(permit, &result);
+        if self.reports_to_breaker {
+            let permit = self.permit.take().unwrap_or_default();
+            self.shared.record(permit, &result);
+        }
         result
     }
 

@@ -24,6 +24,17 @@ impl Pool {
         self.assess(sample, probe)
     }
 
+    /// The latest health report (from the background check or an explicit [`Pool::health`]) and
+    /// how long ago it was made; None before the first check. No I/O: it never touches a
+    /// connection (the `/health` endpoint answers from it).
+    pub fn last_health(&self) -> Option<(HealthReport, std::time::Duration)> {
+        let memory = self.shared.health.lock();
+        memory
+            .last_report
+            .as_ref()
+            .map(|(at, report)| (report.clone(), at.elapsed()))
+    }
+
     /// The counters that close the sizing window, read before the check's own checkout (which is
     /// no part of the load it sizes for).
     fn load_before_check(&self) -> Sample {

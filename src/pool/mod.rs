@@ -142,7 +142,7 @@ impl Pool {
             Ok(conn) => Ok(PooledConnection::new(
                 self.shared.clone(),
                 conn,
-                permit,
+                Some(permit),
                 tracking,
             )),
             Err(err) => {
@@ -150,6 +150,17 @@ impl Pool {
                 Err(err)
             }
         }
+    }
+
+    /// One attempt of a one-shot call: a checkout the call itself reports to the breaker.
+    fn checkout_for_call(&self, timeout: Duration) -> Result<PooledConnection> {
+        let conn = self.shared.checkout(Priority::Normal, timeout)?;
+        Ok(PooledConnection::new(
+            self.shared.clone(),
+            conn,
+            None,
+            Tracking::None,
+        ))
     }
 
     /// Runs one command on a pooled connection, through the breaker and with safe retries. A server
@@ -223,11 +234,25 @@ impl Pool {
         self.call(idempotent, options, |conn| conn.transaction(cmds))
     }
 
-    /// The resilience loop: breaker permit, checkout, the operation, outcome to the breaker, then
-    /// a retry with backoff if the failure allows it (see [`crate::retry`]). `idempotent` is asked
-    /// only when a retry is considered: classifying every command of a pipeline up front cost
-    /// more than the rest of its bookkeeping.
+    /// The resilience loop: a breaker permit for the call, then attempts (checkout, the
+    /// operation) with a retry and backoff after a failure that allows it (see [`crate::retry`]),
+    /// then the call's outcome to the breaker, once: a call counts as one failure however many
+    /// attempts it made. `idempotent` is asked only when a retry is considered: classifying every
+    /// command of a pipeline up front cost more than the rest of its bookkeeping.
     fn call<T>(
+        &self,
+        idempotent: impl Fn() -> bool,
+        options: CallOptions,
+        op: impl FnMut(&mut PooledConnection) -> Result<T>,
+    ) -> Result<T> {
+        let permit = self.shared.permit()?;
+        let result = self.attempts(idempotent, options, op);
+        self.shared.record(permit, &result);
+        result
+    }
+
+    /// The attempts of one call (see [`Pool::call`]).
+    fn attempts<T>(
         &self,
         idempotent: impl Fn() -> bool,
         options: CallOptions,
@@ -250,14 +275,11 @@ impl Pool {
                 None => self.config().acquire_timeout(),
             };
             let result = self
-                .checkout(
-                    AcquireOptions {
-                        timeout: Some(acquire_timeout),
-                        priority: Priority::Normal,
-                    },
-                    Tracking::None,
-                )
-                .and_then(|mut conn| op(&mut conn));
+                .checkout_for_call(acquire_timeout)
+                .and_then(|mut conn| {
+                    conn.bounded_by(options.deadline);
+                    op(&mut conn)
+                });
             let err = match result {
                 Ok(value) => return Ok(value),
                 Err(err) => err,

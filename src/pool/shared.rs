@@ -202,6 +202,9 @@ impl Shared {
     /// Tells the breaker how a call ended.
     pub(crate) fn record<T>(&self, permit: Permit, result: &Result<T>) {
         let outcome = crate::breaker::Outcome::of(result);
+        if let (crate::breaker::Outcome::Failure, Err(err)) = (outcome, result) {
+            self.breaker.remember_failure(err.message());
+        }
         let transition = self.breaker.record(&SystemClock, permit, outcome);
         self.report(transition);
     }
@@ -457,7 +460,7 @@ impl Shared {
             .config
             .health_check_interval()
             .is_some_and(|t| idle_for >= t)
-            && conn.ping().is_err()
+            && conn.ping(conn.default_deadline()).is_err()
         {
             Some(CloseReason::HealthCheckFailed)
         } else {
@@ -516,15 +519,25 @@ impl Shared {
         let due = gate.next_attempt_at.unwrap_or(now);
         if gate.attempt_in_flight || now < due {
             let wait = due.saturating_duration_since(now);
-            let kind = match gate.last_kind {
-                Some(ErrorKind::Auth) => ErrorKind::Auth,
-                _ => ErrorKind::Connection,
+            // The words follow the cause: a wrong password is no unreachable server.
+            let (kind, what) = match gate.last_kind {
+                Some(ErrorKind::Auth) => (
+                    ErrorKind::Auth,
+                    format!("authentication to {} keeps failing", self.server()),
+                ),
+                Some(ErrorKind::Timeout) => (
+                    ErrorKind::Timeout,
+                    format!("{} does not answer in time", self.server()),
+                ),
+                _ => (
+                    ErrorKind::Connection,
+                    format!("{} is unreachable", self.server()),
+                ),
             };
             return Err(Error::new(
                 kind,
                 format!(
-                    "{} is unreachable ({} failed connect attempts, last: {}); next attempt in {}ms",
-                    self.server(),
+                    "{what} ({} failed connect attempts, last: {}); next attempt in {}ms",
                     gate.failures,
                     gate.last_error.as_deref().unwrap_or("unknown"),
                     wait.as_millis()
@@ -745,7 +758,7 @@ impl Shared {
             self.closed_connection(conn, reason);
         }
         for mut conn in to_ping {
-            match conn.ping() {
+            match conn.ping(conn.default_deadline()) {
                 Ok(()) => self.checkin(conn),
                 Err(_) => self.close_checked_out(conn, CloseReason::HealthCheckFailed),
             }

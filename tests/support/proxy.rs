@@ -63,6 +63,8 @@ struct Shared {
     /// Bumped after every setting change that links must acknowledge (see `sync_links`).
     epoch: AtomicU64,
     latency_us: AtomicU64,
+    /// Server-to-client bytes go one at a time, this far apart (0: off).
+    dribble_us: AtomicU64,
     blackhole: AtomicBool,
     /// Wanted settings for new connections; the accept thread switches to them at a precise
     /// point (see `sync_accept`).
@@ -126,6 +128,7 @@ impl FaultProxy {
             stopping: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             latency_us: AtomicU64::new(0),
+            dribble_us: AtomicU64::new(0),
             blackhole: AtomicBool::new(false),
             refuse_new: AtomicBool::new(false),
             hang_new: AtomicBool::new(false),
@@ -176,6 +179,14 @@ impl FaultProxy {
     pub fn set_latency(&self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         self.shared.latency_us.store(us, SeqCst);
+        self.sync_links();
+    }
+
+    /// Forwards what the server sends one byte at a time, `interval` apart (a server or network
+    /// that dribbles a reply); `None` turns it off. Bytes already queued keep their timing.
+    pub fn dribble(&self, interval: Option<Duration>) {
+        let us = interval.map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        self.shared.dribble_us.store(us, SeqCst);
         self.sync_links();
     }
 
@@ -604,6 +615,8 @@ fn pump(shared: &Shared, ctl: &LinkCtl, client: &TcpStream, server: &TcpStream) 
     let mut awaiting_reply = false;
     let mut cut_generation = lock(&shared.cut).generation;
     let mut cut_count = 0usize;
+    // When the last dribbled byte is due (see `FaultProxy::dribble`).
+    let mut last_dribbled = Instant::now();
     let mut buf = vec![0u8; CHUNK];
     loop {
         if let Some(end) = kill_requested(shared, ctl) {
@@ -613,6 +626,7 @@ fn pump(shared: &Shared, ctl: &LinkCtl, client: &TcpStream, server: &TcpStream) 
         let epoch = shared.epoch.load(SeqCst);
         let blackhole = shared.blackhole.load(SeqCst);
         let latency = Duration::from_micros(shared.latency_us.load(SeqCst));
+        let dribble = Duration::from_micros(shared.dribble_us.load(SeqCst));
         let cut = *lock(&shared.cut);
         ctl.seen.store(epoch, SeqCst);
         if cut.generation != cut_generation {
@@ -638,7 +652,15 @@ fn pump(shared: &Shared, ctl: &LinkCtl, client: &TcpStream, server: &TcpStream) 
                         return End::Close;
                     }
                     awaiting_reply = false;
-                    down.push(Instant::now() + latency, &buf[..n]);
+                    let due = Instant::now() + latency;
+                    if dribble.is_zero() {
+                        down.push(due, &buf[..n]);
+                    } else {
+                        for byte in &buf[..n] {
+                            last_dribbled = due.max(last_dribbled + dribble);
+                            down.push(last_dribbled, std::slice::from_ref(byte));
+                        }
+                    }
                 }
                 Ok(None) => {}
                 Err(_) => return End::Reset,
