@@ -152,6 +152,8 @@ struct Inner {
     probe_successes: u32,
     /// (time, failed) of recent calls, for the failure-rate rule.
     window: VecDeque<(Instant, bool)>,
+    /// What the last failed call failed with, for the open circuit's message.
+    last_failure: Option<String>,
 }
 
 /// A circuit breaker (one per pool).
@@ -174,6 +176,7 @@ impl Breaker {
                 probes_in_flight: Vec::new(),
                 probe_successes: 0,
                 window: VecDeque::new(),
+                last_failure: None,
             }),
         }
     }
@@ -205,7 +208,7 @@ impl Breaker {
             let due = inner.opened_at + self.config.recovery_timeout;
             if now < due {
                 let wait = due - now;
-                return (Err(self.open_error(server, wait)), None);
+                return (Err(self.open_error(&inner, server, wait)), None);
             }
             transition = self.set_state(BreakerState::HalfOpen);
             inner.probes_in_flight.clear();
@@ -213,7 +216,10 @@ impl Breaker {
         }
         match self.state() {
             BreakerState::Closed => (Ok(Permit { probe: None }), transition),
-            BreakerState::Open => (Err(self.open_error(server, Duration::ZERO)), transition),
+            BreakerState::Open => (
+                Err(self.open_error(&inner, server, Duration::ZERO)),
+                transition,
+            ),
             BreakerState::HalfOpen => {
                 let timeout = self.config.probe_timeout;
                 inner
@@ -232,6 +238,14 @@ impl Breaker {
                     (Err(err), transition)
                 }
             }
+        }
+    }
+
+    /// Remembers why a call failed (before it is recorded), so the open circuit names the cause.
+    /// Failures only: the closed path of successful calls takes no lock.
+    pub fn remember_failure(&self, why: &str) {
+        if self.config.enabled {
+            self.inner.lock().last_failure = Some(why.to_string());
         }
     }
 
@@ -333,11 +347,16 @@ impl Breaker {
         (from != to).then_some(Transition { from, to })
     }
 
-    fn open_error(&self, server: &str, wait: Duration) -> Error {
+    fn open_error(&self, inner: &Inner, server: &str, wait: Duration) -> Error {
+        let cause = inner
+            .last_failure
+            .as_deref()
+            .map_or(String::new(), |last| format!(" (last: {last})"));
         Error::new(
             ErrorKind::CircuitOpen,
             format!(
-                "circuit breaker for {server} is open after repeated failures; next probe in {:.1}s",
+                "circuit breaker for {server} is open after repeated failures{cause}; next probe \
+                 in {:.1}s",
                 wait.as_secs_f64()
             ),
         )
