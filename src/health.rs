@@ -2,7 +2,7 @@
 //! consecutive failures and the server's rejected connections, with selected `INFO` fields and
 //! the pool stats. The I/O is done by `Pool::health`; this module holds the types and the rules.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::breaker::BreakerState;
 use crate::config::HealthThresholds;
@@ -165,6 +165,8 @@ pub(crate) struct HealthMemory {
     pub last_rejected_connections: Option<u64>,
     /// The counters at the previous check (the start of the next sizing window).
     pub last_sample: Option<Sample>,
+    /// The latest report and when it was made (read by the `/health` endpoint without I/O).
+    pub last_report: Option<(Instant, HealthReport)>,
 }
 
 /// What one check observed.
@@ -246,6 +248,7 @@ pub(crate) fn assess(
         stats,
         sizing,
     };
+    memory.last_report = Some((Instant::now(), report.clone()));
     (report, changed)
 }
 

@@ -579,7 +579,10 @@ fn connection_state_left_behind_is_cleaned_or_closed() {
             err.message()
                 .starts_with("SELECT cannot run on a shared pooled connection")
         );
-        assert!(err.message().contains("database in the pool's settings"), "{err}");
+        assert!(
+            err.message().contains("database in the pool's settings"),
+            "{err}"
+        );
         // On a checked-out connection it works, and that connection is not reused on db 1.
         let mut conn = pool.acquire().unwrap();
         conn.execute(cmd("SELECT").arg(1)).unwrap();
