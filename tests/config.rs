@@ -172,7 +172,7 @@ fn every_invalid_setting_names_field_value_and_rule() {
         ),
         (
             "redis://alice@h",
-            &["username", "alice", "needs a password"],
+            &["username", "not shown", "needs a password"],
         ),
         ("localhost:6379", &["url scheme", "localhost"]),
         ("not a url", &["invalid url"]),
@@ -378,4 +378,19 @@ fn every_duration_is_bounded_so_no_deadline_can_overflow() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     pool.close(forever);
+}
+
+#[test]
+fn a_password_without_its_colon_is_never_echoed() {
+    let message = url_error("redis://s3cr3t-Pa55@127.0.0.1:6379/0");
+    assert!(!message.contains("s3cr3t"), "{message}");
+    assert!(
+        message.contains("username") && message.contains("redis://:PASSWORD@host"),
+        "{message}"
+    );
+    let err = Config::builder()
+        .set("username", "s3cr3t-Pa55")
+        .and_then(|b| b.build())
+        .unwrap_err();
+    assert!(!err.message().contains("s3cr3t"), "{err}");
 }

@@ -49,10 +49,12 @@ pub fn human(d: Duration) -> String {
         (true, true) => format!("{} ms", d.as_millis()),
         (true, false) => format!("{:.3} ms", d.as_secs_f64() * 1000.0),
         (false, _) if d.subsec_nanos() == 0 => secs(d.as_secs()),
-        (false, _) => format!("{:.3}", d.as_secs_f64())
-            .trim_end_matches('0')
-            .to_string()
-            + "s",
+        (false, _) => {
+            format!("{:.3}", d.as_secs_f64())
+                .trim_end_matches('0')
+                .to_string()
+                + "s"
+        }
     }
 }
 

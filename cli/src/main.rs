@@ -12,6 +12,7 @@ mod health;
 mod leak_test;
 mod monitor;
 mod output;
+mod password;
 mod target;
 
 use std::process::ExitCode;
@@ -27,7 +28,8 @@ use crate::exit::Failure;
 /// URL is a redpool URL: redis://[user:password@]host:port/db, rediss://... or unix://path, with
 /// redpool options as query parameters (for example ?connect_timeout=5s). The tool's own
 /// defaults: connect_timeout=2s, acquire_timeout=3s, retries=0, client_name=redpool-cli.
-/// Passwords are never printed.
+/// The password: from REDISCLI_AUTH or REDIS_PASSWORD, or typed with --ask-pass (a password in
+/// the URL works too, but shows in ps and shell history). Passwords are never printed.
 #[derive(Debug, Parser)]
 #[command(
     name = "redpool",
@@ -35,6 +37,10 @@ use crate::exit::Failure;
     after_help = top_level_help(),
 )]
 struct Cli {
+    /// Ask for the password on the terminal (not echoed) instead of reading it from
+    /// REDISCLI_AUTH / REDIS_PASSWORD or the URL.
+    #[arg(long, global = true)]
+    ask_pass: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -120,7 +126,8 @@ enum Command {
 fn top_level_help() -> String {
     format!(
         "Examples:\n  redpool health redis://127.0.0.1:6379\n  \
-         redpool monitor redis://:secret@127.0.0.1:6379/0\n\n\
+         REDISCLI_AUTH=... redpool monitor redis://127.0.0.1:6379/0\n  \
+         redpool clients --ask-pass --idle-over 5m redis://127.0.0.1:6379\n\n\
          Durations: 300s, 5m, 1500ms, or a plain number of seconds.\n\n{}",
         exit::HELP
     )
@@ -131,6 +138,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return usage_error(&err),
     };
+    if cli.ask_pass {
+        if let Err(err) = password::ask() {
+            eprintln!("redpool: cannot read the password from the terminal: {err}");
+            return ExitCode::from(exit::USAGE);
+        }
+    }
     let result = match cli.command {
         Command::Health { url, json } => health::run(&url, json),
         Command::Monitor {

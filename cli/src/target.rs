@@ -39,6 +39,15 @@ fn query_knobs(url: &str) -> Vec<&str> {
 /// does not set, then `forced` (settings a command needs whatever the URL says).
 pub fn config(url: &str, forced: &[(&str, &str)]) -> Result<Config, Failure> {
     let mut builder = ConfigBuilder::from_url(url)?;
+    let url_has_password = builder
+        .clone()
+        .build()
+        .is_ok_and(|c| c.password().is_some());
+    if !url_has_password {
+        if let Some(password) = crate::password::given() {
+            builder.set("password", &password)?;
+        }
+    }
     let in_url = query_knobs(url);
     for (knob, value) in CLI_DEFAULTS.iter().filter(|(k, _)| !in_url.contains(k)) {
         builder.set(knob, value)?;
@@ -63,6 +72,12 @@ impl Target {
     /// Parses `url` and creates the pool (no connection is opened yet).
     pub fn open(url: &str) -> Result<Target, Failure> {
         let config = config(url, &[])?;
+        if url.contains('@') && config.password().is_some() && crate::password::given().is_none() {
+            eprintln!(
+                "redpool: warning: a password in the URL shows in ps and shell history; set \
+                 REDISCLI_AUTH (or REDIS_PASSWORD) or use --ask-pass instead"
+            );
+        }
         let shown = config.redacted_url();
         Ok(Target {
             pool: Pool::new(config)?,

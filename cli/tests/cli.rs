@@ -51,7 +51,19 @@ impl Run {
 
 /// Runs `redpool args...`, killing it (and failing) if it runs past [`RUN_LIMIT`].
 fn redpool(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_redpool"))
+    redpool_with_env(args, &[])
+}
+
+/// [`redpool`] with environment variables set (and the password variables cleared unless set).
+fn redpool_with_env(args: &[&str], vars: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_redpool"));
+    command
+        .env_remove("REDISCLI_AUTH")
+        .env_remove("REDIS_PASSWORD");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let mut child = command
         .args(args)
         .env("RUST_BACKTRACE", "1")
         .stdin(Stdio::null())
@@ -219,6 +231,35 @@ fn passwords_are_never_printed() {
 }
 
 #[test]
+fn the_password_comes_from_the_environment_not_the_command_line() {
+    with_timeout(TEST_LIMIT, || {
+        let password = "env-Pa55word";
+        let server = RedisServer::start_with(ServerOptions {
+            password: Some(password.into()),
+            ..ServerOptions::default()
+        });
+        let url = format!("redis://127.0.0.1:{}/0", server.port());
+        for variable in ["REDISCLI_AUTH", "REDIS_PASSWORD"] {
+            let run = redpool_with_env(&["health", &url], &[(variable, password)]);
+            run.expect_code(0);
+            assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+        }
+        let wrong = redpool_with_env(&["health", &url], &[("REDISCLI_AUTH", "not-it")]);
+        assert_eq!(wrong.code, 2, "{}", wrong.stdout);
+        assert!(!wrong.stdout.contains("not-it") && !wrong.stderr.contains("not-it"));
+        // A password in the URL still works, with a warning that says where else to put it.
+        let in_url = format!("redis://:{password}@127.0.0.1:{}/0", server.port());
+        let run = redpool(&["health", &in_url]);
+        run.expect_code(0);
+        assert!(run.stderr.contains("REDISCLI_AUTH"), "{}", run.stderr);
+        assert!(!run.stderr.contains(password), "{}", run.stderr);
+        // --ask-pass without a terminal is a usage error, not a hang.
+        let run = redpool(&["--ask-pass", "health", &url]);
+        assert_eq!(run.code, 64, "{}", run.stderr);
+    });
+}
+
+#[test]
 fn unreachable_server_is_a_clear_error() {
     with_timeout(TEST_LIMIT, || {
         let port = support::unused_port();
@@ -270,12 +311,14 @@ fn a_server_that_is_not_redis_is_one_clear_line() {
                 );
             }
         });
-        let url = format!("redis://:pw@127.0.0.1:{port}");
-        let run = redpool(&["clients", &url]);
+        // The password (so that the handshake has something to send) comes from the environment.
+        let url = format!("redis://127.0.0.1:{port}");
+        let auth = [("REDISCLI_AUTH", "pw")];
+        let run = redpool_with_env(&["clients", &url], &auth);
         run.expect_code(2);
         let line = run.one_error_line();
         assert!(line.contains("is it a Redis server?"), "{line}");
-        let health = redpool(&["health", &url]);
+        let health = redpool_with_env(&["health", &url], &auth);
         health.expect_code(2);
         assert!(
             health.stdout.contains("is it a Redis server?"),

@@ -457,10 +457,13 @@ impl Config {
             ));
         }
         if self.password.is_none() && self.username.is_some() {
+            // The value is not shown: `redis://s3cr3t@host` is usually a password whose colon
+            // was forgotten.
             return Err(Error::invalid(
                 "username",
-                format!("{:?}", self.username.as_deref().unwrap_or_default()),
-                "needs a password",
+                "(not shown: it may be a password without its colon)",
+                "needs a password; write redis://:PASSWORD@host for a password alone, or \
+                 redis://USER:PASSWORD@host",
             ));
         }
         if let Some(tls) = &self.tls {
