@@ -16,6 +16,16 @@
  * without a registry.
  */
 const native = require('./lib/native').load();
+const { fromNative } = require('./lib/errors');
+
+/** The Prometheus text of every pool; an addon error (ERR_INTERNAL for a bug) keeps its `.code`. */
+function metricsText() {
+  try {
+    return native.metricsText();
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
 
 /**
  * Parses Prometheus text (version 0.0.4) into a Map of family name → `{ name, type, help,
@@ -79,7 +89,7 @@ function number(text) {
 let snapshot = null;
 function current() {
   if (snapshot === null) {
-    snapshot = parse(native.metricsText());
+    snapshot = parse(metricsText());
     queueMicrotask(() => {
       snapshot = null;
     });
@@ -139,7 +149,7 @@ function register(registry = defaultRegistry()) {
   if (typeof registry?.registerMetric !== 'function' || typeof registry.getSingleMetric !== 'function') {
     throw new TypeError('redpool/prometheus: register(registry) needs a prom-client Registry');
   }
-  const families = [...parse(native.metricsText()).values()];
+  const families = [...parse(metricsText()).values()];
   for (const { name } of families) {
     const taken = registry.getSingleMetric(name);
     if (taken && !(taken instanceof RedpoolFamily)) {
@@ -154,7 +164,7 @@ function register(registry = defaultRegistry()) {
 
 /** Removes redpool's families from `registry` (default: prom-client's default `register`). */
 function unregister(registry = defaultRegistry()) {
-  for (const name of parse(native.metricsText()).keys()) {
+  for (const name of parse(metricsText()).keys()) {
     if (registry.getSingleMetric(name) instanceof RedpoolFamily) registry.removeSingleMetric(name);
   }
 }

@@ -34,15 +34,37 @@ const SECRET_ARGS = new Set(['auth', 'hello', 'acl', 'config', 'migrate']);
 const SERVER_AUTH = /^(NOAUTH|WRONGPASS|NOPERM)\b/;
 
 /**
+ * napi-rs's own error statuses for a JS value it could not convert into an argument's Rust type.
+ * The JS layer checks every argument first, so these mean a bug, but a bad argument's one.
+ */
+const NAPI_ARGUMENT_STATUSES = new Set([
+  'InvalidArg', 'ObjectExpected', 'StringExpected', 'NameExpected', 'FunctionExpected', 'NumberExpected',
+  'BooleanExpected', 'ArrayExpected', 'BigintExpected', 'DateExpected', 'ArrayBufferExpected',
+]);
+
+/** The `.code` of a native error: the addon's own `ERR_...`, or napi-rs's status mapped onto one. */
+function nativeCode(err) {
+  if (!(err instanceof Error) || typeof err.code !== 'string') return 'ERR_INTERNAL';
+  if (err.code.startsWith('ERR_')) return err.code;
+  // napi-rs's status: `GenericFailure` is also how it reports a panic it caught in converting
+  // arguments or return values (the addon reports its own panics as ERR_INTERNAL).
+  return NAPI_ARGUMENT_STATUSES.has(err.code) ? 'ERR_INVALID_ARGUMENT' : 'ERR_INTERNAL';
+}
+
+/**
  * Turns an error from the native layer (a plain Error with `.code`) into a redpool error; `command`
- * (`[name, ...args]`) is attached to reply errors as `{ name, args }` like ioredis does.
+ * (`[name, ...args]`) is attached to reply errors as `{ name, args }` like ioredis does. A redpool
+ * error passes through as it is.
  */
 function fromNative(err, command) {
-  if (!(err instanceof Error) || typeof err.code !== 'string') {
-    return new RedpoolError(String(err && err.message ? err.message : err), 'ERR_INTERNAL');
+  if (err instanceof RedisError) return err;
+  const code = nativeCode(err);
+  const message = err instanceof Error ? err.message : String(err);
+  if (code === 'ERR_INTERNAL' && !(err instanceof Error && err.code === 'ERR_INTERNAL')) {
+    return new RedpoolError(`internal error in redpool (a bug, please report it): ${message}`, code);
   }
-  const reply = err.code === 'ERR_REPLY' || (err.code === 'ERR_AUTH' && SERVER_AUTH.test(err.message));
-  const out = reply ? new ReplyError(err.message, err.code) : new RedpoolError(err.message, err.code);
+  const reply = code === 'ERR_REPLY' || (code === 'ERR_AUTH' && SERVER_AUTH.test(message));
+  const out = reply ? new ReplyError(message, code) : new RedpoolError(message, code);
   if (reply && command) {
     const name = String(command[0]).toLowerCase();
     out.command = {

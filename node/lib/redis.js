@@ -46,7 +46,7 @@ function checkOneShot(wire) {
   const name = wire[0].toLowerCase();
   let ordinary = ordinaryNames.get(name);
   if (ordinary === undefined) {
-    ordinary = native.isOrdinaryName(name);
+    ordinary = sync(() => native.isOrdinaryName(name));
     if (ordinaryNames.size < MAX_REMEMBERED_NAMES) ordinaryNames.set(name, ordinary);
   }
   if (ordinary) return;
@@ -54,6 +54,30 @@ function checkOneShot(wire) {
     native.checkOneShot(wire);
   } catch (err) {
     throw errors.fromNative(err);
+  }
+}
+
+/**
+ * Calls a synchronous addon function: what it throws (a bad argument, or ERR_INTERNAL for a bug
+ * caught at the addon's panic boundary) becomes a redpool error with its `.code`.
+ */
+function sync(call) {
+  try {
+    return call();
+  } catch (err) {
+    throw errors.fromNative(err);
+  }
+}
+
+/**
+ * Calls a promise-returning addon function: an error it throws before it has a promise to return
+ * becomes a rejection, so every caller handles one path.
+ */
+function promised(call) {
+  try {
+    return call();
+  } catch (err) {
+    return Promise.reject(err);
   }
 }
 
@@ -98,16 +122,12 @@ class Redis extends EventEmitter {
   constructor(...args) {
     super();
     const parsed = parse(args);
-    try {
-      this.#pool = new native.NativePool(parsed.native, (event) => this.#onPoolEvent(event));
-    } catch (err) {
-      throw errors.fromNative(err);
-    }
+    this.#pool = sync(() => new native.NativePool(parsed.native, (event) => this.#onPoolEvent(event)));
     this.#args = args;
     this.#settings = parsed;
-    this.#leakDetection = this.#pool.leakDetection;
+    this.#leakDetection = sync(() => this.#pool.leakDetection);
     const timeout = parsed.client.commandTimeout;
-    this.#batcher = new Batcher((wires, buffers) => this.#call(this.#pool.pipeline(wires, buffers, timeout)));
+    this.#batcher = new Batcher((wires, buffers) => this.#call(promised(() => this.#pool.pipeline(wires, buffers, timeout))));
     this.#status = parsed.client.lazyConnect ? 'wait' : 'connecting';
     if (!parsed.client.lazyConnect) this.connect().catch(() => {}); // reported as an 'error' event
   }
@@ -129,7 +149,7 @@ class Redis extends EventEmitter {
     if (this.#status === 'end') return withCallback(Promise.reject(errors.closed()), callback);
     if (this.#status === 'wait') this.#status = 'connecting';
     return withCallback(
-      this.#call(this.#pool.connect()).catch((err) => {
+      this.#call(promised(() => this.#pool.connect())).catch((err) => {
         throw errors.fromNative(err);
       }),
       callback,
@@ -172,11 +192,11 @@ class Redis extends EventEmitter {
         block === undefined ? conn.pipeline([wire], [buffers]).then((r) => r[0]) : conn.blocking(wire, buffers, block),
       );
     } else if (block !== undefined) {
-      sent = this.#call(this.#pool.blocking(wire, buffers, block, timeout));
+      sent = this.#call(promised(() => this.#pool.blocking(wire, buffers, block, timeout)));
     } else if (this.#settings.client.enableAutoPipelining) {
       return this.#batcher.push(wire, buffers);
     } else {
-      sent = this.#call(this.#pool.pipeline([wire], [buffers], timeout)).then((r) => r[0]);
+      sent = this.#call(promised(() => this.#pool.pipeline([wire], [buffers], timeout))).then((r) => r[0]);
     }
     return sent.then(
       (reply) => {
@@ -268,7 +288,9 @@ class Redis extends EventEmitter {
       if (transaction) this.#endSession();
     } else {
       sent = this.#call(
-        transaction ? this.#pool.transaction(wires, buffers, timeout) : this.#pool.pipeline(wires, buffers, timeout),
+        promised(() =>
+          transaction ? this.#pool.transaction(wires, buffers, timeout) : this.#pool.pipeline(wires, buffers, timeout),
+        ),
       );
     }
     return sent.catch((err) => {
@@ -279,7 +301,8 @@ class Redis extends EventEmitter {
   /** WATCHes keys on a connection of this client's own until `multi().exec()` or `unwatch()`. */
   watch(...args) {
     if (!this.#session && this.#status !== 'end') {
-      const session = new Session(this.#call(this.#pool.acquire(this.#holder(this.watch))));
+      const holder = this.#holder(this.watch);
+      const session = new Session(this.#call(promised(() => this.#pool.acquire(holder))));
       session.connection.catch(() => {
         if (this.#session === session) this.#session = null;
       });
@@ -320,7 +343,7 @@ class Redis extends EventEmitter {
 
   /** Gauges and totals of the pool (sync, no I/O). */
   stats() {
-    return this.#pool.stats();
+    return sync(() => this.#pool.stats());
   }
 
   /**
@@ -328,13 +351,14 @@ class Redis extends EventEmitter {
    * before the pool is opened). `require('redpool').metrics()` gives every pool of the process.
    */
   metrics() {
-    return this.#pool.metricsText();
+    return sync(() => this.#pool.metricsText());
   }
 
   /**
    * Changes the pool's size under load: growing serves waiting callers at once; shrinking closes
    * idle connections above the new cap now and busy ones when they come back (no command fails
-   * because of it). `minIdle` defaults to the current one (at most `maxConnections`).
+   * because of it). `minIdle` defaults to the current one (at most `maxConnections`). Both are
+   * whole numbers (ERR_INVALID_ARGUMENT otherwise, naming which).
    */
   resize(maxConnections, minIdle, callback) {
     if (typeof minIdle === 'function') [minIdle, callback] = [undefined, minIdle];
@@ -344,20 +368,20 @@ class Redis extends EventEmitter {
       const max = number('maxConnections', maxConnections, { integer: true, min: 1, max: MAX_COUNT });
       const min =
         minIdle === undefined
-          ? Math.min(this.#pool.stats().minIdle, max)
+          ? Math.min(this.stats().minIdle, max)
           : number('minIdle', minIdle, { integer: true, max: MAX_COUNT });
-      promise = this.#track(this.#pool.resize(max, min)).catch((err) => {
+      promise = this.#track(promised(() => this.#pool.resize(max, min))).catch((err) => {
         throw errors.fromNative(err);
       });
     } catch (err) {
-      promise = Promise.reject(err);
+      promise = Promise.reject(errors.fromNative(err));
     }
     return withCallback(promise, callback);
   }
 
   /** The circuit breaker: `closed`, `open` or `half_open`. */
   get breakerState() {
-    return this.#pool.breakerState();
+    return sync(() => this.#pool.breakerState());
   }
 
   /**
@@ -365,7 +389,7 @@ class Redis extends EventEmitter {
    * over the window since the previous check): `{ status: 'healthy' | 'degraded' | 'unhealthy', ... }`.
    */
   health(callback) {
-    const promise = this.#status === 'end' ? Promise.reject(errors.closed()) : this.#track(this.#pool.health());
+    const promise = this.#status === 'end' ? Promise.reject(errors.closed()) : this.#track(promised(() => this.#pool.health()));
     return withCallback(
       promise.catch((err) => {
         throw errors.fromNative(err);
@@ -393,6 +417,9 @@ class Redis extends EventEmitter {
       .then(() => {
         this.#ended();
         return 'OK';
+      })
+      .catch((err) => {
+        throw errors.fromNative(err);
       });
     return withCallback(promise, callback);
   }
@@ -403,7 +430,7 @@ class Redis extends EventEmitter {
     this.#status = 'end';
     this.#batcher.fail(errors.closed());
     if (this.#session) this.#endSession();
-    this.#pool.close(0).then(
+    promised(() => this.#pool.close(0)).then(
       () => this.#ended(),
       () => this.#ended(),
     );
@@ -420,7 +447,7 @@ class Redis extends EventEmitter {
   }
 
   [util.inspect.custom]() {
-    return `Redis { status: '${this.#status}', server: '${this.#pool.redactedUrl}' }`;
+    return `Redis { status: '${this.#status}', server: '${sync(() => this.#pool.redactedUrl)}' }`;
   }
 }
 
@@ -439,7 +466,7 @@ for (const name of commands.NAMES) {
 
 /** Every open pool of the process (every client) in the Prometheus text format (sync, no I/O). */
 function metrics() {
-  return native.metricsText();
+  return sync(() => native.metricsText());
 }
 
 module.exports = { Redis, metrics };

@@ -1,8 +1,13 @@
 //! Pool settings from JS: an optional URL, an optional address, then core knobs by name (the JS
-//! layer maps ioredis's option names onto them). All validation is the core's.
+//! layer maps ioredis's option names onto them). Validation is the core's, except what only the
+//! binding can see: the port arrives as a JS number, and a count knob's text that does not fit
+//! the core's 32-bit field (see [`U32_KNOBS`]).
 
 use napi_derive::napi;
 use redpool::{Config, ConfigBuilder};
+
+use crate::errors::Failure;
+use crate::numbers;
 
 /// What the JS layer passes to create a pool.
 #[napi(object)]
@@ -11,8 +16,8 @@ pub struct NativeOptions {
     pub url: Option<String>,
     /// Host name or IP address (with `port`); overrides the URL's.
     pub host: Option<String>,
-    /// TCP port; overrides the URL's.
-    pub port: Option<u32>,
+    /// TCP port, 1 to 65535; overrides the URL's.
+    pub port: Option<f64>,
     /// Unix socket path; overrides host and port.
     pub path: Option<String>,
     /// Use TLS.
@@ -21,17 +26,47 @@ pub struct NativeOptions {
     pub knobs: Vec<Vec<String>>,
 }
 
+/// Knobs the core stores as 32-bit counts. Its text setter takes any whole number and clamps
+/// larger ones to 4294967295 (so `breaker_failure_threshold=1e10` written out would silently
+/// become another threshold); the binding refuses them instead.
+const U32_KNOBS: &[&str] = &[
+    "tcp_keepalive_count",
+    "breaker_failure_threshold",
+    "breaker_failure_rate",
+    "breaker_min_calls",
+    "breaker_half_open_probes",
+    "breaker_success_threshold",
+    "retries",
+];
+
+/// Refuses a whole number too large for a [`U32_KNOBS`] field; anything else is the core's to
+/// judge.
+fn check_u32_knob(name: &str, value: &str) -> Result<(), Failure> {
+    let digits = value.trim();
+    let whole = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    if U32_KNOBS.contains(&name)
+        && whole
+        && digits.parse::<u64>().map_or(true, |n| n > u32::MAX as u64)
+    {
+        return Err(Failure::invalid(format!(
+            "invalid {name} = {digits:?}: must be at most {}",
+            u32::MAX
+        )));
+    }
+    Ok(())
+}
+
 /// Builds and validates the pool configuration.
-pub fn build(options: NativeOptions) -> redpool::Result<Config> {
+pub fn build(options: NativeOptions) -> Result<Config, Failure> {
     let mut builder = match &options.url {
         Some(url) => ConfigBuilder::from_url(url)?,
         None => Config::builder(),
     };
+    let port = match options.port {
+        Some(port) => numbers::whole("port", port, 1, u16::MAX as u64)? as u16,
+        None => 6379,
+    };
     if let Some(host) = options.host {
-        let port = options.port.unwrap_or(6379);
-        let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| {
-            redpool::Error::invalid("port", port, "must be a number between 1 and 65535")
-        })?;
         builder = builder.host_port(host, port);
     }
     if let Some(path) = options.path {
@@ -43,16 +78,17 @@ pub fn build(options: NativeOptions) -> redpool::Result<Config> {
     for pair in &options.knobs {
         match pair.as_slice() {
             [name, value] => {
+                check_u32_knob(name, value)?;
                 builder.set(name, value)?;
             }
             _ => {
-                return Err(redpool::Error::invalid(
+                return Err(Failure::from(redpool::Error::invalid(
                     "knobs",
                     pair.len(),
                     "each entry must be a [name, value] pair",
-                ));
+                )));
             }
         }
     }
-    builder.build()
+    Ok(builder.build()?)
 }

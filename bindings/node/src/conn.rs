@@ -2,7 +2,11 @@
 //! on worker threads one at a time; `release()` returns it (the core UNWATCHes it if needed, which
 //! is I/O, so it runs on a worker too). A connection dropped by the garbage collector is returned
 //! from a worker as well, never on the main thread.
+//!
+//! Every method is a panic boundary, and the block time of a blocking command is checked as in
+//! `NativePool.blocking` (see [`crate::numbers`]).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +16,7 @@ use parking_lot::Mutex;
 use redpool::{ErrorKind, PooledConnection};
 
 use crate::convert::{self, JsArgs, Replies, Reply};
+use crate::errors::{self, OrThrow};
 use crate::pool::blocking_timeout;
 use crate::task;
 use crate::workers;
@@ -58,39 +63,43 @@ impl NativeConnection {
 #[napi]
 impl NativeConnection {
     /// Sends `commands` as one pipeline on this connection.
-    #[napi(ts_return_type = "Promise<unknown[]>")]
+    #[napi(ts_return_type = "Promise<unknown[]>", catch_unwind)]
     pub fn pipeline<'env>(
         &self,
         env: &'env Env,
         commands: Vec<JsArgs>,
         buffers: Vec<bool>,
     ) -> Result<Object<'env>> {
-        let cmds = convert::commands(&commands).map_err(|f| f.into_napi(env))?;
-        with_conn(env, &self.conn, move |conn| {
-            Ok(Replies {
-                values: conn.pipeline(&cmds)?,
-                buffers,
+        errors::boundary(env, || {
+            let cmds = convert::commands(&commands).or_throw(env)?;
+            with_conn(env, &self.conn, move |conn| {
+                Ok(Replies {
+                    values: conn.pipeline(&cmds)?,
+                    buffers,
+                })
             })
         })
     }
 
     /// Runs `commands` in MULTI/EXEC on this connection; `null` if a WATCHed key changed.
-    #[napi(ts_return_type = "Promise<unknown[] | null>")]
+    #[napi(ts_return_type = "Promise<unknown[] | null>", catch_unwind)]
     pub fn transaction<'env>(
         &self,
         env: &'env Env,
         commands: Vec<JsArgs>,
         buffers: Vec<bool>,
     ) -> Result<Object<'env>> {
-        let cmds = convert::commands(&commands).map_err(|f| f.into_napi(env))?;
-        with_conn(env, &self.conn, move |conn| {
-            let outcome = conn.transaction(&cmds)?;
-            Ok(outcome.map(|values| Replies { values, buffers }))
+        errors::boundary(env, || {
+            let cmds = convert::commands(&commands).or_throw(env)?;
+            with_conn(env, &self.conn, move |conn| {
+                let outcome = conn.transaction(&cmds)?;
+                Ok(outcome.map(|values| Replies { values, buffers }))
+            })
         })
     }
 
     /// Runs one blocking command on this connection (see `NativePool.blocking`).
-    #[napi(ts_return_type = "Promise<unknown>")]
+    #[napi(ts_return_type = "Promise<unknown>", catch_unwind)]
     pub fn blocking<'env>(
         &self,
         env: &'env Env,
@@ -98,30 +107,38 @@ impl NativeConnection {
         buffers: bool,
         block_ms: Option<f64>,
     ) -> Result<Object<'env>> {
-        let cmd = convert::command(&command).map_err(|f| f.into_napi(env))?;
-        let timeout = blocking_timeout(block_ms, self.socket_timeout);
-        with_conn(env, &self.conn, move |conn| {
-            Ok(Reply {
-                value: conn.execute_with_timeout(&cmd, timeout)?,
-                buffers,
+        errors::boundary(env, || {
+            let cmd = convert::command(&command).or_throw(env)?;
+            let timeout = blocking_timeout(block_ms, self.socket_timeout).or_throw(env)?;
+            with_conn(env, &self.conn, move |conn| {
+                Ok(Reply {
+                    value: conn.execute_with_timeout(&cmd, timeout)?,
+                    buffers,
+                })
             })
         })
     }
 
     /// Returns the connection to the pool (after any command still running on it). Idempotent.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn release<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        let slot = self.conn.clone();
-        task::promise(env, move || {
-            drop(slot.lock().take());
-            Ok(())
+        errors::boundary(env, || {
+            let slot = self.conn.clone();
+            task::promise(env, move || {
+                drop(slot.lock().take());
+                Ok(())
+            })
         })
     }
 }
 
 impl Drop for NativeConnection {
+    /// Runs in the garbage collector's finalizer, on the main thread: a panic here would abort
+    /// Node, so it is caught (and the connection is then left to the pool's leak handling).
     fn drop(&mut self) {
         let slot = self.conn.clone();
-        workers::spawn(move || drop(slot.lock().take()));
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            workers::spawn(move || drop(slot.lock().take()))
+        }));
     }
 }

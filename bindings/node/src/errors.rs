@@ -93,7 +93,23 @@ pub fn guard<T>(env: &Env, work: impl FnOnce() -> std::result::Result<T, Failure
     catch(work).map_err(|failure| failure.into_napi(env))
 }
 
-/// Converts a core result for the sync path.
-pub fn check<T>(env: &Env, result: redpool::Result<T>) -> Result<T> {
-    result.map_err(|err| Failure::from(err).into_napi(env))
+/// The panic boundary of an addon function's body when it returns napi-rs results (a promise, a
+/// class instance): a panic becomes the `ERR_INTERNAL` error the function throws; errors pass as
+/// they are. Every `#[napi]` function also has napi-rs's own `catch_unwind`, for its argument and
+/// return value conversions; a panic there throws napi-rs's `GenericFailure`, which the JS layer
+/// reports as `ERR_INTERNAL` too (`fromNative` in node/lib/errors.js).
+pub fn boundary<T>(env: &Env, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(work))
+        .unwrap_or_else(|payload| Err(Failure::panic(payload).into_napi(env)))
+}
+
+/// A binding or core failure on the main thread, as the JS error to throw: `result.or_throw(env)?`.
+pub trait OrThrow<T> {
+    fn or_throw(self, env: &Env) -> Result<T>;
+}
+
+impl<T> OrThrow<T> for std::result::Result<T, Failure> {
+    fn or_throw(self, env: &Env) -> Result<T> {
+        self.map_err(|failure| failure.into_napi(env))
+    }
 }

@@ -5,6 +5,12 @@
 //! Threading: nothing here waits on the main thread. Calls that can wait run on the addon's own
 //! worker threads ([`workers`]), never on libuv's small shared pool; their results become JS values
 //! on the main thread when the promise settles ([`task`]).
+//!
+//! Node never aborts because of the addon: a panic unwinding into Node would abort the process, so
+//! every `#[napi]` function and method is a panic boundary (its body in [`errors::guard`] or
+//! [`errors::boundary`], its conversions in napi-rs's `catch_unwind`), work on workers and the
+//! building of promised values are caught too ([`task`]), and every JS number is checked before it
+//! becomes a Rust number or duration ([`numbers`]).
 
 #![deny(clippy::all)]
 
@@ -13,32 +19,36 @@ mod conn;
 mod convert;
 mod errors;
 mod events;
+mod numbers;
 mod pool;
 mod stats;
 mod task;
 mod workers;
 
-use napi::bindgen_prelude::{Env, Result};
+use napi::bindgen_prelude::{Either, Env, Object, Result, ToNapiValue};
+use napi::sys;
 use napi_derive::napi;
 
+use crate::errors::Failure;
+
 /// The version of the native addon (the Cargo workspace version).
-#[napi]
-pub fn version() -> &'static str {
-    redpool::VERSION
+#[napi(catch_unwind)]
+pub fn version(env: Env) -> Result<&'static str> {
+    errors::guard(&env, || Ok(redpool::VERSION))
 }
 
 /// The metrics of every open pool of the process (every client created through this addon) in the
 /// Prometheus text format; with no pool open, the families' HELP and TYPE lines only. Reads
 /// counters only (no I/O), so it is synchronous.
-#[napi]
-pub fn metrics_text() -> String {
-    redpool::registry::metrics_text()
+#[napi(catch_unwind)]
+pub fn metrics_text(env: Env) -> Result<String> {
+    errors::guard(&env, || Ok(redpool::registry::metrics_text()))
 }
 
 /// True when a command's name (any case) alone shows that the command is answered with exactly
 /// one reply and leaves the connection as it was (the core's `is_ordinary_name`). The JS client
 /// remembers the answer per name and calls [`check_one_shot`] only for the other names.
-#[napi]
+#[napi(catch_unwind)]
 pub fn is_ordinary_name(env: Env, name: String) -> Result<bool> {
     errors::guard(&env, || Ok(redpool::is_ordinary_name(name.as_bytes())))
 }
@@ -47,10 +57,50 @@ pub fn is_ordinary_name(env: Env, name: String) -> Result<bool> {
 /// as a one-shot call (the core's `check_one_shot`: SELECT, SUBSCRIBE, a lone WATCH, ...):
 /// `ERR_INVALID_ARGUMENT` and the core's message. The JS client calls it before a command joins an
 /// auto-pipelined batch, so that a refused command fails alone instead of its whole batch.
-#[napi]
+#[napi(catch_unwind)]
 pub fn check_one_shot(env: Env, command: convert::JsArgs) -> Result<()> {
     errors::guard(&env, || {
         redpool::check_one_shot(&convert::command(&command)?)?;
         Ok(())
+    })
+}
+
+/// A value whose conversion to JS panics (see [`panic_for_tests`]).
+pub struct PanicsWhenConverted;
+
+impl ToNapiValue for PanicsWhenConverted {
+    unsafe fn to_napi_value(_env: sys::napi_env, _val: Self) -> Result<sys::napi_value> {
+        panic!("redpool test panic: converting a value to JS");
+    }
+}
+
+/// Test support, not part of the package's API: panics on purpose at `place`, to prove that a
+/// panic in the addon becomes an error with a `.code` instead of aborting Node
+/// (node/test/bad-numbers.test.mjs). `sync`: in a synchronous function's body (throws
+/// `ERR_INTERNAL`); `worker`: in a promise's work on a worker thread (rejects with
+/// `ERR_INTERNAL`); `settle`: while the settled promise's value is built on the main thread
+/// (rejects with `ERR_INTERNAL`); `return`: while napi-rs converts a synchronous function's return
+/// value (throws napi-rs's `GenericFailure`, which the JS layer reports as `ERR_INTERNAL`).
+#[napi(
+    js_name = "__panicForTests",
+    ts_return_type = "Promise<never>",
+    catch_unwind
+)]
+pub fn panic_for_tests<'env>(
+    env: &'env Env,
+    place: String,
+) -> Result<Either<Object<'env>, PanicsWhenConverted>> {
+    errors::boundary(env, || match place.as_str() {
+        "sync" => panic!("redpool test panic: a synchronous function"),
+        "worker" => task::promise(env, || -> std::result::Result<(), Failure> {
+            panic!("redpool test panic: a promise's work")
+        })
+        .map(Either::A),
+        "settle" => task::promise(env, || Ok(PanicsWhenConverted)).map(Either::A),
+        "return" => Ok(Either::B(PanicsWhenConverted)),
+        _ => Err(Failure::invalid(format!(
+            "invalid place = {place:?}: must be sync, worker, settle or return"
+        ))
+        .into_napi(env)),
     })
 }

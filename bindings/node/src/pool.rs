@@ -4,6 +4,11 @@
 //!
 //! The core pool is created on first use, on a worker (its warm-up opens `min_idle` connections),
 //! so creating a client never touches the network on the main thread.
+//!
+//! Every method is a panic boundary ([`errors::boundary`] or [`errors::guard`] around its body,
+//! napi-rs's `catch_unwind` around its argument and return value conversions), and every number
+//! it takes arrives as an `f64` checked by [`numbers`]: a bad one is an `ERR_INVALID_ARGUMENT`
+//! naming it, never a panic and never another value.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,13 +21,14 @@ use redpool::{AcquireOptions, CallOptions, CloseReason, Config, ErrorKind, Holde
 use crate::config::{self, NativeOptions};
 use crate::conn::NativeConnection;
 use crate::convert::{self, JsArgs, Replies, Reply};
-use crate::errors;
+use crate::errors::{self, Failure, OrThrow};
 use crate::events::{self, EventSink};
+use crate::numbers::{self, FOREVER};
 use crate::stats::{HealthReport, PoolStats};
 use crate::task;
 
-/// How long a blocking command with timeout 0 ("forever") may wait for its reply.
-const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The largest pool size `resize()` passes on (the core's own rules then apply).
+const MAX_COUNT: u64 = u32::MAX as u64;
 
 enum Slot {
     Unopened,
@@ -85,19 +91,35 @@ fn closed() -> redpool::Error {
     )
 }
 
-/// A call's overall deadline, counted from now (the main thread), so time spent queued counts.
-fn deadline(timeout_ms: Option<f64>) -> Option<Instant> {
-    timeout_ms
-        .filter(|ms| ms.is_finite() && *ms > 0.0)
-        .map(|ms| Instant::now() + Duration::from_secs_f64(ms / 1000.0))
+/// A call's overall deadline (`commandTimeout`, milliseconds; none or 0: none), counted from now
+/// (the main thread), so time spent queued counts.
+fn deadline(timeout_ms: Option<f64>) -> std::result::Result<Option<Instant>, Failure> {
+    let Some(ms) = timeout_ms else {
+        return Ok(None);
+    };
+    let timeout = numbers::millis("commandTimeout", ms)?;
+    Ok(Some(timeout)
+        .filter(|t| !t.is_zero())
+        .map(|t| Instant::now() + t))
 }
 
-/// The reply timeout of a blocking command that blocks up to `block_ms` (0 or none: forever).
-pub fn blocking_timeout(block_ms: Option<f64>, socket_timeout: Duration) -> Duration {
-    match block_ms.filter(|ms| ms.is_finite() && *ms > 0.0) {
-        Some(ms) => Duration::from_secs_f64(ms / 1000.0).min(FOREVER) + socket_timeout,
-        None => FOREVER,
+/// The reply timeout of a blocking command that blocks up to `block_ms` milliseconds (0 or none:
+/// forever): the block time plus the socket timeout, at most 365 days (the core's bound, and the
+/// wait of a command that blocks forever). A block time that is not from 0 to 365 days is refused:
+/// the JS layer passes 0 for one the server itself refuses (negative, not a number), so that the
+/// server answers it, and refuses a longer one itself, naming the command.
+pub fn blocking_timeout(
+    block_ms: Option<f64>,
+    socket_timeout: Duration,
+) -> std::result::Result<Duration, Failure> {
+    let block = match block_ms {
+        Some(ms) => numbers::millis("block timeout", ms)?,
+        None => Duration::ZERO,
+    };
+    if block.is_zero() {
+        return Ok(FOREVER);
     }
+    Ok(block.saturating_add(socket_timeout).min(FOREVER))
 }
 
 /// Who checks a connection out, as JS describes itself (for leak reports).
@@ -119,38 +141,42 @@ pub struct NativePool {
 impl NativePool {
     /// Validates the settings (throws `ERR_INVALID_ARGUMENT`); opens nothing yet. `onEvent`
     /// receives the pool's events.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(env: Env, options: NativeOptions, on_event: Option<EventSink>) -> Result<Self> {
-        let config = errors::check(&env, config::build(options))?;
-        Ok(NativePool {
-            inner: Arc::new(Inner {
-                config,
-                slot: Mutex::new(Slot::Unopened),
-                opening: Mutex::new(()),
-                sink: Mutex::new(on_event.map(Arc::new)),
-            }),
+        errors::guard(&env, || {
+            let config = config::build(options)?;
+            Ok(NativePool {
+                inner: Arc::new(Inner {
+                    config,
+                    slot: Mutex::new(Slot::Unopened),
+                    opening: Mutex::new(()),
+                    sink: Mutex::new(on_event.map(Arc::new)),
+                }),
+            })
         })
     }
 
     /// The server address and settings, with the password replaced.
-    #[napi(getter)]
-    pub fn redacted_url(&self) -> String {
-        self.inner.config.redacted_url()
+    #[napi(getter, catch_unwind)]
+    pub fn redacted_url(&self, env: Env) -> Result<String> {
+        errors::guard(&env, || Ok(self.inner.config.redacted_url()))
     }
 
     /// Opens the pool if needed and PINGs the server (the ready check).
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn connect<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        let inner = self.inner.clone();
-        task::promise(env, move || {
-            inner.pool()?.execute(&redpool::cmd("PING"))?;
-            Ok(())
+        errors::boundary(env, || {
+            let inner = self.inner.clone();
+            task::promise(env, move || {
+                inner.pool()?.execute(&redpool::cmd("PING"))?;
+                Ok(())
+            })
         })
     }
 
     /// Sends `commands` as one pipeline on one pooled connection; resolves to one reply per
-    /// command, server errors in place.
-    #[napi(ts_return_type = "Promise<unknown[]>")]
+    /// command, server errors in place. `timeoutMs` (`commandTimeout`) bounds the whole call.
+    #[napi(ts_return_type = "Promise<unknown[]>", catch_unwind)]
     pub fn pipeline<'env>(
         &self,
         env: &'env Env,
@@ -158,20 +184,22 @@ impl NativePool {
         buffers: Vec<bool>,
         timeout_ms: Option<f64>,
     ) -> Result<Object<'env>> {
-        let cmds = convert::commands(&commands).map_err(|f| f.into_napi(env))?;
-        let options = CallOptions {
-            deadline: deadline(timeout_ms),
-            ..CallOptions::default()
-        };
-        let inner = self.inner.clone();
-        task::promise(env, move || {
-            let values = inner.pool()?.pipeline_with(&cmds, options)?;
-            Ok(Replies { values, buffers })
+        errors::boundary(env, || {
+            let cmds = convert::commands(&commands).or_throw(env)?;
+            let options = CallOptions {
+                deadline: deadline(timeout_ms).or_throw(env)?,
+                ..CallOptions::default()
+            };
+            let inner = self.inner.clone();
+            task::promise(env, move || {
+                let values = inner.pool()?.pipeline_with(&cmds, options)?;
+                Ok(Replies { values, buffers })
+            })
         })
     }
 
     /// Runs `commands` in MULTI/EXEC; resolves to the replies, or `null` if a WATCHed key changed.
-    #[napi(ts_return_type = "Promise<unknown[] | null>")]
+    #[napi(ts_return_type = "Promise<unknown[] | null>", catch_unwind)]
     pub fn transaction<'env>(
         &self,
         env: &'env Env,
@@ -179,21 +207,23 @@ impl NativePool {
         buffers: Vec<bool>,
         timeout_ms: Option<f64>,
     ) -> Result<Object<'env>> {
-        let cmds = convert::commands(&commands).map_err(|f| f.into_napi(env))?;
-        let options = CallOptions {
-            deadline: deadline(timeout_ms),
-            ..CallOptions::default()
-        };
-        let inner = self.inner.clone();
-        task::promise(env, move || {
-            let outcome = inner.pool()?.transaction_with(&cmds, options)?;
-            Ok(outcome.map(|values| Replies { values, buffers }))
+        errors::boundary(env, || {
+            let cmds = convert::commands(&commands).or_throw(env)?;
+            let options = CallOptions {
+                deadline: deadline(timeout_ms).or_throw(env)?,
+                ..CallOptions::default()
+            };
+            let inner = self.inner.clone();
+            task::promise(env, move || {
+                let outcome = inner.pool()?.transaction_with(&cmds, options)?;
+                Ok(outcome.map(|values| Replies { values, buffers }))
+            })
         })
     }
 
     /// Runs one blocking command (BLPOP, XREAD BLOCK, WAIT, ...) whose reply may take `blockMs`
     /// (0 or omitted: no limit) plus the socket timeout. A server error rejects (`ERR_REPLY`).
-    #[napi(ts_return_type = "Promise<unknown>")]
+    #[napi(ts_return_type = "Promise<unknown>", catch_unwind)]
     pub fn blocking<'env>(
         &self,
         env: &'env Env,
@@ -202,122 +232,141 @@ impl NativePool {
         block_ms: Option<f64>,
         timeout_ms: Option<f64>,
     ) -> Result<Object<'env>> {
-        let cmd = convert::command(&command).map_err(|f| f.into_napi(env))?;
-        let options = CallOptions {
-            deadline: deadline(timeout_ms),
-            reply_timeout: Some(blocking_timeout(
-                block_ms,
-                self.inner.config.socket_timeout(),
-            )),
-            ..CallOptions::default()
-        };
-        let inner = self.inner.clone();
-        task::promise(env, move || {
-            let value = inner.pool()?.execute_with(&cmd, options)?;
-            Ok(Reply { value, buffers })
+        errors::boundary(env, || {
+            let cmd = convert::command(&command).or_throw(env)?;
+            let options = CallOptions {
+                deadline: deadline(timeout_ms).or_throw(env)?,
+                reply_timeout: Some(
+                    blocking_timeout(block_ms, self.inner.config.socket_timeout()).or_throw(env)?,
+                ),
+                ..CallOptions::default()
+            };
+            let inner = self.inner.clone();
+            task::promise(env, move || {
+                let value = inner.pool()?.execute_with(&cmd, options)?;
+                Ok(Reply { value, buffers })
+            })
         })
     }
 
     /// Checks out a connection of its own (for WATCH sessions). With leak detection on, `holder`
     /// (the JS thread and stack) is what a leak report names instead of the worker thread.
-    #[napi(ts_return_type = "Promise<NativeConnection>")]
+    #[napi(ts_return_type = "Promise<NativeConnection>", catch_unwind)]
     pub fn acquire<'env>(
         &self,
         env: &'env Env,
         holder: Option<CheckoutHolder>,
     ) -> Result<Object<'env>> {
-        let inner = self.inner.clone();
-        task::promise(env, move || {
-            let pool = inner.pool()?;
-            let conn = match holder {
-                Some(CheckoutHolder { thread, stack }) => {
-                    pool.acquire_for(AcquireOptions::default(), Holder { thread, stack })?
-                }
-                None => pool.acquire()?,
-            };
-            Ok(NativeConnection::new(conn, inner.config.socket_timeout()))
+        errors::boundary(env, || {
+            let inner = self.inner.clone();
+            task::promise(env, move || {
+                let pool = inner.pool()?;
+                let conn = match holder {
+                    Some(CheckoutHolder { thread, stack }) => {
+                        pool.acquire_for(AcquireOptions::default(), Holder { thread, stack })?
+                    }
+                    None => pool.acquire()?,
+                };
+                Ok(NativeConnection::new(conn, inner.config.socket_timeout()))
+            })
         })
     }
 
     /// Gauges and totals; zeros before the first command.
-    #[napi]
-    pub fn stats(&self) -> PoolStats {
-        match &*self.inner.slot.lock() {
-            Slot::Open(pool) => pool.stats().into(),
-            _ => redpool::PoolStats {
-                max_connections: self.inner.config.max_connections(),
-                min_idle: self.inner.config.min_idle(),
-                connections_closed: CloseReason::ALL.iter().map(|r| (*r, 0)).collect(),
-                errors: ErrorKind::ALL.iter().map(|k| (*k, 0)).collect(),
-                ..redpool::PoolStats::default()
-            }
-            .into(),
-        }
+    #[napi(catch_unwind)]
+    pub fn stats(&self, env: Env) -> Result<PoolStats> {
+        errors::guard(&env, || {
+            Ok(match &*self.inner.slot.lock() {
+                Slot::Open(pool) => pool.stats().into(),
+                _ => redpool::PoolStats {
+                    max_connections: self.inner.config.max_connections(),
+                    min_idle: self.inner.config.min_idle(),
+                    connections_closed: CloseReason::ALL.iter().map(|r| (*r, 0)).collect(),
+                    errors: ErrorKind::ALL.iter().map(|k| (*k, 0)).collect(),
+                    ..redpool::PoolStats::default()
+                }
+                .into(),
+            })
+        })
     }
 
     /// True when `leak_detection_threshold` is set (JS then captures stacks for its checkouts).
-    #[napi(getter)]
-    pub fn leak_detection(&self) -> bool {
-        self.inner.config.leak_detection_threshold().is_some()
+    #[napi(getter, catch_unwind)]
+    pub fn leak_detection(&self, env: Env) -> Result<bool> {
+        errors::guard(&env, || {
+            Ok(self.inner.config.leak_detection_threshold().is_some())
+        })
     }
 
     /// This pool's metrics in the Prometheus text format; before the pool is opened, the families'
     /// HELP and TYPE lines with no samples. Reads counters only (no I/O).
-    #[napi]
-    pub fn metrics_text(&self) -> String {
-        match &*self.inner.slot.lock() {
-            Slot::Open(pool) => pool.metrics_text(),
-            _ => redpool::metrics::prometheus::render(&[]),
-        }
+    #[napi(catch_unwind)]
+    pub fn metrics_text(&self, env: Env) -> Result<String> {
+        errors::guard(&env, || {
+            Ok(match &*self.inner.slot.lock() {
+                Slot::Open(pool) => pool.metrics_text(),
+                _ => redpool::metrics::prometheus::render(&[]),
+            })
+        })
     }
 
-    /// Changes `maxConnections` and `minIdle` under load (the core's rules; `ERR_INVALID_ARGUMENT`
-    /// otherwise). Runs on a worker: it opens the pool if needed, and closes idle surplus sockets.
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Changes `maxConnections` and `minIdle` under load (whole numbers; the core's rules, else
+    /// `ERR_INVALID_ARGUMENT`). Runs on a worker: it opens the pool if needed, and closes idle
+    /// surplus sockets.
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn resize<'env>(
         &self,
         env: &'env Env,
-        max_connections: u32,
-        min_idle: u32,
+        max_connections: f64,
+        min_idle: f64,
     ) -> Result<Object<'env>> {
-        let inner = self.inner.clone();
-        task::promise(env, move || {
-            inner
-                .pool()?
-                .resize(max_connections as usize, min_idle as usize)?;
-            Ok(())
+        errors::boundary(env, || {
+            let max =
+                numbers::whole("maxConnections", max_connections, 1, MAX_COUNT).or_throw(env)?;
+            let min = numbers::whole("minIdle", min_idle, 0, MAX_COUNT).or_throw(env)?;
+            let inner = self.inner.clone();
+            task::promise(env, move || {
+                inner.pool()?.resize(max as usize, min as usize)?;
+                Ok(())
+            })
         })
     }
 
     /// `closed`, `open` or `half_open`.
-    #[napi]
-    pub fn breaker_state(&self) -> String {
-        match &*self.inner.slot.lock() {
-            Slot::Open(pool) => pool.breaker_state().as_str().into(),
-            _ => redpool::BreakerState::Closed.as_str().into(),
-        }
+    #[napi(catch_unwind)]
+    pub fn breaker_state(&self, env: Env) -> Result<String> {
+        errors::guard(&env, || {
+            Ok(match &*self.inner.slot.lock() {
+                Slot::Open(pool) => pool.breaker_state().as_str().into(),
+                _ => redpool::BreakerState::Closed.as_str().into(),
+            })
+        })
     }
 
     /// PINGs and reads INFO; never rejects for server trouble (it is in the report).
-    #[napi(ts_return_type = "Promise<HealthReport>")]
+    #[napi(ts_return_type = "Promise<HealthReport>", catch_unwind)]
     pub fn health<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        let inner = self.inner.clone();
-        task::promise(env, move || Ok(HealthReport::from(inner.pool()?.health())))
+        errors::boundary(env, || {
+            let inner = self.inner.clone();
+            task::promise(env, move || Ok(HealthReport::from(inner.pool()?.health())))
+        })
     }
 
-    /// Closes the pool: waits up to `graceMs` for checked-out connections, then shuts them down.
-    /// Later calls fail with `ERR_POOL_CLOSED`. Safe to call more than once.
-    #[napi(ts_return_type = "Promise<void>")]
+    /// Closes the pool: waits up to `graceMs` (0 to 365 days) for checked-out connections, then
+    /// shuts them down. Later calls fail with `ERR_POOL_CLOSED`. Safe to call more than once.
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn close<'env>(&self, env: &'env Env, grace_ms: f64) -> Result<Object<'env>> {
-        let grace = Duration::from_secs_f64(grace_ms.max(0.0).min(3600e3) / 1000.0);
-        let inner = self.inner.clone();
-        task::promise(env, move || {
-            let previous = std::mem::replace(&mut *inner.slot.lock(), Slot::Closed);
-            if let Slot::Open(pool) = previous {
-                pool.close(grace);
-            }
-            inner.sink.lock().take();
-            Ok(())
+        errors::boundary(env, || {
+            let grace = numbers::millis("grace", grace_ms).or_throw(env)?;
+            let inner = self.inner.clone();
+            task::promise(env, move || {
+                let previous = std::mem::replace(&mut *inner.slot.lock(), Slot::Closed);
+                if let Slot::Open(pool) = previous {
+                    pool.close(grace);
+                }
+                inner.sink.lock().take();
+                Ok(())
+            })
         })
     }
 }

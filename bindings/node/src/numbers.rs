@@ -1,0 +1,108 @@
+//! Numbers from JS. A JS number is an `f64`: it may be NaN, ±Infinity, negative, fractional or
+//! too large for the Rust type it becomes. Every number the addon takes arrives as an `f64` and is
+//! checked here before it becomes a count or a [`Duration`]: a bad one is an
+//! `ERR_INVALID_ARGUMENT` naming what it is and what is wrong, never a panic (`Duration::from_secs_f64`
+//! panics on NaN and huge values; `Instant + Duration` on overflow) and never a value silently
+//! changed into another (Node-API's own `u32` conversion wraps modulo 2^32).
+
+use std::time::Duration;
+
+use crate::errors::Failure;
+
+/// The longest duration the addon takes, in milliseconds: 365 days, the core's bound for every
+/// duration setting and per-call duration.
+pub const MAX_DURATION_MS: f64 = 365.0 * 24.0 * 3600.0 * 1000.0;
+
+/// 365 days: a blocking command that may block forever waits this long for its reply.
+pub const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A number as JS would print it in a message (`NaN`, `Infinity`, `1e+21` aside, plain digits).
+fn show(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        format!("{value}")
+    }
+}
+
+fn invalid(name: &str, value: f64, rule: &str) -> Failure {
+    Failure::invalid(format!("invalid {name} = {}: {rule}", show(value)))
+}
+
+/// A whole number in `min..=max`.
+pub fn whole(name: &str, value: f64, min: u64, max: u64) -> Result<u64, Failure> {
+    if !value.is_finite() {
+        return Err(invalid(name, value, "must be a finite number"));
+    }
+    if value.fract() != 0.0 {
+        return Err(invalid(name, value, "must be a whole number"));
+    }
+    if value < min as f64 {
+        return Err(invalid(name, value, &format!("must be >= {min}")));
+    }
+    if value > max as f64 {
+        return Err(invalid(name, value, &format!("must be <= {max}")));
+    }
+    Ok(value as u64)
+}
+
+/// A duration in milliseconds: finite, >= 0, at most 365 days.
+pub fn millis(name: &str, ms: f64) -> Result<Duration, Failure> {
+    if !ms.is_finite() {
+        return Err(invalid(name, ms, "must be a finite number of milliseconds"));
+    }
+    if ms < 0.0 {
+        return Err(invalid(name, ms, "must be >= 0"));
+    }
+    if ms > MAX_DURATION_MS {
+        return Err(invalid(
+            name,
+            ms,
+            "must be at most 365 days (31536000000 ms)",
+        ));
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_numbers() {
+        assert_eq!(whole("n", 7.0, 0, 10).unwrap(), 7);
+        for bad in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -1.0,
+            1e20,
+            0.5,
+            11.0,
+        ] {
+            let err = whole("n", bad, 0, 10).unwrap_err();
+            assert_eq!(err.code, "ERR_INVALID_ARGUMENT");
+            assert!(err.message.starts_with("invalid n = "), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(millis("t", 1500.0).unwrap(), Duration::from_millis(1500));
+        assert_eq!(millis("t", MAX_DURATION_MS).unwrap(), FOREVER);
+        for bad in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -1.0,
+            1e20,
+            2f64.powi(53),
+        ] {
+            let err = millis("t", bad).unwrap_err();
+            assert_eq!(err.code, "ERR_INVALID_ARGUMENT");
+            assert!(err.message.starts_with("invalid t = "), "{}", err.message);
+        }
+    }
+}
