@@ -110,9 +110,17 @@ const BLOCK_TIMEOUT = { blmpop: 'first', bzmpop: 'first', wait: 1, waitaof: 2 };
 /** Units of the block timeouts: seconds unless listed. */
 const MILLISECONDS = new Set(['wait', 'waitaof', 'xread', 'xreadgroup']);
 
+/** The longest a blocking command may block: 365 days (the core's bound for any wait), in ms. */
+const MAX_BLOCK_MS = 365 * 24 * 3600 * 1000;
+
 /**
  * For a blocking command, how long it may block in milliseconds (0: forever); undefined for any
- * other command (and for XREAD/XREADGROUP without BLOCK).
+ * other command (and for XREAD/XREADGROUP without BLOCK). The block time is also the command's
+ * argument, so a value the server refuses (negative, not a number, NaN, Infinity, a fraction for
+ * a command that takes milliseconds) is sent as it is and the server answers it, as with ioredis
+ * (a ReplyError such as "ERR timeout is negative"); one the server would take but that is longer
+ * than 365 days, which no redpool call waits for, throws ERR_INVALID_ARGUMENT here (use 0 to
+ * block forever).
  */
 function blockMs(wire) {
   const name = String(wire[0]).toLowerCase();
@@ -129,7 +137,12 @@ function blockMs(wire) {
   }
   const value = Number(String(raw));
   if (!Number.isFinite(value) || value < 0) return 0; // the server rejects it; no client limit
-  return MILLISECONDS.has(name) ? value : value * 1000;
+  const ms = MILLISECONDS.has(name) ? value : value * 1000;
+  if (ms > MAX_BLOCK_MS) {
+    const unit = MILLISECONDS.has(name) ? `${MAX_BLOCK_MS} ms` : `${MAX_BLOCK_MS / 1000} s`;
+    throw invalid(`invalid ${name.toUpperCase()} timeout = ${String(raw)}: must be at most 365 days (${unit}); 0 blocks forever`);
+  }
+  return ms;
 }
 
 module.exports = { NAMES, build, unsupported, transformReply, blockMs };

@@ -5,10 +5,22 @@
  * URL and address, then core knobs by name. Types and signs are checked here, with the ioredis
  * option's name in the message; ranges are checked by the core. ioredis options that mean nothing
  * for a pool (enableReadyCheck, enableOfflineQueue, family, reconnectOnError, ...) are ignored.
+ *
+ * Every number is checked before it reaches the core: NaN, ±Infinity, negative values, fractions
+ * where a whole number is meant, and values the native side cannot hold (a whole number above
+ * 2^53 - 1, a count above 2^32 - 1, a port above 65535, a duration above 365 days) are refused with
+ * ERR_INVALID_ARGUMENT naming the option, never passed on to become another number.
  */
 const { invalid } = require('./errors');
 
-/** Breaker option names → core knobs; `ms` marks durations. */
+/** The longest duration any option or call takes: 365 days (the core's bound), in milliseconds. */
+const MAX_DURATION_MS = 365 * 24 * 3600 * 1000;
+/** The largest count the core stores in 32 bits (retries, breaker thresholds). */
+const MAX_COUNT = 0xffffffff;
+/** Redis's database indexes are C ints. */
+const MAX_DB = 0x7fffffff;
+
+/** Breaker option names → core knobs; `ms` marks durations, the others are 32-bit counts. */
 const BREAKER = {
   failureThreshold: ['breaker_failure_threshold'],
   failureRate: ['breaker_failure_rate'],
@@ -24,18 +36,24 @@ function isObject(v) {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** Checks a number option or argument: finite, whole if `integer`, within [min, max]. */
-function number(name, value, { integer = false, min = 0, max = Infinity } = {}) {
+/**
+ * Checks a number option or argument: finite, whole if `integer`, within [min, max]. A whole
+ * number is at most 2^53 - 1 (beyond it, JS numbers are no longer exact) unless `max` is lower.
+ */
+function number(name, value, { integer = false, min = 0, max = integer ? Number.MAX_SAFE_INTEGER : Infinity } = {}) {
   if (typeof value !== 'number' || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
-    throw invalid(`invalid ${name} = ${describe(value)}: must be a ${integer ? 'whole number' : 'number'}`);
+    throw invalid(`invalid ${name} = ${describe(value)}: must be a ${integer ? 'whole number' : 'finite number'}`);
   }
   if (value < min) throw invalid(`invalid ${name} = ${value}: must be >= ${min}`);
   if (value > max) throw invalid(`invalid ${name} = ${value}: must be <= ${max}`);
   return value;
 }
 
+/** A duration in milliseconds (0 to 365 days; fractions round up), as a core knob value. */
 function milliseconds(name, value) {
-  return `${Math.ceil(number(name, value))}ms`;
+  number(name, value);
+  if (value > MAX_DURATION_MS) throw invalid(`invalid ${name} = ${value}: must be at most 365 days (${MAX_DURATION_MS} ms)`);
+  return `${Math.ceil(value)}ms`;
 }
 
 function string(name, value) {
@@ -56,6 +74,21 @@ function describe(value) {
   return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
 
+/**
+ * A core knob's value as text. Strings and booleans go as they are (the core parses and checks
+ * them, naming the knob); a number must be finite and, if whole, exact (at most 2^53 - 1), so that
+ * its text is the number given (`String(1e21)` is `1e+21`, which no knob reads as that number).
+ */
+function knobValue(name, value) {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw invalid(`invalid knobs.${name} = ${value}: must be a finite number`);
+    if (Math.abs(value) > Number.MAX_SAFE_INTEGER) {
+      throw invalid(`invalid knobs.${name} = ${value}: must be at most ${Number.MAX_SAFE_INTEGER} (pass larger values as text)`);
+    }
+  }
+  return String(value);
+}
+
 /** Splits ioredis's positional arguments into `{ url, port, host, path, options }`. */
 function positional(args) {
   const out = { options: {} };
@@ -63,7 +96,7 @@ function positional(args) {
     if (arg === undefined || arg === null) continue;
     if (typeof arg === 'number' || (typeof arg === 'string' && arg !== '' && !Number.isNaN(Number(arg)))) {
       if (out.port !== undefined) throw invalid('invalid arguments: the port was given twice');
-      out.port = number('port', Number(arg), { integer: true, min: 1 });
+      out.port = number('port', Number(arg), { integer: true, min: 1, max: 65535 });
     } else if (typeof arg === 'string' && out.port !== undefined && out.host === undefined) {
       out.host = arg;
     } else if (typeof arg === 'string') {
@@ -99,7 +132,11 @@ function tlsKnobs(tls, knobs) {
   return true;
 }
 
-/** ioredis's retryStrategy(times) → reconnect delay: sampled once for the core's backoff. */
+/**
+ * ioredis's retryStrategy(times) → reconnect delay: sampled once for the core's backoff. A strategy
+ * that throws or returns a non-number (ioredis: stop reconnecting) leaves the core's backoff; a
+ * number it returns must be a valid delay (see `milliseconds`).
+ */
 function retryStrategyKnobs(strategy, knobs) {
   if (strategy === undefined || strategy === null) return;
   if (typeof strategy !== 'function') throw invalid(`invalid retryStrategy: must be a function, got ${describe(strategy)}`);
@@ -111,10 +148,12 @@ function retryStrategyKnobs(strategy, knobs) {
   } catch {
     return;
   }
-  if (typeof first === 'number' && Number.isFinite(first) && first >= 0) {
+  if (typeof first === 'number') {
+    milliseconds('retryStrategy(1)', first);
     knobs.push(['reconnect_backoff_base', `${Math.max(1, Math.ceil(first))}ms`]);
-    if (typeof later === 'number' && Number.isFinite(later) && later >= first) {
-      knobs.push(['reconnect_backoff_cap', `${Math.max(1, Math.ceil(later))}ms`]);
+    if (typeof later === 'number') {
+      milliseconds('retryStrategy(10)', later);
+      if (later >= first) knobs.push(['reconnect_backoff_cap', `${Math.max(1, Math.ceil(later))}ms`]);
     }
   }
 }
@@ -131,7 +170,10 @@ function breakerKnobs(breaker, knobs) {
     const spec = BREAKER[key];
     if (!spec) throw invalid(`unknown breaker option ${key}; valid: ${Object.keys(BREAKER).join(', ')}`);
     const [knob, unit] = spec;
-    knobs.push([knob, unit === 'ms' ? milliseconds(`breaker.${key}`, value) : String(number(`breaker.${key}`, value, { integer: true }))]);
+    knobs.push([
+      knob,
+      unit === 'ms' ? milliseconds(`breaker.${key}`, value) : String(number(`breaker.${key}`, value, { integer: true, max: MAX_COUNT })),
+    ]);
   }
 }
 
@@ -150,14 +192,14 @@ function parse(args) {
   const p = o.port ?? port;
   if (h !== undefined || p !== undefined) {
     native.host = h === undefined ? '127.0.0.1' : string('host', h);
-    native.port = p === undefined ? 6379 : number('port', Number(p), { integer: true, min: 1 });
+    native.port = p === undefined ? 6379 : number('port', Number(p), { integer: true, min: 1, max: 65535 });
   }
   const socketPath = o.path ?? path;
   if (socketPath !== undefined) native.path = string('path', socketPath);
   const tls = tlsKnobs(o.tls, knobs);
   if (tls) native.tls = true;
 
-  if (o.db !== undefined) knobs.push(['db', String(number('db', o.db, { integer: true }))]);
+  if (o.db !== undefined) knobs.push(['db', String(number('db', o.db, { integer: true, max: MAX_DB }))]);
   if (o.username !== undefined && o.username !== null) knobs.push(['username', string('username', o.username)]);
   if (o.password !== undefined && o.password !== null) knobs.push(['password', string('password', o.password)]);
   if (o.connectionName !== undefined) knobs.push(['client_name', string('connectionName', o.connectionName)]);
@@ -169,11 +211,13 @@ function parse(args) {
     knobs.push(['tcp_keepalive', 'true'], ['tcp_keepalive_idle', milliseconds('keepAlive', o.keepAlive)]);
   }
   if (o.maxRetriesPerRequest !== undefined && o.maxRetriesPerRequest !== null) {
-    knobs.push(['retries', String(number('maxRetriesPerRequest', o.maxRetriesPerRequest, { integer: true }))]);
+    knobs.push(['retries', String(number('maxRetriesPerRequest', o.maxRetriesPerRequest, { integer: true, max: MAX_COUNT }))]);
   }
   retryStrategyKnobs(o.retryStrategy, knobs);
-  if (o.maxConnections !== undefined) knobs.push(['max_connections', String(number('maxConnections', o.maxConnections, { integer: true, min: 1 }))]);
-  if (o.minIdle !== undefined) knobs.push(['min_idle', String(number('minIdle', o.minIdle, { integer: true }))]);
+  if (o.maxConnections !== undefined) {
+    knobs.push(['max_connections', String(number('maxConnections', o.maxConnections, { integer: true, min: 1, max: MAX_COUNT }))]);
+  }
+  if (o.minIdle !== undefined) knobs.push(['min_idle', String(number('minIdle', o.minIdle, { integer: true, max: MAX_COUNT }))]);
   if (o.acquireTimeout !== undefined) knobs.push(['acquire_timeout', milliseconds('acquireTimeout', o.acquireTimeout)]);
   if (o.healthCheckInterval !== undefined) knobs.push(['health_check_interval', milliseconds('healthCheckInterval', o.healthCheckInterval)]);
   if (o.leakDetectionThreshold !== undefined) {
@@ -183,7 +227,7 @@ function parse(args) {
   breakerKnobs(o.breaker, knobs);
   if (o.knobs !== undefined) {
     if (!isObject(o.knobs)) throw invalid(`invalid knobs = ${describe(o.knobs)}: must be an object of core knob names`);
-    for (const [name, value] of Object.entries(o.knobs)) knobs.push([name, String(value)]);
+    for (const [name, value] of Object.entries(o.knobs)) knobs.push([name, knobValue(name, value)]);
   }
 
   const client = {
@@ -195,4 +239,4 @@ function parse(args) {
   return { native, client, options: o, positional: { url, port, host, path } };
 }
 
-module.exports = { parse, number };
+module.exports = { parse, number, MAX_COUNT };

@@ -17,7 +17,7 @@ const { isMainThread, threadId } = require('node:worker_threads');
 const native = require('./native').load();
 const commands = require('./commands');
 const errors = require('./errors');
-const { parse, number } = require('./options');
+const { parse, number, MAX_COUNT } = require('./options');
 const { Batcher } = require('./batcher');
 const { Pipeline } = require('./pipeline');
 
@@ -27,8 +27,6 @@ const OUTAGE = new Set(['ERR_CONNECTION', 'ERR_TIMEOUT', 'ERR_AUTH', 'ERR_PROTOC
 const BREAKER_EVENTS = { open: 'circuitOpen', half_open: 'circuitHalfOpen', closed: 'circuitClose' };
 /** How long quit() lets commands still running finish. */
 const QUIT_GRACE_MS = 5000;
-/** The largest count the addon takes (a u32). */
-const MAX_COUNT = 0xffffffff;
 /** This JS thread, as leak reports name it. */
 const THREAD = isMainThread ? 'main' : `worker ${threadId}`;
 /** At most this many command names are remembered by `checkOneShot` (names come from callers). */
