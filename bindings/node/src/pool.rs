@@ -91,16 +91,18 @@ fn closed() -> redpool::Error {
     )
 }
 
-/// A call's overall deadline (`commandTimeout`, milliseconds; none or 0: none), counted from now
-/// (the main thread), so time spent queued counts.
-fn deadline(timeout_ms: Option<f64>) -> std::result::Result<Option<Instant>, Failure> {
+/// A call's `commandTimeout` (milliseconds; none or 0: none).
+fn call_timeout(timeout_ms: Option<f64>) -> std::result::Result<Option<Duration>, Failure> {
     let Some(ms) = timeout_ms else {
         return Ok(None);
     };
-    let timeout = numbers::millis("commandTimeout", ms)?;
-    Ok(Some(timeout)
-        .filter(|t| !t.is_zero())
-        .map(|t| Instant::now() + t))
+    Ok(Some(numbers::millis("commandTimeout", ms)?).filter(|t| !t.is_zero()))
+}
+
+/// A call's overall deadline (`commandTimeout`), counted from now (the main thread), so time spent
+/// queued counts.
+fn deadline(timeout_ms: Option<f64>) -> std::result::Result<Option<Instant>, Failure> {
+    Ok(call_timeout(timeout_ms)?.map(|t| Instant::now() + t))
 }
 
 /// The reply timeout of a blocking command that blocks up to `block_ms` milliseconds (0 or none:
@@ -222,7 +224,8 @@ impl NativePool {
     }
 
     /// Runs one blocking command (BLPOP, XREAD BLOCK, WAIT, ...) whose reply may take `blockMs`
-    /// (0 or omitted: no limit) plus the socket timeout. A server error rejects (`ERR_REPLY`).
+    /// (0 or omitted: no limit) plus the socket timeout, and the whole call `blockMs` plus
+    /// `timeoutMs` (`commandTimeout`). A server error rejects (`ERR_REPLY`).
     #[napi(ts_return_type = "Promise<unknown>", catch_unwind)]
     pub fn blocking<'env>(
         &self,
@@ -234,11 +237,20 @@ impl NativePool {
     ) -> Result<Object<'env>> {
         errors::boundary(env, || {
             let cmd = convert::command(&command).or_throw(env)?;
+            let reply_timeout =
+                blocking_timeout(block_ms, self.inner.config.socket_timeout()).or_throw(env)?;
+            // The core ends a reply timeout at the call's deadline, so a blocking call's deadline
+            // is its block time plus `commandTimeout`, as its reply timeout; none when it blocks
+            // forever.
+            let deadline = match call_timeout(timeout_ms).or_throw(env)? {
+                Some(timeout) if reply_timeout < FOREVER => {
+                    Some(Instant::now() + blocking_timeout(block_ms, timeout).or_throw(env)?)
+                }
+                _ => None,
+            };
             let options = CallOptions {
-                deadline: deadline(timeout_ms).or_throw(env)?,
-                reply_timeout: Some(
-                    blocking_timeout(block_ms, self.inner.config.socket_timeout()).or_throw(env)?,
-                ),
+                deadline,
+                reply_timeout: Some(reply_timeout),
                 ..CallOptions::default()
             };
             let inner = self.inner.clone();
