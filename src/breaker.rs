@@ -241,6 +241,20 @@ impl Breaker {
         }
     }
 
+    /// Holds the breaker's lock across `fork()` (see [`crate::fork`]).
+    pub(crate) fn lock_for_fork(&self) {
+        std::mem::forget(self.inner.lock());
+    }
+
+    /// Releases what [`Breaker::lock_for_fork`] took.
+    ///
+    /// # Safety
+    /// Only after `lock_for_fork` in the same fork.
+    pub(crate) unsafe fn unlock_after_fork(&self) {
+        // SAFETY: per the caller's contract, the lock is held and its guard forgotten.
+        unsafe { crate::fork::release_mutex(&self.inner) };
+    }
+
     /// Remembers why a call failed (before it is recorded), so the open circuit names the cause.
     /// Failures only: the closed path of successful calls takes no lock.
     pub fn remember_failure(&self, why: &str) {

@@ -97,6 +97,21 @@ impl Events {
         listeners.len() != before
     }
 
+    /// Holds the subscriber list across `fork()` (see [`crate::fork`]): waits for deliveries in
+    /// progress, and keeps new ones out until [`Events::unlock_after_fork`].
+    pub fn lock_for_fork(&self) {
+        std::mem::forget(self.listeners.write());
+    }
+
+    /// Releases what [`Events::lock_for_fork`] took.
+    ///
+    /// # Safety
+    /// Only after `lock_for_fork` in the same fork.
+    pub unsafe fn unlock_after_fork(&self) {
+        // SAFETY: per the caller's contract, the write lock is held and its guard forgotten.
+        unsafe { crate::fork::release_rwlock(&self.listeners) };
+    }
+
     /// Delivers the event built by `event` to every subscriber (built only if there is one).
     /// Must not be called with a pool lock held.
     pub fn emit(&self, event: impl FnOnce() -> Event) {

@@ -73,6 +73,20 @@ impl LeakTracker {
         }
     }
 
+    /// Holds the tracker's lock across `fork()` (see [`crate::fork`]).
+    pub(crate) fn lock_for_fork(&self) {
+        std::mem::forget(self.leases.lock());
+    }
+
+    /// Releases what [`LeakTracker::lock_for_fork`] took.
+    ///
+    /// # Safety
+    /// Only after `lock_for_fork` in the same fork.
+    pub(crate) unsafe fn unlock_after_fork(&self) {
+        // SAFETY: per the caller's contract, the lock is held and its guard forgotten.
+        unsafe { crate::fork::release_mutex(&self.leases) };
+    }
+
     /// Registers a checkout; returns its lease id. Captures the calling thread and stack unless
     /// the binding told who holds it.
     pub fn register(&self, connection_id: u64, holder: Option<Holder>) -> u64 {

@@ -35,8 +35,8 @@ impl ForkGuarded for Registry {
     unsafe fn unlock_after_fork(&self) {
         // SAFETY: `lock_for_fork` locked both and forgot the guards, in this same fork.
         unsafe {
-            self.live.force_unlock();
-            self.pools.force_unlock();
+            fork::release_mutex(&self.live);
+            fork::release_mutex(&self.pools);
         }
     }
 }

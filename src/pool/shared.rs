@@ -925,12 +925,34 @@ impl Drop for Shared {
 }
 
 impl ForkGuarded for Shared {
+    fn lock_subscribers_for_fork(&self) {
+        self.events.lock_for_fork();
+    }
+
+    unsafe fn unlock_subscribers_after_fork(&self) {
+        // SAFETY: `lock_subscribers_for_fork` locked it, in this same fork.
+        unsafe { self.events.unlock_after_fork() };
+    }
+
+    /// Every other lock of the pool (none is taken while holding another, so any order is safe).
     fn lock_for_fork(&self) {
+        if let Some(leaks) = &self.leaks {
+            leaks.lock_for_fork();
+        }
+        std::mem::forget(self.health.lock());
+        self.breaker.lock_for_fork();
         std::mem::forget(self.state.lock());
     }
 
     unsafe fn unlock_after_fork(&self) {
-        // SAFETY: `lock_for_fork` locked it and forgot the guard, in this same fork.
-        unsafe { self.state.force_unlock() };
+        // SAFETY: `lock_for_fork` locked each of them and forgot the guards, in this same fork.
+        unsafe {
+            fork::release_mutex(&self.state);
+            self.breaker.unlock_after_fork();
+            fork::release_mutex(&self.health);
+            if let Some(leaks) = &self.leaks {
+                leaks.unlock_after_fork();
+            }
+        }
     }
 }
