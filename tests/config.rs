@@ -394,3 +394,18 @@ fn a_password_without_its_colon_is_never_echoed() {
         .unwrap_err();
     assert!(!err.message().contains("s3cr3t"), "{err}");
 }
+
+#[test]
+fn counts_out_of_range_are_refused_not_clamped() {
+    for knob in [
+        "retries",
+        "breaker_failure_threshold",
+        "tcp_keepalive_count",
+    ] {
+        let message = url_error(&format!("redis://h/0?{knob}=4294967296"));
+        assert!(
+            message.contains(knob) && message.contains("at most"),
+            "{message}"
+        );
+    }
+}

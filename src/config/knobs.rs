@@ -68,7 +68,12 @@ impl ConfigBuilder {
         let c = &mut self.config;
         let duration = || parse_duration(knob, value);
         let count = || parse_count(knob, value);
-        let number = || parse_count(knob, value).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        let number = || {
+            parse_count(knob, value).and_then(|n| {
+                u32::try_from(n)
+                    .map_err(|_| Error::invalid(knob, quoted(value), "must be at most 4294967295"))
+            })
+        };
         let flag = || parse_bool(knob, value);
         match knob {
             "host" => {
