@@ -22,6 +22,13 @@ Listeners run on the thread where the event happened (a caller's thread or the p
 maintenance thread), never while the pool holds a lock; they should return quickly. An exception
 in a listener goes to :func:`sys.unraisablehook` and never reaches the pool.
 
+Listeners may be added and removed from any thread at any time, also from inside a listener (a
+listener may remove itself): that waits for nothing but the GIL. Each event goes to the
+listeners registered when its delivery starts, in the order they were added: a listener added
+during a delivery gets the next events, one removed before its turn is skipped, and once
+``remove_event_listener`` returns no new call of it starts. Clients of one shared pool share its
+listeners.
+
 The ``redpool`` logger receives the state changes (breaker and health transitions) and, as
 WARNINGs, suspected leaks (connections checked out longer than ``leak_detection_threshold``).
 """

@@ -103,13 +103,14 @@ class PoolMethods:
 
     def add_event_listener(self, listener: Callable[[Event], Any]) -> int:
         """Calls ``listener(event)`` for every event of the pool (see :mod:`redpool._events`);
-        returns an id for :meth:`remove_event_listener`."""
+        returns an id for :meth:`remove_event_listener`. May be called from inside a listener."""
         if not callable(listener):
             raise TypeError(f"listener must be callable, not {type(listener).__name__}")
         return self._pool.subscribe(listener)
 
     def remove_event_listener(self, listener_id: int) -> bool:
-        """Removes a listener; False when the id is unknown."""
+        """Removes a listener; False when the id is unknown. May be called from inside a
+        listener, the one being removed included."""
         return self._pool.unsubscribe(listener_id)
 
 

@@ -41,6 +41,8 @@ fn seconds(py: Python<'_>, name: &str, value: Option<f64>) -> PyResult<Option<Du
 pub struct Pool {
     inner: redpool::Pool,
     shared: bool,
+    /// The pool's Python listeners (shared by every handle of a shared pool).
+    listeners: Arc<events::Listeners>,
 }
 
 impl Pool {
@@ -54,8 +56,12 @@ impl Pool {
             }
         })?
         .or_raise(py)?;
-        events::log_events(py, &inner, shared)?;
-        Ok(Pool { inner, shared })
+        let listeners = events::for_pool(py, &inner, shared)?;
+        Ok(Pool {
+            inner,
+            shared,
+            listeners,
+        })
     }
 }
 
@@ -218,14 +224,16 @@ impl Pool {
     }
 
     /// Calls `callback(event: dict)` for every event of the pool; returns an id for
-    /// `unsubscribe`.
-    fn subscribe(&self, callback: Py<PyAny>) -> u64 {
-        events::subscribe(&self.inner, callback, false)
+    /// `unsubscribe`. Waits for nothing but the GIL: callable from any thread and from inside a
+    /// listener (see `events.rs`).
+    fn subscribe(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<u64> {
+        self.listeners.add(py, callback)
     }
 
-    /// Removes a subscriber; False when the id is unknown.
-    fn unsubscribe(&self, id: u64) -> bool {
-        self.inner.unsubscribe(id)
+    /// Removes a subscriber; False when the id is unknown. Also from inside a listener (itself
+    /// included).
+    fn unsubscribe(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
+        self.listeners.remove(py, id)
     }
 
     /// Closes the pool (see `redpool::Pool::close`): waits up to `grace` seconds for

@@ -1,0 +1,281 @@
+"""Event scenarios that could deadlock, run by test_events.py in a child process with a
+time limit (a deadlock may hold the GIL, and then nothing in the hung process can report it).
+
+    python event_scenarios.py SCENARIO REDIS_URL [ARGS...]
+
+prints ``ok`` and exits 0 when the scenario holds; an assertion or a hang (faulthandler dumps
+every thread's stack after WATCHDOG seconds) exits non-zero.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import redis
+
+import redpool
+
+#: Any scenario taking longer than this is hung: every thread's stack goes to stderr, exit 1.
+WATCHDOG = 40.0
+#: The longest wait for an event or a thread inside a scenario.
+WAIT = 10.0
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def thread_name(native_id: int) -> str:
+    """The OS name of a thread of this process (the core names its threads)."""
+    with open(f"/proc/self/task/{native_id}/comm") as comm:
+        return comm.read().strip()
+
+
+def kill_connections(oracle: redis.Redis, name: str) -> int:
+    """Closes, from the server side, every connection of the pool whose client name is ``name``."""
+    killed = 0
+    for client in oracle.client_list():
+        if client["name"] == name:
+            killed += oracle.client_kill_filter(_id=client["id"])
+    return killed
+
+
+def run_in_thread(function: Callable[[], Any]) -> int:
+    """Runs ``function`` on a new Python thread and returns that thread's native id."""
+    errors: List[BaseException] = []
+
+    def target() -> None:
+        try:
+            function()
+        except BaseException as error:  # reported by the caller
+            errors.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(WAIT)
+    assert not thread.is_alive(), "a worker thread hung"
+    if errors:
+        raise errors[0]
+    assert thread.native_id is not None
+    return thread.native_id
+
+
+class Source:
+    """Makes a pool raise events on one kind of thread: ``worker`` (a Python thread's own calls)
+    or ``maintenance`` (the pool's background thread, after the server closed its idle
+    connections)."""
+
+    def __init__(self, url: str, kind: str) -> None:
+        self.kind = kind
+        self.name = f"events-{kind}-{os.getpid()}-{random.randrange(1 << 30)}"
+        self.oracle = redis.Redis.from_url(url, socket_timeout=WAIT)
+        if kind == "worker":
+            self.client = redpool.Redis.from_url(url, shared_pool=False, client_name=self.name,
+                                                 min_idle=0)
+        else:
+            # Idle connections are PINGed every 50 ms, so the maintenance thread finds killed
+            # ones, closes them (connection_closed) and opens new ones (connection_created).
+            self.client = redpool.Redis.from_url(url, shared_pool=False, client_name=self.name,
+                                                 min_idle=2, health_check_interval=0.05)
+            wait_for(lambda: len(self.connections()) == 2, "the warm-up connections")
+        self.threads: List[int] = []
+
+    def connections(self) -> List[Dict[str, Any]]:
+        return [c for c in self.oracle.client_list() if c["name"] == self.name]
+
+    def fire(self) -> None:
+        """Raises at least one event (and, for ``worker``, returns once it was delivered)."""
+        if self.kind == "worker":
+            kill_connections(self.oracle, self.name)
+            # On a new pool: connection_created; then connection_closed + connection_created.
+            self.threads.append(run_in_thread(self.client.ping))
+        else:
+            assert kill_connections(self.oracle, self.name) >= 1
+
+    def check_thread(self, native_id: int) -> None:
+        """``native_id`` is a thread that raises this source's events."""
+        if self.kind == "worker":
+            assert native_id in self.threads, "a worker's event was delivered on another thread"
+        else:
+            assert thread_name(native_id).startswith("redpool-maint"), thread_name(native_id)
+
+
+class Recorder:
+    """A listener that records what it receives, and where."""
+
+    def __init__(self, client: redpool.Redis, action: Optional[Callable[["Recorder"], None]] = None):
+        self.client = client
+        self.action = action
+        self.events: List[Dict[str, Any]] = []
+        self.threads: List[int] = []
+        self.id = client.add_event_listener(self)
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        self.events.append(event)
+        self.threads.append(threading.get_native_id())
+        if self.action is not None:
+            action, self.action = self.action, None  # once
+            action(self)
+
+    def remove(self) -> bool:
+        return self.client.remove_event_listener(self.id)
+
+
+def key(event: Dict[str, Any]) -> Any:
+    return event["type"], event.get("id")
+
+
+def in_callback(url: str, kind: str, change: str) -> None:
+    """A listener changes the listeners from inside its callback: ``remove_self``,
+    ``add_other`` or ``remove_other``. Delivery works from a snapshot: a listener added during
+    an event starts with the next one, one removed before its turn is skipped."""
+    source = Source(url, kind)
+    client = source.client
+    removed: List[bool] = []
+    added: List[Recorder] = []
+    first_seen: List[Any] = []
+
+    def remove_self(me: Recorder) -> None:
+        removed.append(me.remove())
+        removed.append(me.remove())  # already gone
+
+    def add_other(me: Recorder) -> None:
+        first_seen.append(key(me.events[-1]))
+        added.append(Recorder(client))
+
+    def remove_other(me: Recorder) -> None:
+        removed.append(other.remove())
+
+    action = {"remove_self": remove_self, "add_other": add_other,
+              "remove_other": remove_other}[change]
+    acting = Recorder(client, action)
+    other = Recorder(client)  # registered after `acting`: its turn comes later in each event
+    everything = Recorder(client)
+
+    source.fire()
+    wait_for(lambda: acting.events and everything.events, "the first event")
+    source.fire()
+    wait_for(lambda: len(everything.events) >= 3, "later events")
+    if change == "add_other":
+        wait_for(lambda: added and added[0].events, "an event for the added listener")
+    time.sleep(0.1)  # let stray deliveries land, so the counts below are final
+
+    for event_thread in everything.threads + acting.threads:
+        source.check_thread(event_thread)
+    if change == "remove_self":
+        assert removed == [True, False], removed
+        assert len(acting.events) == 1, acting.events
+        assert len(other.events) == len(everything.events)
+    elif change == "add_other":
+        assert len(acting.events) == len(everything.events)
+        new = added[0]
+        assert first_seen[0] not in [key(e) for e in new.events], "got the event it was added in"
+        assert new.events and all(e in everything.events for e in new.events)
+        for event_thread in new.threads:
+            source.check_thread(event_thread)
+    else:
+        assert removed == [True], removed
+        assert other.events == [], "a listener removed before its turn was called"
+        assert len(acting.events) == len(everything.events)
+    assert not client.remove_event_listener(10**9)
+    for listener in [acting, other, everything, *added]:
+        listener.remove()
+    client.close_pool(grace=0)
+
+
+def churn(url: str, seconds: str) -> None:
+    """Threads add and remove listeners (some of which change the listeners from inside their
+    calls) while worker threads make the pool raise events, for a bounded time."""
+    client = redpool.Redis.from_url(url, shared_pool=False, max_connections=4, min_idle=1,
+                                    health_check_interval=0.05)
+    stop = threading.Event()
+    errors: List[BaseException] = []
+    delivered = [0]
+    threads = churn_threads(client, stop, errors, delivered)
+    time.sleep(float(seconds))
+    stop.set()
+    for thread in threads:
+        thread.join(WAIT)
+        assert not thread.is_alive(), f"{thread.name} hung"
+    assert not errors, errors
+    assert delivered[0] > 100, f"only {delivered[0]} events were delivered"
+    final = Recorder(client)
+    client._pool.acquire().discard()  # connection_closed
+    wait_for(lambda: final.events, "an event after the churn")
+    client.close_pool(grace=0)
+
+
+def churn_threads(client: redpool.Redis, stop: threading.Event, errors: List[BaseException],
+                  delivered: List[int]) -> List[threading.Thread]:
+    """Starts the churn: 4 threads raising events (connections discarded and opened), 6 threads
+    adding and removing listeners."""
+
+    def guarded(function: Callable[[], None]) -> Callable[[], None]:
+        def loop() -> None:
+            try:
+                while not stop.is_set():
+                    function()
+            except BaseException as error:
+                errors.append(error)
+                stop.set()
+        return loop
+
+    def fire() -> None:
+        conn = client._pool.acquire(timeout=WAIT)
+        conn.discard()  # connection_closed, then a connection_created at the next acquire
+
+    rng = random.Random()
+
+    def listeners() -> None:
+        ids: List[int] = []
+
+        def counting(event: Dict[str, Any]) -> None:
+            delivered[0] += 1
+
+        def remove_self(event: Dict[str, Any]) -> None:
+            client.remove_event_listener(my_id[0])
+
+        def add_and_remove(event: Dict[str, Any]) -> None:
+            client.remove_event_listener(client.add_event_listener(counting))
+            if ids:
+                client.remove_event_listener(rng.choice(ids))
+
+        my_id = [client.add_event_listener(remove_self)]
+        for listener in (counting, add_and_remove, counting):
+            ids.append(client.add_event_listener(listener))
+        time.sleep(rng.random() * 0.002)
+        for listener_id in ids:
+            client.remove_event_listener(listener_id)
+        client.remove_event_listener(my_id[0])
+
+    targets = [fire] * 4 + [listeners] * 6
+    threads = [threading.Thread(target=guarded(t), name=f"churn-{i}", daemon=True)
+               for i, t in enumerate(targets)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def main() -> None:
+    scenario, url, *args = sys.argv[1:]
+    faulthandler.dump_traceback_later(WATCHDOG, exit=True)
+    {"in_callback": in_callback, "churn": churn}[scenario](url, *args)
+    faulthandler.cancel_dump_traceback_later()
+    print("ok")
+    sys.stdout.flush()
+    os._exit(0)  # daemon threads and native threads need no orderly shutdown
+
+
+if __name__ == "__main__":
+    main()
