@@ -101,6 +101,8 @@ class Source:
             # On a new pool: connection_created; then connection_closed + connection_created.
             self.threads.append(run_in_thread(self.client.ping))
         else:
+            # After an earlier kill, once maintenance has opened the new connections.
+            wait_for(lambda: len(self.connections()) == 2, "the pool's connections")
             assert kill_connections(self.oracle, self.name) >= 1
 
     def check_thread(self, native_id: int) -> None:
