@@ -577,17 +577,29 @@ redpool_status redpool_pool_resize(const struct redpool_pool *pool,
                                    size_t max_connections,
                                    size_t min_idle);
 
-// Starts the built-in HTTP endpoint (`GET /metrics`: every pool, Prometheus text; `GET /health`:
-// JSON, status 503 when a pool is unhealthy) on `addr`, a loopback `ip:port` such as
-// `"127.0.0.1:9464"` (port 0: any free port). Off by default; the environment variable
-// `REDPOOL_METRICS_ADDR` starts it with the first pool instead. On success `*port` (if not NULL)
-// receives the port it listens on.
+// Starts the built-in HTTP endpoint on `addr`, a loopback `ip:port` such as `"127.0.0.1:9464"`
+// (port 0: any free port). Off by default; the environment variable `REDPOOL_METRICS_ADDR`
+// starts it with the first pool instead. On success `*port` (if not NULL) receives the port it
+// listens on.
+//
+// - `GET /metrics`: every pool of the process, Prometheus text.
+// - `GET /health`: JSON with each pool's latest health report (from the background check every
+//   `health_report_interval`, or the latest explicit check) and its age `age_ms`; it opens no
+//   connection (a pool with no report yet is checked once). HTTP 503 when a pool is unhealthy.
+// - `GET /health?live=1`: checks every pool now (PING + INFO on one of its connections; one
+//   check per pool at a time, shared by concurrent requests).
+//
+// Every request must be complete and its answer read within 5 s, else the connection is cut.
+// Requests whose `Host` header is not a loopback name or address (`localhost`, `127.0.0.1`,
+// `[::1]`, with or without a port) get 403, so a web page cannot read the endpoint through DNS
+// rebinding. A forked child does not inherit the endpoint: call this again there to serve one.
 //
 // # Safety
 // `addr` is NULL or a NUL-terminated string; `port` is NULL or valid for a write.
 redpool_status redpool_metrics_serve(const char *addr, uint16_t *port);
 
-// Stops the built-in HTTP endpoint; false when it was not running.
+// Stops the built-in HTTP endpoint; false when it was not running. When it returns, the port is
+// closed; requests being answered finish within their deadline.
 bool redpool_metrics_stop(void);
 
 // Creates a dedicated pool with `config` (validated now) and opens its `min_idle` connections.

@@ -445,7 +445,7 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -454,8 +454,8 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
 }
 
 /// The one test of this binary that runs the process-wide endpoint: `/metrics` answers (valid
-/// text, promtool) while a `/health` check waits on a stopped server, and after `stop()` the same
-/// port can be served again at once, every time.
+/// text, promtool) while a live `/health` check waits on a stopped server, and after `stop()` the
+/// same port can be served again at once, every time. (More endpoint tests: tests/endpoint.rs.)
 #[test]
 fn endpoint_scrapes_never_wait_for_health_and_stop_frees_the_port() {
     with_timeout(LIMIT, || {
@@ -473,7 +473,7 @@ fn endpoint_scrapes_never_wait_for_health_and_stop_frees_the_port() {
         let health = {
             let done = health_done.clone();
             thread::spawn(move || {
-                let answer = http_get(addr, "/health");
+                let answer = http_get(addr, "/health?live=1");
                 done.store(true, Ordering::SeqCst);
                 answer
             })

@@ -110,11 +110,22 @@ pub unsafe extern "C" fn redpool_pool_resize(
     })
 }
 
-/// Starts the built-in HTTP endpoint (`GET /metrics`: every pool, Prometheus text; `GET /health`:
-/// JSON, status 503 when a pool is unhealthy) on `addr`, a loopback `ip:port` such as
-/// `"127.0.0.1:9464"` (port 0: any free port). Off by default; the environment variable
-/// `REDPOOL_METRICS_ADDR` starts it with the first pool instead. On success `*port` (if not NULL)
-/// receives the port it listens on.
+/// Starts the built-in HTTP endpoint on `addr`, a loopback `ip:port` such as `"127.0.0.1:9464"`
+/// (port 0: any free port). Off by default; the environment variable `REDPOOL_METRICS_ADDR`
+/// starts it with the first pool instead. On success `*port` (if not NULL) receives the port it
+/// listens on.
+///
+/// - `GET /metrics`: every pool of the process, Prometheus text.
+/// - `GET /health`: JSON with each pool's latest health report (from the background check every
+///   `health_report_interval`, or the latest explicit check) and its age `age_ms`; it opens no
+///   connection (a pool with no report yet is checked once). HTTP 503 when a pool is unhealthy.
+/// - `GET /health?live=1`: checks every pool now (PING + INFO on one of its connections; one
+///   check per pool at a time, shared by concurrent requests).
+///
+/// Every request must be complete and its answer read within 5 s, else the connection is cut.
+/// Requests whose `Host` header is not a loopback name or address (`localhost`, `127.0.0.1`,
+/// `[::1]`, with or without a port) get 403, so a web page cannot read the endpoint through DNS
+/// rebinding. A forked child does not inherit the endpoint: call this again there to serve one.
 ///
 /// # Safety
 /// `addr` is NULL or a NUL-terminated string; `port` is NULL or valid for a write.
@@ -135,7 +146,8 @@ pub unsafe extern "C" fn redpool_metrics_serve(
     })
 }
 
-/// Stops the built-in HTTP endpoint; false when it was not running.
+/// Stops the built-in HTTP endpoint; false when it was not running. When it returns, the port is
+/// closed; requests being answered finish within their deadline.
 #[unsafe(no_mangle)]
 pub extern "C" fn redpool_metrics_stop() -> bool {
     super::query(false, crate::exporter::stop)
