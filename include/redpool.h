@@ -18,7 +18,8 @@
  *     redpool_pool *    -> redpool_pool_free         (one per successful new/shared call)
  *     redpool_conn *    -> redpool_conn_release / redpool_conn_discard (take redpool_conn **
  *                          and set it to NULL, so releasing twice is a no-op)
- *     redpool_reply *   -> redpool_reply_free        (on the root only; element[i] belongs to it)
+ *     redpool_reply *   -> redpool_reply_free        (on the root only; element[i] belongs to it:
+ *                          freeing an element is refused with REDPOOL_STATUS_INVALID_ARGUMENT)
  *   Free functions accept NULL. Strings passed in are borrowed for the call only. Strings handed
  *   out (redpool_version, redpool_status_str, event close reasons) are static.
  *
@@ -28,7 +29,9 @@
  *   checked out stay valid and are closed when released. redpool_conn and redpool_config may be
  *   passed between threads but must not be used by two threads at the same time. A redpool_reply
  *   is immutable: any number of threads may read it, and it is freed once, after the last reader.
- *   Event callbacks may run on library-owned threads, never with a pool lock held.
+ *   Event callbacks may run on library-owned threads, never with a pool lock held. A call keeps
+ *   its pool alive while it runs, so a callback may call any redpool function, including
+ *   redpool_pool_free on the last handle of its pool and redpool_pool_subscribe/_unsubscribe.
  *
  * Fork: after fork(), a child that uses a pool gets its own new connections; the parent's
  *   sockets are never used or shut down by the child. A connection checked out before fork() is
@@ -290,7 +293,10 @@ typedef struct redpool_event {
 } redpool_event;
 
 // An event callback. Called on library-owned or caller threads, never with a pool lock held; it
-// must be thread-safe and must not block for long. `userdata` is passed back unchanged.
+// must be thread-safe and must not block for long. `userdata` is passed back unchanged. It may call
+// any redpool function, including `redpool_pool_subscribe`, `redpool_pool_unsubscribe` (see
+// there) and `redpool_pool_free` on the last handle of the pool that raised the event (the call
+// that raised it still returns normally).
 typedef void (*redpool_event_cb)(void *userdata, const struct redpool_event *event);
 
 // A snapshot of a pool. Set `struct_size = sizeof(redpool_stats)` before the call; the library
@@ -520,7 +526,11 @@ void redpool_conn_release(struct redpool_conn **conn);
 void redpool_conn_discard(struct redpool_conn **conn);
 
 // Registers `callback` for the pool's events; on success `*id` identifies the subscription for
-// `redpool_pool_unsubscribe`. `userdata` must stay valid until then.
+// `redpool_pool_unsubscribe`. `userdata` must stay valid until then. The callback gets the
+// events raised after this call returns.
+//
+// May be called from inside an event callback (of this pool or another one): it works there as
+// anywhere else.
 //
 // # Safety
 // `pool` is NULL or a live handle; `callback` is a thread-safe function; `id` is NULL or valid
@@ -530,9 +540,18 @@ redpool_status redpool_pool_subscribe(const struct redpool_pool *pool,
                                       void *userdata,
                                       uint64_t *id);
 
-// Removes a subscription. After it returns, the callback is not running and is not called again,
-// so its userdata may be freed. Must not be called from inside an event callback.
-// An unknown id gives `REDPOOL_STATUS_INVALID_ARGUMENT`.
+// Removes a subscription: once it returns, the callback is not called again. An unknown id (or
+// one already removed) gives `REDPOOL_STATUS_INVALID_ARGUMENT`.
+//
+// Called outside any event callback, it also waits until the calls of this callback already
+// running on other threads have returned, so its userdata may be freed as soon as it returns.
+//
+// Called from inside an event callback (its own, to unsubscribe once, or another one), it works
+// but does not wait (waiting there could deadlock, for instance two callbacks unsubscribing
+// each other on two threads): a call of the removed callback already running on another thread
+// may still be finishing when it returns. Free the userdata there only if your callback is
+// never running on two threads at once; otherwise free it after a later
+// `redpool_pool_unsubscribe` from outside a callback, or when the pool is gone.
 //
 // # Safety
 // `pool` is NULL or a live handle.
@@ -692,20 +711,31 @@ redpool_status redpool_pool_transaction(const struct redpool_pool *pool,
 // `pool` is NULL or a live handle.
 redpool_status redpool_pool_close(const struct redpool_pool *pool, uint32_t grace_ms);
 
-// Releases this handle. The pool itself lives on while other handles (including shared ones) or
-// checked-out connections hold it; when the last one goes, its connections are closed. NULL is
-// ignored. Must not race with other calls using this same handle.
+// Releases this handle. The pool itself lives on while other handles (including shared ones),
+// checked-out connections or calls still running on it hold it; when the last one goes, its
+// connections are closed. NULL is ignored. Must not race with a call *starting* on this same
+// handle on another thread, but a call already running keeps the pool alive: an event callback
+// may free the last handle of the pool that raised the event (the call that raised it returns
+// normally, and the pool goes when it does).
 //
 // # Safety
 // `pool` is NULL or a live handle, not used after this call.
 void redpool_pool_free(struct redpool_pool *pool);
 
-// Frees a reply tree: the root and every element. NULL is ignored. Call it once, on the root
-// only; the reply and its elements must not be used afterwards.
+// Frees a reply tree: the root and every element. NULL is ignored (`REDPOOL_STATUS_OK`). Call it
+// once, on the root only; the reply and its elements must not be used afterwards. Like every
+// free function it leaves this thread's last error message alone when it succeeds.
+//
+// An element of a tree (`element[i]`, at any depth) is not freed on its own: the call is
+// refused with `REDPOOL_STATUS_INVALID_ARGUMENT` and changes nothing (the tree stays valid, to
+// be freed through its root). Each root carries a marker that elements never have, so this is
+// detected for certain; it cannot be for a pointer that never came from redpool or a tree
+// already freed (do not do that).
 //
 // # Safety
-// `reply` is NULL or a root reply returned by redpool and not yet freed.
-void redpool_reply_free(struct redpool_reply *reply);
+// `reply` is NULL, a root reply returned by redpool and not yet freed, or an element of such a
+// tree.
+redpool_status redpool_reply_free(struct redpool_reply *reply);
 
 // Fills `out` with a snapshot of the pool's gauges and counters. Set `out->struct_size` first.
 //

@@ -41,6 +41,7 @@ const PROGRAMS: &[&str] = &[
     "alignment",
     "auth",
     "fork",
+    "handles",
     "lifecycle",
     "nulls",
     "observe",
@@ -370,6 +371,14 @@ fn c_fork() {
 #[test]
 fn c_auth() {
     check_program("auth", &[], true);
+}
+
+/// Handles that cannot dangle: a callback may free the last handle of the pool whose call raised
+/// the event, subscribe and unsubscribe (itself or others, on many threads at once); unsubscribe
+/// outside callbacks waits for a running call; freeing an element of a reply tree is refused.
+#[test]
+fn c_handles() {
+    check_program("handles", &[], true);
 }
 
 /// Reply integrity through the C API: the server's whole COMMAND table, alone, in pipelines and

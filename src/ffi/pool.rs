@@ -25,16 +25,19 @@ pub(crate) fn into_handle(pool: Pool) -> *mut redpool_pool {
     pool.into_raw().cast_mut().cast()
 }
 
-/// Borrows the pool behind a handle for the duration of a call.
+/// The pool behind a handle, as a counted reference of its own for the duration of a call: the
+/// call keeps the pool alive even if the handle is freed meanwhile (an event callback may free
+/// the last handle of the pool whose call raised the event).
 ///
 /// # Safety
-/// `pool` is NULL or a live handle.
-pub(crate) unsafe fn borrow(pool: *const redpool_pool) -> Result<ManuallyDrop<Pool>> {
+/// `pool` is NULL or a live handle (live when the call starts).
+pub(crate) unsafe fn borrow(pool: *const redpool_pool) -> Result<Pool> {
     // SAFETY: per the caller's promise.
     let _: &redpool_pool = unsafe { non_null(pool, "pool") }?;
-    // SAFETY: a live handle is a counted reference made by `into_handle`; ManuallyDrop keeps the
-    // count unchanged.
-    Ok(ManuallyDrop::new(unsafe { Pool::from_raw(pool.cast()) }))
+    // SAFETY: a live handle is a counted reference made by `into_handle`; ManuallyDrop leaves
+    // the handle's own count unchanged, and the clone takes one more for this call.
+    let handle = ManuallyDrop::new(unsafe { Pool::from_raw(pool.cast()) });
+    Ok(Pool::clone(&handle))
 }
 
 /// Creates a dedicated pool with `config` (validated now) and opens its `min_idle` connections.
@@ -175,7 +178,7 @@ unsafe fn pool_command(
         // SAFETY: per the caller's contract.
         let mut pool = unsafe { borrow(pool) }?;
         // SAFETY: per the caller's contract.
-        unsafe { request::single(&mut *pool, reply_timeout, argc, argv, argvlen, reply) }
+        unsafe { request::single(&mut pool, reply_timeout, argc, argv, argvlen, reply) }
     })
 }
 
@@ -196,7 +199,7 @@ pub unsafe extern "C" fn redpool_pool_pipeline(
         // SAFETY: per this function's contract.
         let mut pool = unsafe { borrow(pool) }?;
         // SAFETY: per this function's contract.
-        unsafe { request::pipeline(&mut *pool, count, cmds, reply) }
+        unsafe { request::pipeline(&mut pool, count, cmds, reply) }
     })
 }
 
@@ -217,7 +220,7 @@ pub unsafe extern "C" fn redpool_pool_transaction(
         // SAFETY: per this function's contract.
         let mut pool = unsafe { borrow(pool) }?;
         // SAFETY: per this function's contract.
-        unsafe { request::transaction(&mut *pool, count, cmds, reply) }
+        unsafe { request::transaction(&mut pool, count, cmds, reply) }
     })
 }
 
@@ -240,9 +243,12 @@ pub unsafe extern "C" fn redpool_pool_close(
     })
 }
 
-/// Releases this handle. The pool itself lives on while other handles (including shared ones) or
-/// checked-out connections hold it; when the last one goes, its connections are closed. NULL is
-/// ignored. Must not race with other calls using this same handle.
+/// Releases this handle. The pool itself lives on while other handles (including shared ones),
+/// checked-out connections or calls still running on it hold it; when the last one goes, its
+/// connections are closed. NULL is ignored. Must not race with a call *starting* on this same
+/// handle on another thread, but a call already running keeps the pool alive: an event callback
+/// may free the last handle of the pool that raised the event (the call that raised it returns
+/// normally, and the pool goes when it does).
 ///
 /// # Safety
 /// `pool` is NULL or a live handle, not used after this call.

@@ -201,10 +201,28 @@ fn aggregate<'v>(
 }
 
 /// What precedes the root of every tree in its allocation: the allocation's size (so
-/// `redpool_reply_free` can give it back), padded to the alignment.
+/// `redpool_reply_free` can give it back) and the root marker, padded to the alignment.
 const HEADER: usize = 16;
 /// The alignment of a tree's allocation (enough for `redpool_reply` and the header).
 const ALIGN: usize = 16;
+/// The root marker is this XOR the root's address, in the 8 bytes just before the root. An
+/// element's 8 bytes before it are the `element` field of the node laid out before it: NULL or a
+/// pointer into the tree, so always even, while the marker is always odd (the constant is odd,
+/// node addresses are even). `redpool_reply_free` refuses a pointer without it.
+const ROOT_MARK: usize = 0x5250_4f4f_4c52_4f4f_u64 as usize | 1;
+
+// What the marker's argument rests on: the 8 bytes before an element are the `element` field of
+// the node before it, and every node's address is a multiple of 8.
+const _: () = assert!(
+    std::mem::offset_of!(redpool_reply, element) + 8 == std::mem::size_of::<redpool_reply>()
+        && std::mem::size_of::<redpool_reply>() % 8 == 0
+        && HEADER % 8 == 0
+);
+
+/// The marker of a root at `root`.
+fn root_mark(root: *const redpool_reply) -> usize {
+    ROOT_MARK ^ (root as usize)
+}
 
 /// Lays a flattened tree out in one allocation: the header, every node (root first), the element
 /// pointer arrays, then the texts, each NUL-terminated. A tree costs one `malloc` and one `free`
@@ -258,7 +276,9 @@ fn lay_out(flat: Vec<Flat<'_>>) -> *mut redpool_reply {
             }
             node_ptr(i).write(node);
         }
-        node_ptr(0)
+        let root = node_ptr(0);
+        block.add(HEADER - 8).cast::<usize>().write(root_mark(root));
+        root
     }
 }
 
@@ -278,23 +298,60 @@ pub(crate) fn from_server_error(err: &Error) -> *mut redpool_reply {
     }])
 }
 
-/// Frees a reply tree: the root and every element. NULL is ignored. Call it once, on the root
-/// only; the reply and its elements must not be used afterwards.
+/// Frees a reply tree: the root and every element. NULL is ignored (`REDPOOL_STATUS_OK`). Call it
+/// once, on the root only; the reply and its elements must not be used afterwards. Like every
+/// free function it leaves this thread's last error message alone when it succeeds.
+///
+/// An element of a tree (`element[i]`, at any depth) is not freed on its own: the call is
+/// refused with `REDPOOL_STATUS_INVALID_ARGUMENT` and changes nothing (the tree stays valid, to
+/// be freed through its root). Each root carries a marker that elements never have, so this is
+/// detected for certain; it cannot be for a pointer that never came from redpool or a tree
+/// already freed (do not do that).
 ///
 /// # Safety
-/// `reply` is NULL or a root reply returned by redpool and not yet freed.
+/// `reply` is NULL, a root reply returned by redpool and not yet freed, or an element of such a
+/// tree.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn redpool_reply_free(reply: *mut redpool_reply) {
-    super::query((), || {
-        if !reply.is_null() {
-            // SAFETY: a root laid out by `lay_out`: its block starts HEADER bytes before it and
-            // records its size there.
-            unsafe {
-                let block = reply.cast::<u8>().sub(HEADER);
-                let size = block.cast::<usize>().read();
-                let layout = std::alloc::Layout::from_size_align_unchecked(size, ALIGN);
-                std::alloc::dealloc(block, layout);
-            }
+pub unsafe extern "C" fn redpool_reply_free(reply: *mut redpool_reply) -> super::redpool_status {
+    // Not `boundary`: a free that succeeds leaves the thread's last error as it was (it is often
+    // the cleanup between a failed call and reading that call's message).
+    let freed = std::panic::catch_unwind(|| {
+        if reply.is_null() {
+            return true;
         }
-    })
+        if reply as usize % std::mem::align_of::<redpool_reply>() != 0 {
+            return false;
+        }
+        // SAFETY: `reply` is a node of a live tree (per the contract): a root has its header
+        // before it, and any other node has the node laid out before it; either way the 8 bytes
+        // just before it are inside the tree's allocation.
+        let mark = unsafe { reply.cast::<u8>().sub(8).cast::<usize>().read() };
+        if mark != root_mark(reply) {
+            return false;
+        }
+        // SAFETY: a root laid out by `lay_out`: its block starts HEADER bytes before it and
+        // records its size there. The marker is cleared first, so a stale pointer to the freed
+        // tree is less likely to pass for a root.
+        unsafe {
+            let block = reply.cast::<u8>().sub(HEADER);
+            block.add(HEADER - 8).cast::<usize>().write(0);
+            let size = block.cast::<usize>().read();
+            let layout = std::alloc::Layout::from_size_align_unchecked(size, ALIGN);
+            std::alloc::dealloc(block, layout);
+        }
+        true
+    });
+    match freed {
+        Ok(true) => super::redpool_status::REDPOOL_STATUS_OK,
+        Ok(false) => super::status::fail(&not_a_root()),
+        Err(payload) => super::status::panicked(payload.as_ref()),
+    }
+}
+
+fn not_a_root() -> Error {
+    Error::new(
+        crate::error::ErrorKind::InvalidArgument,
+        "redpool_reply_free: reply is not the root of a reply tree (an element is freed with its \
+         root, never on its own); nothing was freed",
+    )
 }
