@@ -15,6 +15,7 @@ import asyncio
 import functools
 import inspect
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
@@ -32,19 +33,27 @@ MAX_WORKERS = 64
 
 _T = TypeVar("_T")
 _executor: Optional[ThreadPoolExecutor] = None
+#: Creates the executor once however many threads ask at the same time (reset in a forked child).
+_executor_lock = threading.Lock()
 
 
 def _workers() -> ThreadPoolExecutor:
     global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="redpool-asyncio")
-    return _executor
+    executor = _executor
+    if executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="redpool-asyncio")
+            executor = _executor
+    return executor
 
 
 def _forget_workers() -> None:
-    """In a forked child the parent's worker threads do not exist: start afresh."""
-    global _executor
+    """In a forked child the parent's worker threads do not exist: start afresh, with a new lock
+    (another parent thread may have held the old one at the time of the fork)."""
+    global _executor, _executor_lock
     _executor = None
+    _executor_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

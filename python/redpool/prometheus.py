@@ -14,6 +14,7 @@ core at every scrape. Importing :mod:`redpool` does not import this module or ne
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import Iterable, Optional
@@ -56,7 +57,14 @@ class RedpoolCollector(Collector):
 _registered: "weakref.WeakKeyDictionary[CollectorRegistry, RedpoolCollector]" = (
     weakref.WeakKeyDictionary()
 )
+#: Held across fork() (so a child never inherits it held by a parent thread that does not exist
+#: there, nor a registration half done); never held while waiting for anything but
+#: ``registry.register``.
 _lock = threading.Lock()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release,
+                        after_in_child=_lock.release)
 
 
 def register(registry: CollectorRegistry = REGISTRY) -> RedpoolCollector:
