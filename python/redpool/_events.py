@@ -27,7 +27,8 @@ listener may remove itself): that waits for nothing but the GIL. Each event goes
 listeners registered when its delivery starts, in the order they were added: a listener added
 during a delivery gets the next events, one removed before its turn is skipped, and once
 ``remove_event_listener`` returns no new call of it starts. Clients of one shared pool share its
-listeners.
+listeners. An event raised while the process is in ``os.fork()`` is delivered just after the fork,
+in the parent, on a thread of its own.
 
 The ``redpool`` logger receives the state changes (breaker and health transitions) and, as
 WARNINGs, suspected leaks (connections checked out longer than ``leak_detection_threshold``).

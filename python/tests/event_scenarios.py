@@ -1,26 +1,49 @@
-"""Event scenarios that could deadlock, run by test_events.py in a child process with a
+"""Event and fork scenarios that could deadlock, run by test_events.py in a child process with a
 time limit (a deadlock may hold the GIL, and then nothing in the hung process can report it).
 
     python event_scenarios.py SCENARIO REDIS_URL [ARGS...]
 
 prints ``ok`` and exits 0 when the scenario holds; an assertion or a hang (faulthandler dumps
-every thread's stack after WATCHDOG seconds) exits non-zero.
+every thread's stack after WATCHDOG seconds) exits non-zero. The fork scenario exits with
+CORE_FORK_HANG when its only failures are children that hung inside ``fork()`` itself (see
+``fork_while_churning``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import faulthandler
+import logging
 import os
 import random
 import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional
 
-import redis
+#: Where a forked child reports that it returned from the C library's fork(), or None.
+_returned_from_fork: Optional[int] = None
 
-import redpool
+
+def _report_return_from_fork() -> None:
+    if _returned_from_fork is not None:
+        os.write(_returned_from_fork, b"+")
+
+
+# Registered before redpool is imported: in a child, Python runs it once the C library's fork()
+# returned (after the C at-fork handlers, the core's among them) and before any Python at-fork
+# handler of redpool's. (The binding has no C at-fork handler of its own.)
+os.register_at_fork(after_in_child=_report_return_from_fork)
+
+import redis  # noqa: E402
+
+import redpool  # noqa: E402
+import redpool.asyncio  # noqa: E402  (its fork handler is part of what the fork test checks)
+
+#: The fork scenario's exit status when only children hung in the core's at-fork handler.
+CORE_FORK_HANG = 3
 
 #: Any scenario taking longer than this is hung: every thread's stack goes to stderr, exit 1.
 WATCHDOG = 40.0
@@ -219,9 +242,10 @@ def churn(url: str, seconds: str) -> None:
 
 
 def churn_threads(client: redpool.Redis, stop: threading.Event, errors: List[BaseException],
-                  delivered: List[int]) -> List[threading.Thread]:
+                  delivered: List[int], held: Optional[List[Any]] = None) -> List[threading.Thread]:
     """Starts the churn: 4 threads raising events (connections discarded and opened), 6 threads
-    adding and removing listeners."""
+    adding and removing listeners. With ``held``, one more thread keeps a checked-out connection
+    busy (``held[0]``), for fork tests."""
 
     def guarded(function: Callable[[], None]) -> Callable[[], None]:
         def loop() -> None:
@@ -261,7 +285,14 @@ def churn_threads(client: redpool.Redis, stop: threading.Event, errors: List[Bas
             client.remove_event_listener(listener_id)
         client.remove_event_listener(my_id[0])
 
-    targets = [fire] * 4 + [listeners] * 6
+    def hold() -> None:
+        assert held is not None
+        with client._pool.acquire(timeout=WAIT) as conn:
+            held[0] = conn
+            # A blocking command: the connection is busy (its lock held) for 20 ms at a time.
+            conn.execute([b"BLPOP", b"events:nothing", b"0.02"], timeout=WAIT)
+
+    targets = [fire] * 4 + [listeners] * 6 + ([hold] if held is not None else [])
     threads = [threading.Thread(target=guarded(t), name=f"churn-{i}", daemon=True)
                for i, t in enumerate(targets)]
     for thread in threads:
@@ -269,11 +300,124 @@ def churn_threads(client: redpool.Redis, stop: threading.Event, errors: List[Bas
     return threads
 
 
+def fork_while_churning(url: str, forks: str) -> None:
+    """The main thread forks while other threads churn events, listeners and a checked-out
+    connection; each child must run commands within 5 s, and exit cleanly."""
+    client = redpool.Redis.from_url(url, shared_pool=False, max_connections=4, min_idle=1,
+                                    health_check_interval=0.05)
+    shared = redpool.Redis.from_url(url)
+    shared.ping()
+    # Listeners that hand work off and log, as the documentation advises, while forks happen
+    # (the executor and logging take locks of their own across fork()).
+    executor = ThreadPoolExecutor(2)
+    log = logging.getLogger("redpool.tests.events")
+    parent = os.getpid()
+
+    def hand_off(event: Dict[str, Any]) -> None:
+        if os.getpid() == parent:  # the executor's threads are the parent's
+            executor.submit(log.debug, "event %s", event["type"])
+
+    client.add_event_listener(hand_off)
+    client.add_event_listener(lambda event: log.debug("event %s", event["type"]))
+    stop = threading.Event()
+    errors: List[BaseException] = []
+    delivered = [0]
+    held: List[Any] = [None]
+    threads = churn_threads(client, stop, errors, delivered, held)
+    wait_for(lambda: held[0] is not None and delivered[0] > 0, "the churn to start")
+    global _returned_from_fork
+    failures = []
+    in_fork = []
+    for i in range(int(forks)):
+        time.sleep(random.random() * 0.01)
+        returned, _returned_from_fork = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(returned)
+            child(url, client, shared, held[0])  # never returns
+        os.close(_returned_from_fork)
+        _returned_from_fork = None
+        status = wait_child(pid, 5.0)
+        # (The child is gone: the pipe reads the mark, or end of file.)
+        if status is None and os.read(returned, 1) != b"+":
+            # Hung before the C library's fork() returned in the child: in a C at-fork handler
+            # (the core's), before any code of the Python binding ran there.
+            in_fork.append(i)
+        elif status != 0:
+            failures.append((i, "hung" if status is None else status))
+        os.close(returned)
+    stop.set()
+    for thread in threads:
+        thread.join(WAIT)
+        assert not thread.is_alive(), f"{thread.name} hung"
+    assert not errors, errors
+    assert not failures, f"children that failed or hung (fork #, status): {failures}"
+    assert client.ping() and shared.ping()
+    client.close_pool(grace=0)
+    executor.shutdown()
+    if in_fork:
+        print(f"{len(in_fork)} of {forks} children hung inside the C library's fork(), in a C "
+              f"at-fork child handler (forks #{in_fork})")
+        sys.stdout.flush()
+        os._exit(CORE_FORK_HANG)
+
+
+def wait_child(pid: int, timeout: float) -> Optional[int]:
+    """The child's exit status; None for a child still running after ``timeout`` (killed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(0.002)
+
+
+def child(url: str, client: redpool.Redis, shared: redpool.Redis, held: Any) -> None:
+    """In a forked child: commands on the inherited pools and a new one, events and listeners,
+    the connection a parent thread had checked out (refused, without waiting for its lock)."""
+    status = 1
+    try:
+        # Dumps the stacks if the child hangs (the parent kills it at 5 s).
+        faulthandler.dump_traceback_later(4.5, exit=True)
+        token = str(os.getpid()).encode()
+        assert client.set("events:fork", token) and client.get("events:fork") == token
+        assert shared.ping()
+        seen: List[Dict[str, Any]] = []
+        listener = client.add_event_listener(seen.append)
+        client._pool.acquire(timeout=2).discard()
+        assert any(e["type"] == "connection_closed" for e in seen), seen
+        assert client.remove_event_listener(listener)
+        assert redpool.Redis.from_url(url, client_name="events-fork-child").ping()
+        assert asyncio.run(redpool.asyncio.Redis.from_url(url).ping())
+        try:
+            held.execute([b"PING"])
+            raise AssertionError("a connection checked out in the parent was used in the child")
+        except (redpool.ConnectionError, redpool.PoolClosedError):
+            pass
+        held.release()
+        status = 0
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(status)
+
+
 def main() -> None:
     scenario, url, *args = sys.argv[1:]
-    faulthandler.dump_traceback_later(WATCHDOG, exit=True)
-    {"in_callback": in_callback, "churn": churn}[scenario](url, *args)
-    faulthandler.cancel_dump_traceback_later()
+    if scenario != "fork":
+        # (A forked child could not arm its own: cancelling the parent's watchdog, whose thread
+        # does not exist in the child, hangs. The fork scenario is bounded by the caller.)
+        faulthandler.dump_traceback_later(WATCHDOG, exit=True)
+    {"in_callback": in_callback, "churn": churn, "fork": fork_while_churning}[scenario](url, *args)
+    if scenario != "fork":
+        faulthandler.cancel_dump_traceback_later()
     print("ok")
     sys.stdout.flush()
     os._exit(0)  # daemon threads and native threads need no orderly shutdown

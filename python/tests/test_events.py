@@ -1,6 +1,7 @@
 """Events cannot deadlock: listeners may add and remove listeners (themselves included) from
-inside their calls, on a worker thread or the pool's maintenance thread, and threads may add and
-remove listeners while events fire. Each scenario runs in a child process under a time limit (event_scenarios.py): a
+inside their calls, on a worker thread or the pool's maintenance thread; threads may add and
+remove listeners while events fire; and a fork() in the middle of all that leaves a child that
+works. Each scenario runs in a child process under a time limit (event_scenarios.py): a
 deadlock can hold the GIL, and then nothing in the hung process could report it."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 SCENARIOS = Path(__file__).with_name("event_scenarios.py")
+#: event_scenarios.CORE_FORK_HANG (not imported: it imports redpool at load).
+CORE_FORK_HANG = 3
 
 
 def run_scenario(server, *args: str, timeout: float) -> None:
@@ -22,6 +25,11 @@ def run_scenario(server, *args: str, timeout: float) -> None:
         output = [o.decode(errors="replace") if isinstance(o, bytes) else o or ""
                   for o in (hung.stdout, hung.stderr)]
         pytest.fail(f"{' '.join(args)}: hung for {timeout} s (a deadlock)\n{''.join(output)}")
+    if done.returncode == CORE_FORK_HANG:
+        # Every child that failed hung before the C library's fork() returned, in the core's
+        # at-fork child handler (a parking_lot bucket lock inherited held; the core's issue
+        # 14.4, open): everything the Python binding does in a child worked.
+        pytest.xfail(f"core at-fork handler hang: {done.stdout.strip()}")
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), (
         f"{' '.join(args)}: exit status {done.returncode}\n{done.stdout}{done.stderr}")
 
@@ -35,3 +43,8 @@ def test_listener_changes_listeners_from_inside_its_call(server, source, change)
 def test_threads_add_and_remove_listeners_while_events_fire(server):
     run_scenario(server, "churn", "3", timeout=60)
 
+
+@pytest.mark.timeout(300)
+def test_fork_while_threads_churn_events_and_listeners(server):
+    # 50 forks; each child must finish its commands within 5 s (the scenario kills it then).
+    run_scenario(server, "fork", "50", timeout=280)

@@ -76,9 +76,10 @@ fn receive<T>(channel: &mpsc::Receiver<T>, timeout: Duration) -> Result<T, RecvT
     channel.recv_timeout(timeout)
 }
 
+static MAIN_THREAD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static CURRENT_THREAD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
 fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
-    static MAIN_THREAD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    static CURRENT_THREAD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let main = MAIN_THREAD
         .import(py, "threading", "main_thread")?
         .call0()?;
@@ -86,6 +87,13 @@ fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
         .import(py, "threading", "current_thread")?
         .call0()?;
     Ok(main.is(&current))
+}
+
+/// Fills this module's caches at import, so no thread fills them later (see `lib.rs`).
+pub fn prepare(py: Python<'_>) -> PyResult<()> {
+    MAIN_THREAD.import(py, "threading", "main_thread")?;
+    CURRENT_THREAD.import(py, "threading", "current_thread")?;
+    Ok(())
 }
 
 const IDLE: u8 = 0;
@@ -98,10 +106,10 @@ struct Helper {
     state: Arc<AtomicU8>,
 }
 
-/// The helper threads of this process. Only main-thread callers (which hold the GIL) lock it;
-/// helpers never do, so a `fork()` cannot leave it locked by a thread that does not exist in the
-/// child, except when the fork came from another thread at that very moment: then `try_lock`
-/// fails and the job gets a thread of its own.
+/// The helper threads of this process. Only main-thread callers lock it, holding the GIL, for a
+/// few instructions that cannot release it; helpers never do. Python forks holding the GIL, so a
+/// `fork()` never finds it locked by another thread (and were it so, `try_lock` fails and each
+/// job gets a thread of its own instead of a hang).
 struct Helpers {
     pid: u32,
     threads: Vec<Helper>,
@@ -119,9 +127,11 @@ fn submit(job: Job) {
     };
     let pid = std::process::id();
     if helpers.pid != pid {
-        // A fresh process (or a forked child, whose helpers stayed in the parent).
+        // A fresh process, or a forked child, whose helpers stayed in the parent: their channels
+        // are forgotten, not dropped (dropping a sender wakes its receiver through the channel's
+        // internal lock, which a parent thread may have held at the time of the fork).
         helpers.pid = pid;
-        helpers.threads.clear();
+        std::mem::forget(std::mem::take(&mut helpers.threads));
     }
     helpers
         .threads

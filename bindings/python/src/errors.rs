@@ -43,13 +43,34 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
     }
 }
 
+static CLASSIFY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
 /// The exception instance (not raised) for a server error reply such as
 /// `WRONGTYPE Operation against a key holding the wrong kind of value`.
 pub fn server_error<'py>(py: Python<'py>, message: &str) -> PyResult<Bound<'py, PyAny>> {
-    static CLASSIFY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     CLASSIFY
         .import(py, "redpool.exceptions", "from_server_reply")?
         .call1((message,))
+}
+
+/// Imports the exception classes and the classifier at import of the module, so no thread fills
+/// these caches later (see `lib.rs`).
+pub fn prepare(py: Python<'_>) -> PyResult<()> {
+    CLASSIFY.import(py, "redpool.exceptions", "from_server_reply")?;
+    for class in [
+        py.get_type::<RedisPoolError>(),
+        py.get_type::<ConnectionError>(),
+        py.get_type::<TimeoutError>(),
+        py.get_type::<PoolTimeoutError>(),
+        py.get_type::<CircuitOpenError>(),
+        py.get_type::<AuthenticationError>(),
+        py.get_type::<ProtocolError>(),
+        py.get_type::<ConfigError>(),
+        py.get_type::<PoolClosedError>(),
+    ] {
+        drop(class);
+    }
+    Ok(())
 }
 
 /// Shorthand: a core result as a Python result.

@@ -21,4 +21,16 @@ mod _native {
     #[allow(non_upper_case_globals)]
     #[pymodule_export]
     const __version__: &str = redpool::VERSION;
+
+    /// Fills the binding's caches of Python objects (exception classes, functions it calls)
+    /// now, at import: filled lazily, one being filled by a thread at the time of a `fork()`
+    /// would stay "being filled" in the child, and the child's first use would wait forever.
+    #[pymodule_init]
+    fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        let py = m.py();
+        super::blocking::prepare(py)?;
+        super::errors::prepare(py)?;
+        super::events::prepare(py)?;
+        super::events::register_fork_handlers(m)
+    }
 }

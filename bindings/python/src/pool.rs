@@ -5,7 +5,7 @@
 //! into owned Rust values first, then runs without the GIL through [`blocking::run`]; replies
 //! are converted back after re-attaching.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -179,6 +179,7 @@ impl Pool {
         .or_raise(py)?;
         Ok(Connection {
             slot: Arc::new(Mutex::new(Some(conn))),
+            pid: std::process::id(),
         })
     }
 
@@ -332,18 +333,51 @@ fn pipeline_replies<'py>(
 #[pyclass(frozen, module = "redpool._native")]
 pub struct Connection {
     /// `None` once released. Shared with a call still running on a helper thread after Ctrl-C.
+    /// Locked without the GIL for the length of a call (network I/O included).
     slot: Arc<Mutex<Option<PooledConnection>>>,
+    /// The process that checked it out. In a forked child the slot may be locked for good (by a
+    /// call of a parent thread, which does not exist in the child), so the child never waits
+    /// for it.
+    pid: u32,
+}
+
+/// The slot, locked; `None` in a forked child when it was locked at the time of `fork()`.
+fn lock_slot(
+    slot: &Mutex<Option<PooledConnection>>,
+    forked: bool,
+) -> Option<MutexGuard<'_, Option<PooledConnection>>> {
+    if !forked {
+        return Some(slot.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+    match slot.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 impl Connection {
+    /// True in a child forked since the connection was checked out.
+    fn forked(&self) -> bool {
+        std::process::id() != self.pid
+    }
+
     fn call<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut PooledConnection) -> redpool::Result<T> + Send + 'static,
     {
         let slot = self.slot.clone();
+        let forked = self.forked();
         blocking::run(py, move || {
-            let mut conn = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(mut conn) = lock_slot(&slot, forked) else {
+                // What the core answers for any connection checked out before fork().
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    "this connection was checked out before fork() and belongs to the parent \
+                     process; acquire a new one in the child",
+                ));
+            };
             match conn.as_mut() {
                 Some(conn) => f(conn),
                 None => Err(Error::new(
@@ -357,8 +391,11 @@ impl Connection {
 
     fn take(&self, py: Python<'_>) -> PyResult<Option<PooledConnection>> {
         let slot = self.slot.clone();
+        let forked = self.forked();
+        // In a child, a connection a parent thread was using is left alone (the core forgets the
+        // parent's sockets in the child).
         blocking::run(py, move || {
-            slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+            lock_slot(&slot, forked).and_then(|mut c| c.take())
         })
     }
 }
