@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind};
@@ -242,17 +242,12 @@ impl Breaker {
     }
 
     /// Holds the breaker's lock across `fork()` (see [`crate::fork`]).
-    pub(crate) fn lock_for_fork(&self) {
-        std::mem::forget(self.inner.lock());
-    }
-
-    /// Releases what [`Breaker::lock_for_fork`] took.
     ///
     /// # Safety
-    /// Only after `lock_for_fork` in the same fork.
-    pub(crate) unsafe fn unlock_after_fork(&self) {
-        // SAFETY: per the caller's contract, the lock is held and its guard forgotten.
-        unsafe { crate::fork::release_mutex(&self.inner) };
+    /// As for [`Mutex::hold_across_fork`]: the breaker lives until the fork is over.
+    pub(crate) unsafe fn hold_across_fork(&self) {
+        // SAFETY: per this function's contract.
+        unsafe { self.inner.hold_across_fork() };
     }
 
     /// Remembers why a call failed (before it is recorded), so the open circuit names the cause.

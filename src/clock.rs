@@ -20,12 +20,12 @@ impl Clock for SystemClock {
 
 /// A clock that moves only when told to (unit tests of time-driven state machines).
 #[cfg(test)]
-pub(crate) struct ManualClock(parking_lot::Mutex<Instant>);
+pub(crate) struct ManualClock(crate::sync::Mutex<Instant>);
 
 #[cfg(test)]
 impl ManualClock {
     pub fn new() -> Self {
-        ManualClock(parking_lot::Mutex::new(Instant::now()))
+        ManualClock(crate::sync::Mutex::new(Instant::now()))
     }
 
     pub fn advance(&self, by: std::time::Duration) {

@@ -1,23 +1,28 @@
 //! Pool events for subscribers (the bindings turn them into Python callbacks / log records, Node
 //! EventEmitter events and C callbacks).
 //!
-//! Events are delivered synchronously on the thread where they happen, never while a pool lock is
-//! held. A panicking subscriber is caught and cannot break the pool; a slow one slows only the
-//! thread that raised the event, so subscribers should hand work off rather than block. Once
-//! `unsubscribe` returns, the subscriber is not called again; a subscriber must not unsubscribe
-//! (itself or another) from inside its own call.
+//! Events are delivered synchronously on the thread where they happen, under no lock: the list of
+//! subscribers is copied, then each is called in turn. A panicking subscriber is caught and cannot
+//! break the pool; a slow one slows only the thread that raised the event, so subscribers should
+//! hand work off rather than block. A subscriber may subscribe and unsubscribe (itself included)
+//! from inside its call, and may raise events of its own.
+//!
+//! Once `unsubscribe` returns, the subscriber is not called again. Called outside any subscriber,
+//! it also waits for the subscriber's calls still running on other threads. Called from inside a
+//! subscriber's call, it does not wait (two subscribers unsubscribing each other on two threads
+//! would wait for each other for ever): a call already running elsewhere may still be finishing.
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-use parking_lot::RwLock;
 
 use crate::breaker::BreakerState;
 use crate::health::HealthStatus;
 use crate::leak::LeakReport;
 use crate::metrics::CloseReason;
+use crate::sync::{Condvar, Mutex};
 
 /// Something that happened in a pool.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,46 +75,109 @@ pub enum Event {
 /// A subscriber: any thread-safe function of an event.
 pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
 
+thread_local! {
+    /// How many subscriber calls this thread is running (nested ones included).
+    static IN_DELIVERY: Cell<usize> = const { Cell::new(0) };
+}
+
+/// True on a thread that is running a subscriber's call (of any pool).
+fn in_delivery() -> bool {
+    IN_DELIVERY.with(|n| n.get() > 0)
+}
+
 /// The subscribers of one pool.
 #[derive(Default)]
 pub(crate) struct Events {
-    listeners: RwLock<Vec<(u64, Listener)>>,
+    table: Mutex<Table>,
+    /// Notified when a call of an unsubscribed subscriber ends.
+    call_ended: Condvar,
+    /// False when nobody is subscribed: an event is then not even built.
     any: AtomicBool,
-    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct Table {
+    next_id: u64,
+    subscribers: Vec<Subscriber>,
+}
+
+struct Subscriber {
+    id: u64,
+    listener: Listener,
+    /// False once unsubscribed: never called again.
+    active: bool,
+    /// Calls running now (on any thread).
+    running: usize,
+}
+
+impl Table {
+    fn find(&mut self, id: u64) -> Option<&mut Subscriber> {
+        self.subscribers.iter_mut().find(|s| s.id == id)
+    }
+
+    /// Forgets subscriber `id` once it is unsubscribed and none of its calls runs.
+    fn remove_if_done(&mut self, id: u64) {
+        self.subscribers
+            .retain(|s| s.id != id || s.active || s.running > 0);
+    }
 }
 
 impl Events {
-    /// Adds a subscriber; returns its id for [`Events::unsubscribe`].
+    /// Adds a subscriber; returns its id for [`Events::unsubscribe`]. It gets the events raised
+    /// after this returns.
     pub fn subscribe(&self, listener: Listener) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut listeners = self.listeners.write();
-        listeners.push((id, listener));
+        let mut table = self.table.lock();
+        table.next_id += 1;
+        let id = table.next_id;
+        table.subscribers.push(Subscriber {
+            id,
+            listener,
+            active: true,
+            running: 0,
+        });
         self.any.store(true, Ordering::Release);
         id
     }
 
-    /// Removes a subscriber; false when the id is unknown.
+    /// Removes a subscriber (see the module documentation for when it waits); false when the id
+    /// is unknown or already removed.
     pub fn unsubscribe(&self, id: u64) -> bool {
-        let mut listeners = self.listeners.write();
-        let before = listeners.len();
-        listeners.retain(|(i, _)| *i != id);
-        self.any.store(!listeners.is_empty(), Ordering::Release);
-        listeners.len() != before
+        let mut table = self.table.lock();
+        match table.find(id) {
+            Some(s) if s.active => s.active = false,
+            _ => return false,
+        }
+        table.remove_if_done(id);
+        self.any.store(
+            table.subscribers.iter().any(|s| s.active),
+            Ordering::Release,
+        );
+        if !in_delivery() {
+            while table.find(id).is_some() {
+                table = self.call_ended.wait(table);
+            }
+        }
+        true
     }
 
-    /// Holds the subscriber list across `fork()` (see [`crate::fork`]): waits for deliveries in
-    /// progress, and keeps new ones out until [`Events::unlock_after_fork`].
-    pub fn lock_for_fork(&self) {
-        std::mem::forget(self.listeners.write());
-    }
-
-    /// Releases what [`Events::lock_for_fork`] took.
+    /// Holds the subscriber list across `fork()` (see [`crate::fork`]).
     ///
     /// # Safety
-    /// Only after `lock_for_fork` in the same fork.
-    pub unsafe fn unlock_after_fork(&self) {
-        // SAFETY: per the caller's contract, the write lock is held and its guard forgotten.
-        unsafe { crate::fork::release_rwlock(&self.listeners) };
+    /// As for [`Mutex::hold_across_fork`]: the list lives until the fork is over.
+    pub(crate) unsafe fn hold_across_fork(&self) {
+        // SAFETY: per this function's contract.
+        unsafe { self.table.hold_across_fork() };
+    }
+
+    /// In a forked child: the calls that were running ran on the parent's other threads, which do
+    /// not exist here (a call on the forking thread itself ends normally and finds nothing to
+    /// count down).
+    pub(crate) fn forget_deliveries_after_fork(&self) {
+        let mut table = self.table.lock();
+        for s in &mut table.subscribers {
+            s.running = 0;
+        }
+        table.subscribers.retain(|s| s.active);
     }
 
     /// Delivers the event built by `event` to every subscriber (built only if there is one).
@@ -118,12 +186,41 @@ impl Events {
         if !self.any.load(Ordering::Acquire) {
             return;
         }
+        let targets: Vec<u64> = {
+            let table = self.table.lock();
+            table
+                .subscribers
+                .iter()
+                .filter(|s| s.active)
+                .map(|s| s.id)
+                .collect()
+        };
+        if targets.is_empty() {
+            return;
+        }
         let event = event();
-        // The read lock is held during delivery, so once `unsubscribe` returns no call of that
-        // subscriber is still running or about to run. (Recursive: a subscriber may cause events.)
-        let listeners = self.listeners.read_recursive();
-        for (_, listener) in listeners.iter() {
+        for id in targets {
+            let listener = {
+                let mut table = self.table.lock();
+                match table.find(id) {
+                    // Unsubscribed since the list was read: not called any more.
+                    Some(s) if s.active => {
+                        s.running += 1;
+                        Arc::clone(&s.listener)
+                    }
+                    _ => continue,
+                }
+            };
+            IN_DELIVERY.with(|n| n.set(n.get() + 1));
             let _ = catch_unwind(AssertUnwindSafe(|| listener(&event)));
+            IN_DELIVERY.with(|n| n.set(n.get() - 1));
+            let mut table = self.table.lock();
+            if let Some(s) = table.find(id) {
+                s.running = s.running.saturating_sub(1);
+            }
+            table.remove_if_done(id);
+            drop(table);
+            self.call_ended.notify_all();
         }
     }
 }

@@ -32,12 +32,11 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, mpsc};
 use std::time::{Duration, Instant};
 
+use crate::sync::Mutex;
 use once_cell::sync::Lazy;
-use parking_lot::Mutex;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::{self, ForkGuarded};
@@ -229,53 +228,36 @@ impl<T: AsRawFd> Drop for Tracked<T> {
 
 /// Holds the endpoint's locks across `fork()`; in the child, closes its sockets and forgets the
 /// running endpoint and the live checks (their threads do not exist there).
-struct ForkHook {
-    generation: AtomicU64,
-}
-
-static FORK_HOOK: Lazy<Arc<ForkHook>> = Lazy::new(|| {
-    Arc::new(ForkHook {
-        generation: AtomicU64::new(0),
-    })
-});
+struct ForkHook;
 
 fn install_fork_hook() {
     static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let hook: Arc<dyn ForkGuarded> = FORK_HOOK.clone();
-        fork::guard(Arc::downgrade(&hook));
-    });
+    static HOOK: Lazy<Arc<dyn ForkGuarded>> = Lazy::new(|| Arc::new(ForkHook));
+    INSTALL.call_once(|| fork::guard(Arc::downgrade(&HOOK)));
 }
 
 impl ForkGuarded for ForkHook {
     fn lock_for_fork(&self) {
         // The order every other path takes them in (none holds two but `serve`: RUNNING, SOCKETS).
-        std::mem::forget(RUNNING.lock());
-        std::mem::forget(FLIGHTS.lock());
-        std::mem::forget(SOCKETS.lock());
-        self.generation.store(fork::generation(), Ordering::Relaxed);
+        // SAFETY: statics.
+        unsafe {
+            RUNNING.hold_across_fork();
+            FLIGHTS.hold_across_fork();
+            SOCKETS.hold_across_fork();
+        }
     }
 
-    unsafe fn unlock_after_fork(&self) {
-        let in_child = fork::generation() != self.generation.load(Ordering::Relaxed);
-        // SAFETY: `lock_for_fork` locked all three and forgot the guards, in this same fork.
-        unsafe {
-            fork::release_mutex(&SOCKETS);
-            fork::release_mutex(&FLIGHTS);
-            fork::release_mutex(&RUNNING);
+    fn after_fork_in_child(&self) {
+        // Only the forking thread exists here. Close the child's copies of the endpoint's sockets
+        // (the parent's stay open: a descriptor is closed per process), and forget what the
+        // parent's threads own without running any of its destructors.
+        for fd in std::mem::take(&mut *SOCKETS.lock()) {
+            // SAFETY: a descriptor the endpoint opened in the parent and this process inherited;
+            // nothing in the child uses it (its owners' threads do not exist).
+            unsafe { libc::close(fd) };
         }
-        if in_child {
-            // Only the forking thread exists here. Close the child's copies of the endpoint's
-            // sockets (the parent's stay open: a descriptor is closed per process), and forget
-            // what the parent's threads own without running any of its destructors.
-            for fd in std::mem::take(&mut *SOCKETS.lock()) {
-                // SAFETY: a descriptor the endpoint opened in the parent and this process
-                // inherited; nothing in the child uses it (its owners' threads do not exist).
-                unsafe { libc::close(fd) };
-            }
-            std::mem::forget(RUNNING.lock().take());
-            std::mem::forget(std::mem::take(&mut *FLIGHTS.lock()));
-        }
+        std::mem::forget(RUNNING.lock().take());
+        std::mem::forget(std::mem::take(&mut *FLIGHTS.lock()));
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 /// Who holds a connection, as given by a binding (its own language's thread and stack).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,17 +74,12 @@ impl LeakTracker {
     }
 
     /// Holds the tracker's lock across `fork()` (see [`crate::fork`]).
-    pub(crate) fn lock_for_fork(&self) {
-        std::mem::forget(self.leases.lock());
-    }
-
-    /// Releases what [`LeakTracker::lock_for_fork`] took.
     ///
     /// # Safety
-    /// Only after `lock_for_fork` in the same fork.
-    pub(crate) unsafe fn unlock_after_fork(&self) {
-        // SAFETY: per the caller's contract, the lock is held and its guard forgotten.
-        unsafe { crate::fork::release_mutex(&self.leases) };
+    /// As for [`Mutex::hold_across_fork`]: the tracker lives until the fork is over.
+    pub(crate) unsafe fn hold_across_fork(&self) {
+        // SAFETY: per this function's contract.
+        unsafe { self.leases.hold_across_fork() };
     }
 
     /// Registers a checkout; returns its lease id. Captures the calling thread and stack unless

@@ -34,6 +34,7 @@ pub mod registry;
 mod resp;
 pub mod retry;
 pub mod sizing;
+mod sync;
 mod tls;
 
 pub use breaker::{BreakerConfig, BreakerState};

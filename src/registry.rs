@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::sync::Mutex;
 use once_cell::sync::Lazy;
-use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::error::Result;
@@ -28,15 +28,10 @@ struct Registry {
 
 impl ForkGuarded for Registry {
     fn lock_for_fork(&self) {
-        std::mem::forget(self.pools.lock());
-        std::mem::forget(self.live.lock());
-    }
-
-    unsafe fn unlock_after_fork(&self) {
-        // SAFETY: `lock_for_fork` locked both and forgot the guards, in this same fork.
+        // SAFETY: the registry is kept alive by `fork` until the fork is over.
         unsafe {
-            fork::release_mutex(&self.live);
-            fork::release_mutex(&self.pools);
+            self.pools.hold_across_fork();
+            self.live.hold_across_fork();
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
 use super::Conn;
 use super::waiters::{Grant, Priority, WaitQueue};
@@ -231,12 +231,12 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         let mut state = self.state.lock();
         if let Some(inherited) = self.forget_parent_after_fork(&mut state) {
-            MutexGuard::unlocked(&mut state, || {
-                self.closed_connections(inherited, CloseReason::Forked);
-                if let Some(me) = self.me.upgrade() {
-                    crate::maintenance::ensure_running(&me);
-                }
-            });
+            drop(state);
+            self.closed_connections(inherited, CloseReason::Forked);
+            if let Some(me) = self.me.upgrade() {
+                crate::maintenance::ensure_running(&me);
+            }
+            state = self.state.lock();
         }
         state
     }
@@ -348,10 +348,10 @@ impl Shared {
         let ticket = state.waiters.enqueue(priority, started);
         if state.waiters.len() == 1 {
             let max_connections = state.max_connections;
-            MutexGuard::unlocked(&mut state, || {
-                self.events
-                    .emit(|| Event::PoolExhausted { max_connections })
-            });
+            drop(state);
+            self.events
+                .emit(|| Event::PoolExhausted { max_connections });
+            state = self.state.lock();
         }
         // Every way out of this loop, and every sleep, passes a pending nudge on to the head (see
         // `pass_nudge`), so an idle connection never waits while the head sleeps.
@@ -385,7 +385,7 @@ impl Shared {
                 return Err(err);
             }
             Shared::pass_nudge(&mut state);
-            ticket.wake.wait_until(&mut state, deadline);
+            state = ticket.wake.wait_until(state, deadline).0;
         }
     }
 
@@ -711,7 +711,13 @@ impl Shared {
         self.closed_connections(idle, CloseReason::PoolClosed);
         let deadline = Instant::now() + grace;
         let mut state = self.lock();
-        while state.open > 0 && !self.drained.wait_until(&mut state, deadline).timed_out() {}
+        while state.open > 0 {
+            let (relocked, timed_out) = self.drained.wait_until(state, deadline);
+            state = relocked;
+            if timed_out {
+                break;
+            }
+        }
         for fd in state.in_use_fds.values() {
             // SAFETY: every descriptor in `in_use_fds` belongs to a live checked-out connection:
             // it is removed under this lock before its connection is dropped. shutdown() only
@@ -925,34 +931,23 @@ impl Drop for Shared {
 }
 
 impl ForkGuarded for Shared {
-    fn lock_subscribers_for_fork(&self) {
-        self.events.lock_for_fork();
-    }
-
-    unsafe fn unlock_subscribers_after_fork(&self) {
-        // SAFETY: `lock_subscribers_for_fork` locked it, in this same fork.
-        unsafe { self.events.unlock_after_fork() };
-    }
-
-    /// Every other lock of the pool (none is taken while holding another, so any order is safe).
+    /// Every lock of the pool (none is taken while holding another, so any order is safe).
     fn lock_for_fork(&self) {
-        if let Some(leaks) = &self.leaks {
-            leaks.lock_for_fork();
+        // SAFETY: `fork` keeps this pool alive until the fork is over.
+        unsafe {
+            self.events.hold_across_fork();
+            if let Some(leaks) = &self.leaks {
+                leaks.hold_across_fork();
+            }
+            self.health.hold_across_fork();
+            self.breaker.hold_across_fork();
+            self.state.hold_across_fork();
         }
-        std::mem::forget(self.health.lock());
-        self.breaker.lock_for_fork();
-        std::mem::forget(self.state.lock());
     }
 
-    unsafe fn unlock_after_fork(&self) {
-        // SAFETY: `lock_for_fork` locked each of them and forgot the guards, in this same fork.
-        unsafe {
-            fork::release_mutex(&self.state);
-            self.breaker.unlock_after_fork();
-            fork::release_mutex(&self.health);
-            if let Some(leaks) = &self.leaks {
-                leaks.unlock_after_fork();
-            }
-        }
+    /// The parent's deliveries in progress are gone (the parent's connections and waiters are
+    /// forgotten on the first use of the state, see `forget_parent_after_fork`).
+    fn after_fork_in_child(&self) {
+        self.events.forget_deliveries_after_fork();
     }
 }
