@@ -4,9 +4,7 @@ time limit (a deadlock may hold the GIL, and then nothing in the hung process ca
     python event_scenarios.py SCENARIO REDIS_URL [ARGS...]
 
 prints ``ok`` and exits 0 when the scenario holds; an assertion or a hang (faulthandler dumps
-every thread's stack after WATCHDOG seconds) exits non-zero. The fork scenario exits with
-CORE_FORK_HANG when its only failures are children that hung inside ``fork()`` itself (see
-``fork_while_churning``).
+every thread's stack after WATCHDOG seconds) exits non-zero.
 """
 
 from __future__ import annotations
@@ -23,27 +21,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional
 
-#: Where a forked child reports that it returned from the C library's fork(), or None.
-_returned_from_fork: Optional[int] = None
+import redis
 
-
-def _report_return_from_fork() -> None:
-    if _returned_from_fork is not None:
-        os.write(_returned_from_fork, b"+")
-
-
-# Registered before redpool is imported: in a child, Python runs it once the C library's fork()
-# returned (after the C at-fork handlers, the core's among them) and before any Python at-fork
-# handler of redpool's. (The binding has no C at-fork handler of its own.)
-os.register_at_fork(after_in_child=_report_return_from_fork)
-
-import redis  # noqa: E402
-
-import redpool  # noqa: E402
-import redpool.asyncio  # noqa: E402  (its fork handler is part of what the fork test checks)
-
-#: The fork scenario's exit status when only children hung in the core's at-fork handler.
-CORE_FORK_HANG = 3
+import redpool
+import redpool.asyncio  # (its fork handler is part of what the fork test checks)
 
 #: Any scenario taking longer than this is hung: every thread's stack goes to stderr, exit 1.
 WATCHDOG = 40.0
@@ -325,27 +306,15 @@ def fork_while_churning(url: str, forks: str) -> None:
     held: List[Any] = [None]
     threads = churn_threads(client, stop, errors, delivered, held)
     wait_for(lambda: held[0] is not None and delivered[0] > 0, "the churn to start")
-    global _returned_from_fork
     failures = []
-    in_fork = []
     for i in range(int(forks)):
         time.sleep(random.random() * 0.01)
-        returned, _returned_from_fork = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.close(returned)
             child(url, client, shared, held[0])  # never returns
-        os.close(_returned_from_fork)
-        _returned_from_fork = None
         status = wait_child(pid, 5.0)
-        # (The child is gone: the pipe reads the mark, or end of file.)
-        if status is None and os.read(returned, 1) != b"+":
-            # Hung before the C library's fork() returned in the child: in a C at-fork handler
-            # (the core's), before any code of the Python binding ran there.
-            in_fork.append(i)
-        elif status != 0:
+        if status != 0:
             failures.append((i, "hung" if status is None else status))
-        os.close(returned)
     stop.set()
     for thread in threads:
         thread.join(WAIT)
@@ -355,11 +324,6 @@ def fork_while_churning(url: str, forks: str) -> None:
     assert client.ping() and shared.ping()
     client.close_pool(grace=0)
     executor.shutdown()
-    if in_fork:
-        print(f"{len(in_fork)} of {forks} children hung inside the C library's fork(), in a C "
-              f"at-fork child handler (forks #{in_fork})")
-        sys.stdout.flush()
-        os._exit(CORE_FORK_HANG)
 
 
 def wait_child(pid: int, timeout: float) -> Optional[int]:

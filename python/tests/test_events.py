@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 SCENARIOS = Path(__file__).with_name("event_scenarios.py")
-#: event_scenarios.CORE_FORK_HANG (not imported: it imports redpool at load).
-CORE_FORK_HANG = 3
 
 
 def run_scenario(server, *args: str, timeout: float) -> None:
@@ -25,11 +23,6 @@ def run_scenario(server, *args: str, timeout: float) -> None:
         output = [o.decode(errors="replace") if isinstance(o, bytes) else o or ""
                   for o in (hung.stdout, hung.stderr)]
         pytest.fail(f"{' '.join(args)}: hung for {timeout} s (a deadlock)\n{''.join(output)}")
-    if done.returncode == CORE_FORK_HANG:
-        # Every child that failed hung before the C library's fork() returned, in the core's
-        # at-fork child handler (a parking_lot bucket lock inherited held; the core's issue
-        # 14.4, open): everything the Python binding does in a child worked.
-        pytest.xfail(f"core at-fork handler hang: {done.stdout.strip()}")
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), (
         f"{' '.join(args)}: exit status {done.returncode}\n{done.stdout}{done.stderr}")
 

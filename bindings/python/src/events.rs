@@ -1,13 +1,13 @@
 //! Python listeners of a pool's events, and the `redpool` logger's records.
 //!
-//! The core delivers events outside its pool locks, on the thread where they happen (a caller's,
-//! a helper thread, or the pool's maintenance thread), while holding its own list of subscribers
-//! read-locked; a Python listener then waits for the GIL. So this binding never changes the
-//! core's list while holding the GIL, and never from inside a delivery: each core pool gets
-//! exactly one core subscriber, [`Listeners`], subscribed once (without the GIL) when its first
-//! handle is opened, and the Python listeners live in a dict of that object guarded by the GIL
-//! alone. Adding or removing a listener therefore waits for nothing but the GIL, from any thread
-//! and from inside a listener (itself included).
+//! The core delivers events under no lock, on the thread where they happen (a caller's, a helper
+//! thread, or the pool's maintenance thread); a Python listener then waits for the GIL. Removing
+//! a core subscriber waits for its calls in progress on other threads, which may be waiting for
+//! the GIL, so this binding never does that while holding the GIL: each core pool gets exactly
+//! one core subscriber, [`Listeners`], subscribed once when its first handle is opened, and the
+//! Python listeners live in a dict of that object guarded by the GIL alone. Adding or removing a
+//! listener therefore waits for nothing but the GIL, from any thread and from inside a listener
+//! (itself included).
 //!
 //! Delivery works from a snapshot of the listeners taken under the GIL: a listener added during
 //! an event is called from the next event on; one removed before its turn (by an earlier
@@ -20,21 +20,16 @@
 //!
 //! Fork: nothing here is a lock that a thread could hold at `fork()`. The dicts are guarded by
 //! the GIL, and [`SHARED`] is locked only by a thread holding the GIL, for a few instructions that
-//! cannot release it; Python forks holding the GIL, so no other thread holds [`SHARED`] then.
-//! The core holds each pool's list of subscribers across `fork()`, which waits for the events
-//! being delivered, while the forking thread holds the GIL: a delivery waiting for the GIL would
-//! hang the fork. So Python's before-fork handler ([`before_fork`]) lets the deliveries in flight
-//! finish first (releasing the GIL while it waits), and events raised from then until the fork is
-//! over are delivered just after it, in the parent, on a thread of their own.
+//! cannot release it; Python forks holding the GIL, so no other thread holds [`SHARED`] then. A
+//! delivery waiting for the GIL holds no lock of the core, so it does not stop the fork; in the
+//! parent it goes on once the forking thread lets the GIL go.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyModule};
+use pyo3::types::PyDict;
 use redpool::{Event, Pool};
 
 use crate::report;
@@ -91,42 +86,15 @@ impl Listeners {
     }
 
     /// The core subscriber: the logger for state changes and leaks, then every listener of the
-    /// snapshot still registered when its turn comes. While a fork is under way the event is
-    /// handed to a thread of its own instead (see the module documentation).
-    fn deliver(self: &Arc<Self>, event: &Event) {
+    /// snapshot still registered when its turn comes.
+    fn deliver(&self, event: &Event) {
         if !self.active.load(Ordering::Acquire) {
             return;
         }
         if !report::is_logged(event) && self.registered.load(Ordering::Relaxed) == 0 {
             return;
         }
-        match Delivery::start() {
-            Some(_delivery) => self.call_all(event),
-            None => self.deliver_after_fork(event.clone()),
-        }
-    }
-
-    /// Delivers `event` from a new thread once no fork is under way (in the parent: that thread
-    /// does not exist in the child). It holds no lock of the core while it waits.
-    fn deliver_after_fork(self: &Arc<Self>, event: Event) {
-        let listeners = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("redpool-event".into())
-            .spawn(move || {
-                loop {
-                    while FORKING.load(Ordering::SeqCst) > 0 {
-                        std::thread::sleep(Duration::from_micros(200));
-                    }
-                    if let Some(_delivery) = Delivery::start() {
-                        listeners.call_all(&event);
-                        return;
-                    }
-                }
-            });
-        if let Err(err) = spawned {
-            // Resource exhaustion only: the event is lost, said once on stderr.
-            eprintln!("redpool: an event raised during fork() was dropped: {err}");
-        }
+        self.call_all(event);
     }
 
     fn call_all(&self, event: &Event) {
@@ -160,100 +128,6 @@ impl Listeners {
             err.write_unraisable(py, Some(callback));
         }
     }
-}
-
-/// Forks under way: from Python's before-fork handler to its after-fork handler in the parent.
-static FORKING: AtomicUsize = AtomicUsize::new(0);
-/// Deliveries that may attach to the interpreter (from [`Delivery::start`] to their end).
-static DELIVERING: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// This thread's deliveries in progress (a listener that forks is inside one).
-    static DEPTH: Cell<usize> = const { Cell::new(0) };
-}
-
-/// One delivery that may attach to the interpreter; counted in [`DELIVERING`] until dropped.
-struct Delivery;
-
-impl Delivery {
-    /// None while a fork is under way. (Sequentially consistent with [`before_fork`]: either the
-    /// fork sees this delivery and waits for it, or the delivery sees the fork and stands back.)
-    fn start() -> Option<Delivery> {
-        DELIVERING.fetch_add(1, Ordering::SeqCst);
-        if FORKING.load(Ordering::SeqCst) > 0 {
-            DELIVERING.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        DEPTH.with(|d| d.set(d.get() + 1));
-        Some(Delivery)
-    }
-}
-
-impl Drop for Delivery {
-    fn drop(&mut self) {
-        DEPTH.with(|d| d.set(d.get() - 1));
-        DELIVERING.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Python's before-fork handler: from now on events wait for the end of the fork, and the
-/// deliveries in flight (which may be waiting for the GIL) finish first, the GIL released.
-///
-/// The wait has no limit: the core's at-fork handler waits for every delivery in progress anyway
-/// (holding the GIL, so a delivery still running then could never finish). A listener that
-/// waits for something the forking thread holds during the fork (a lock another before-fork
-/// handler took) therefore hangs the fork; the locks of `logging` and of
-/// `concurrent.futures.thread` (listeners log and hand work to executors) are taken by their
-/// handlers only after this one runs (see [`register_fork_handlers`]).
-#[pyfunction]
-fn before_fork(py: Python<'_>) {
-    FORKING.fetch_add(1, Ordering::SeqCst);
-    // A listener that forks waits for the others, not for itself.
-    let own = DEPTH.with(Cell::get);
-    py.detach(|| {
-        while DELIVERING.load(Ordering::SeqCst) > own {
-            std::thread::sleep(Duration::from_micros(50));
-        }
-    });
-}
-
-/// Python's after-fork handler in the parent (also when `fork()` failed).
-#[pyfunction]
-fn after_fork_in_parent() {
-    let _ = FORKING.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-}
-
-/// In the child only the forking thread exists: its own deliveries are the only ones left.
-#[pyfunction]
-fn after_fork_in_child() {
-    DELIVERING.store(DEPTH.with(Cell::get), Ordering::SeqCst);
-    FORKING.store(0, Ordering::SeqCst);
-}
-
-/// Registers the fork handlers above with `os.register_at_fork` (once, at import). Python runs
-/// before-fork handlers in the reverse order of registration: the standard modules whose
-/// before-fork handlers take locks a listener may need are imported first, so their handlers
-/// run after [`before_fork`] has let the deliveries in flight finish.
-pub fn register_fork_handlers(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = module.py();
-    let os = py.import("os")?;
-    if !os.hasattr("register_at_fork")? {
-        return Ok(());
-    }
-    py.import("logging")?;
-    py.import("concurrent.futures.thread")?;
-    let handlers = PyDict::new(py);
-    handlers.set_item("before", wrap_pyfunction!(before_fork, module)?)?;
-    handlers.set_item(
-        "after_in_parent",
-        wrap_pyfunction!(after_fork_in_parent, module)?,
-    )?;
-    handlers.set_item(
-        "after_in_child",
-        wrap_pyfunction!(after_fork_in_child, module)?,
-    )?;
-    os.call_method("register_at_fork", (), Some(&handlers))?;
-    Ok(())
 }
 
 /// `redpool._events.log_event`, imported once.
@@ -296,9 +170,7 @@ pub fn for_pool(py: Python<'_>, pool: &Pool, shared: bool) -> PyResult<Arc<Liste
     let listeners = Arc::new(Listeners::new(py, pool)?);
     let dispatcher = listeners.clone();
     let core = pool.clone();
-    // Without the GIL: the core keeps its list of subscribers locked while it delivers an event,
-    // and the thread delivering one may be waiting for the GIL.
-    let id = py.detach(move || core.subscribe(move |event: &Event| dispatcher.deliver(event)));
+    let id = core.subscribe(move |event: &Event| dispatcher.deliver(event));
     if !shared {
         listeners.active.store(true, Ordering::Release);
         return Ok(listeners);
@@ -323,6 +195,7 @@ pub fn for_pool(py: Python<'_>, pool: &Pool, shared: bool) -> PyResult<Arc<Liste
     drop(pruned);
     if !Arc::ptr_eq(&published, &listeners) {
         let core = pool.clone();
+        // Without the GIL: unsubscribing waits for deliveries in progress, which may wait for it.
         py.detach(move || core.unsubscribe(id));
     }
     Ok(published)

@@ -30,7 +30,6 @@ mod _native {
         let py = m.py();
         super::blocking::prepare(py)?;
         super::errors::prepare(py)?;
-        super::events::prepare(py)?;
-        super::events::register_fork_handlers(m)
+        super::events::prepare(py)
     }
 }
