@@ -16,7 +16,11 @@
 //!   Rust tests are still meaningful on a machine without a C toolchain).
 //!
 //! The programs get `REDIS_URL=redis://127.0.0.1:PORT` and `REDIS_PORT` of their own server,
-//! `REDPOOL_TEST_DEAD_PORT` (nothing listens there) and, for `auth.c`, `REDPOOL_TEST_PASSWORD`.
+//! `REDPOOL_TEST_DEAD_PORT` (nothing listens there) and, for `auth.c`, `REDPOOL_TEST_PASSWORD`
+//! (`first_errors.c`'s server has a password too, which it never sends). `deadlines.c` also gets
+//! `REDPOOL_TEST_DRIBBLE_PORT`, a fault proxy to its server that forwards the server's bytes one
+//! at a time, 200 ms apart, and `REDPOOL_TEST_AUTH_DRIBBLE_PORT`, the same in front of a second
+//! server whose password is `REDPOOL_TEST_PASSWORD`.
 //! Every other `REDIS_*` variable of the calling environment is removed, so
 //! `redpool_config_from_env` sees only what the test sets.
 //!
@@ -34,12 +38,15 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::proxy::FaultProxy;
 use support::{RedisServer, ServerOptions, unique_name, unused_port, with_timeout};
 
 /// Every C program in `tests/c/`, each run by the test of the same name below.
 const PROGRAMS: &[&str] = &[
     "alignment",
     "auth",
+    "deadlines",
+    "first_errors",
     "fork",
     "handles",
     "lifecycle",
@@ -63,6 +70,10 @@ const TEST_LIMIT: Duration = Duration::from_secs(420);
 
 /// The password of the server `auth.c` runs against: URL-hostile characters on purpose.
 const AUTH_PASSWORD: &str = "p@ss:w/rd 1%";
+/// The password of `deadlines.c`'s second server (letters only: it goes into a URL as it is).
+const DRIBBLE_PASSWORD: &str = "dribblepw";
+/// How far apart the dribbling proxies forward the server's bytes (a 100-byte reply: 20 s).
+const DRIBBLE: Duration = Duration::from_millis(200);
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -179,17 +190,30 @@ fn compile(cc: &OsString, name: &str, dir: &Path, link: Link) -> PathBuf {
 
 /// The servers and environment a program runs with.
 struct Setup {
+    /// Kept alive for the run (dropped first: stopped, threads joined).
+    _proxies: Vec<FaultProxy>,
     /// Kept alive for the run; stopped (and reaped) when dropped.
-    _server: RedisServer,
+    _servers: Vec<RedisServer>,
     env: Vec<(String, String)>,
+}
+
+fn server_with_password(password: &str) -> RedisServer {
+    RedisServer::start_with(ServerOptions {
+        password: Some(password.into()),
+        ..ServerOptions::default()
+    })
+}
+
+/// A fault proxy to `upstream` that dribbles what the server sends from the first byte on.
+fn dribbling_proxy(upstream: u16) -> FaultProxy {
+    let proxy = FaultProxy::start(upstream);
+    proxy.dribble(Some(DRIBBLE));
+    proxy
 }
 
 fn setup(program: &str) -> Setup {
     let server = match program {
-        "auth" => RedisServer::start_with(ServerOptions {
-            password: Some(AUTH_PASSWORD.into()),
-            ..ServerOptions::default()
-        }),
+        "auth" | "first_errors" => server_with_password(AUTH_PASSWORD),
         _ => RedisServer::start(),
     };
     let mut env = vec![
@@ -200,11 +224,33 @@ fn setup(program: &str) -> Setup {
             unused_port().to_string(),
         ),
     ];
-    if program == "auth" {
-        env.push(("REDPOOL_TEST_PASSWORD".into(), AUTH_PASSWORD.into()));
+    let mut proxies = Vec::new();
+    let mut servers = Vec::new();
+    match program {
+        "auth" => {
+            env.push(("REDPOOL_TEST_PASSWORD".into(), AUTH_PASSWORD.into()));
+        }
+        "deadlines" => {
+            let protected = server_with_password(DRIBBLE_PASSWORD);
+            proxies.push(dribbling_proxy(server.port()));
+            proxies.push(dribbling_proxy(protected.port()));
+            env.push((
+                "REDPOOL_TEST_DRIBBLE_PORT".into(),
+                proxies[0].port().to_string(),
+            ));
+            env.push((
+                "REDPOOL_TEST_AUTH_DRIBBLE_PORT".into(),
+                proxies[1].port().to_string(),
+            ));
+            env.push(("REDPOOL_TEST_PASSWORD".into(), DRIBBLE_PASSWORD.into()));
+            servers.push(protected);
+        }
+        _ => {}
     }
+    servers.push(server);
     Setup {
-        _server: server,
+        _proxies: proxies,
+        _servers: servers,
         env,
     }
 }
@@ -371,6 +417,21 @@ fn c_fork() {
 #[test]
 fn c_auth() {
     check_program("auth", &[], true);
+}
+
+/// A deadline is a deadline (issue 14.1): replies and handshakes dribbled through a fault proxy
+/// end by socket_timeout, the call's own timeout or connect_timeout (the C twin of
+/// tests/deadlines.rs).
+#[test]
+fn c_deadlines() {
+    check_program("deadlines", &[], true);
+}
+
+/// The first errors name the cause (issue 14.7): refusals, then the open circuit naming them; a
+/// wrong password is an authentication error (the C twin of tests/first_errors.rs).
+#[test]
+fn c_first_errors() {
+    check_program("first_errors", &[], true);
 }
 
 /// Handles that cannot dangle: a callback may free the last handle of the pool whose call raised

@@ -146,7 +146,8 @@ pub unsafe extern "C" fn redpool_pool_command(
 }
 
 /// Like `redpool_pool_command`, for blocking commands (BLPOP, XREAD BLOCK, WAIT): waits up to
-/// `timeout_ms` for the reply instead of the pool's `socket_timeout`.
+/// `timeout_ms` for the reply instead of the pool's `socket_timeout`. `timeout_ms` is the whole
+/// call's deadline: waiting for a connection and retries end by it too.
 ///
 /// # Safety
 /// As for `redpool_pool_command`.

@@ -3,7 +3,7 @@
 //! one reply tree.
 
 use std::ffi::c_char;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{Cmd, Value};
 
@@ -15,7 +15,8 @@ use crate::pool::{CallOptions, Pool, PooledConnection};
 
 /// Something that runs requests: a pool or a checked-out connection.
 pub(crate) trait Target {
-    /// One command; `reply_timeout` replaces `socket_timeout` for blocking commands.
+    /// One command; `reply_timeout` replaces `socket_timeout` for blocking commands, and on a
+    /// pool it is the whole call's deadline too (waiting for a connection, retries, the reply).
     fn single(&mut self, cmd: &Cmd, reply_timeout: Option<Duration>) -> Result<Value>;
     /// A pipeline.
     fn pipeline(&mut self, cmds: &[Cmd]) -> Result<Vec<Value>>;
@@ -26,6 +27,7 @@ pub(crate) trait Target {
 impl Target for Pool {
     fn single(&mut self, cmd: &Cmd, reply_timeout: Option<Duration>) -> Result<Value> {
         let options = CallOptions {
+            deadline: reply_timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
             reply_timeout,
             ..CallOptions::default()
         };

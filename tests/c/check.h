@@ -178,6 +178,29 @@ static inline const char *url_with(char *buf, size_t len, const char *base, cons
     return buf;
 }
 
+/* ---- pools ------------------------------------------------------------------------------- */
+
+/* A pool for the URL `fmt` formats (printf-style); it must be created. */
+static inline redpool_pool *open_pool(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static inline redpool_pool *open_pool(const char *fmt, ...) {
+    char url[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(url, sizeof url, fmt, ap);
+    va_end(ap);
+    CHECK(n > 0 && (size_t)n < sizeof url);
+    redpool_pool *pool = NULL;
+    CHECK_OK(redpool_pool_from_url(url, &pool));
+    return pool;
+}
+
+/* Closes `pool` (1 s grace) and frees the handle. */
+static inline void close_pool(redpool_pool *pool) {
+    CHECK_OK(redpool_pool_close(pool, 1000));
+    redpool_pool_free(pool);
+}
+
 /* ---- time -------------------------------------------------------------------------------- */
 
 static inline double now_ms(void) {
