@@ -1,6 +1,7 @@
 """A loopback TCP proxy for tests that delays every chunk the server sends back by a random 0 to
-``max_delay`` seconds, so replies arrive late and in pieces. Stops cleanly (no thread or socket
-left behind)."""
+``max_delay`` seconds, so replies arrive late and in pieces; or, while ``dribble`` is set, forwards
+what the server sends one byte at a time, ``dribble`` seconds apart (a server or network that
+dribbles a reply). Stops cleanly (no thread or socket left behind)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ import random
 import socket
 import threading
 import time
-from typing import List
+from typing import List, Optional
 
 
 class DelayProxy:
-    def __init__(self, target_port: int, max_delay: float) -> None:
+    def __init__(self, target_port: int, max_delay: float = 0.0,
+                 dribble: Optional[float] = None) -> None:
         self.target_port = target_port
         self.max_delay = max_delay
+        #: Seconds between the server's bytes, forwarded one at a time (None: off). May be
+        #: changed at any time; it applies from the next chunk the server sends.
+        self.dribble = dribble
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.sockets: List[socket.socket] = []
@@ -44,15 +49,24 @@ class DelayProxy:
                     upstream.close()
                     return
                 self.sockets += [client, upstream]
-            self._spawn(self._pump, client, upstream, 0.0)
-            self._spawn(self._pump, upstream, client, self.max_delay)
+            self._spawn(self._pump, client, upstream, False)
+            self._spawn(self._pump, upstream, client, True)
 
-    def _pump(self, source: socket.socket, sink: socket.socket, max_delay: float) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, from_server: bool) -> None:
         try:
             while True:
                 data = source.recv(4096)
                 if not data:
                     break
+                dribble = self.dribble if from_server else None
+                if dribble:
+                    for index in range(len(data)):
+                        time.sleep(dribble)
+                        if self.stopped:
+                            return
+                        sink.sendall(data[index:index + 1])
+                    continue
+                max_delay = self.max_delay if from_server else 0.0
                 # Split the chunk too, so a reply can arrive in several pieces.
                 cut = random.randint(0, len(data))
                 for piece in (data[:cut], data[cut:]):

@@ -6,7 +6,7 @@
 //! are converted back after re-attaching.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -103,7 +103,8 @@ impl Pool {
     }
 
     /// Runs one command (a sequence of `bytes`); `timeout` replaces `socket_timeout` for the
-    /// reply (blocking commands). Server error replies are raised.
+    /// reply (blocking commands) and is the whole call's deadline (waiting for a connection and
+    /// retries end by it too). Server error replies are raised.
     #[pyo3(signature = (args, decode=None, timeout=None))]
     fn execute<'py>(
         &self,
@@ -114,8 +115,10 @@ impl Pool {
     ) -> PyResult<Bound<'py, PyAny>> {
         let cmd = reply::command(args)?;
         let decode = Decode::new(decode)?;
+        let reply_timeout = seconds(py, "timeout", timeout)?;
         let options = CallOptions {
-            reply_timeout: seconds(py, "timeout", timeout)?,
+            deadline: reply_timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
+            reply_timeout,
             ..CallOptions::default()
         };
         let pool = self.inner.clone();
