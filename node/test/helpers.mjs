@@ -1,5 +1,5 @@
 // Test support: a throwaway redis-server on a free 127.0.0.1 port, always stopped (SIGCONT first)
-// and reaped; a counting TCP proxy for round trips.
+// and reaped; a counting TCP proxy for round trips; a proxy that dribbles replies.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -101,6 +101,52 @@ export async function countingProxy(port) {
     port: server.address().port,
     stats,
     close: () => new Promise((resolve) => { for (const s of sockets) s.destroy(); server.close(resolve); }),
+  };
+}
+
+/**
+ * A loopback proxy to `port` that, while dribbling, forwards what the server sends one byte at a
+ * time, `intervalMs` apart (a server or network that dribbles a reply). `dribble(ms)` turns it on
+ * for what the server sends next (`null`: off); `close()` ends every link and its timer.
+ */
+export async function dribbleProxy(port, intervalMs = null) {
+  let interval = intervalMs;
+  const links = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    client.setNoDelay(true);
+    const queue = []; // bytes from the server still to forward, one Buffer each
+    let timer = null;
+    const forwardOne = () => {
+      timer = null;
+      client.write(queue.shift());
+      if (queue.length > 0) timer = setTimeout(forwardOne, interval ?? 0);
+    };
+    const close = () => {
+      clearTimeout(timer);
+      queue.length = 0;
+      links.delete(close);
+      client.destroy();
+      upstream.destroy();
+    };
+    links.add(close);
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk) => {
+      if (interval === null && queue.length === 0) {
+        client.write(chunk);
+        return;
+      }
+      for (const byte of chunk) queue.push(Buffer.of(byte));
+      timer ??= setTimeout(forwardOne, interval ?? 0);
+    });
+    client.on('close', close).on('error', close);
+    upstream.on('close', close).on('error', close);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: server.address().port,
+    dribble: (ms) => { interval = ms; },
+    close: () => new Promise((resolve) => { for (const close of links) close(); server.close(resolve); }),
   };
 }
 
