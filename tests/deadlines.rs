@@ -8,6 +8,7 @@
 
 mod support;
 
+use std::thread;
 use std::time::{Duration, Instant};
 
 use redpool::{CallOptions, ErrorKind, Pool, cmd};
@@ -131,6 +132,49 @@ fn a_dribbled_tls_handshake_times_out_by_the_connect_timeout() {
         let err = pool.execute(&cmd("PING")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
         assert!(err.message().contains("TLS handshake"), "{err}");
+        assert!(started.elapsed() < ANSWERED_BY, "{:?}", started.elapsed());
+    });
+}
+
+#[test]
+fn a_callers_deadline_bounds_opening_and_checking_a_connection_too() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start_with(ServerOptions {
+            password: Some("dribble-pw".into()),
+            ..Default::default()
+        });
+        let proxy = FaultProxy::start(server.port());
+        // connect_timeout and socket_timeout alone would allow 30 s each.
+        let pool = Pool::from_url(&format!(
+            "redis://:dribble-pw@127.0.0.1:{}/0?connect_timeout=30s&socket_timeout=30s\
+             &health_check_interval=1ms&retries=0&max_connections=1",
+            proxy.port()
+        ))
+        .unwrap();
+        let within = |ms: u64| CallOptions {
+            deadline: Some(Instant::now() + Duration::from_millis(ms)),
+            ..CallOptions::default()
+        };
+        // The handshake of a new connection.
+        proxy.dribble(Some(DRIBBLE));
+        let started = Instant::now();
+        let err = pool.execute_with(&cmd("PING"), within(500)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        assert!(started.elapsed() < ANSWERED_BY, "{:?}", started.elapsed());
+        // Cut short by the caller, the attempt says nothing of the server: no reconnect backoff.
+        proxy.dribble(None);
+        pool.execute_with(&cmd("PING"), within(10_000)).unwrap();
+        // The PING that checks a connection idle past health_check_interval (unless the
+        // maintenance thread's keepalive PING holds it then: the call then waits for it, also no
+        // longer than its deadline).
+        thread::sleep(Duration::from_millis(5));
+        proxy.dribble(Some(DRIBBLE));
+        let started = Instant::now();
+        let err = pool.execute_with(&cmd("PING"), within(500)).unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::Timeout | ErrorKind::PoolExhausted),
+            "{err}"
+        );
         assert!(started.elapsed() < ANSWERED_BY, "{:?}", started.elapsed());
     });
 }

@@ -77,9 +77,11 @@ impl Connector {
     }
 
     /// Opens, configures and authenticates a new connection within `connect_timeout`: the TCP
-    /// connect, the TLS handshake and the AUTH/SELECT/SETNAME handshake together.
-    pub fn connect(&self, fork_generation: u64) -> Result<Connection> {
-        let deadline = Instant::now() + self.config.connect_timeout();
+    /// connect, the TLS handshake and the AUTH/SELECT/SETNAME handshake together; by `limit` (a
+    /// caller's deadline) when that comes first.
+    pub fn connect(&self, fork_generation: u64, limit: Option<Instant>) -> Result<Connection> {
+        let natural = Instant::now() + self.config.connect_timeout();
+        let deadline = limit.map_or(natural, |limit| limit.min(natural));
         let mut stream = self.open_stream(deadline)?;
         stream.complete_tls(&self.server)?;
         let mut connection = Connection::new(

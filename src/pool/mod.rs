@@ -138,7 +138,7 @@ impl Pool {
         let timeout = options
             .timeout
             .unwrap_or_else(|| self.config().acquire_timeout());
-        match self.shared.checkout(options.priority, timeout) {
+        match self.shared.checkout(options.priority, timeout, None) {
             Ok(conn) => Ok(PooledConnection::new(
                 self.shared.clone(),
                 conn,
@@ -152,9 +152,14 @@ impl Pool {
         }
     }
 
-    /// One attempt of a one-shot call: a checkout the call itself reports to the breaker.
-    fn checkout_for_call(&self, timeout: Duration) -> Result<PooledConnection> {
-        let conn = self.shared.checkout(Priority::Normal, timeout)?;
+    /// One attempt of a one-shot call: a checkout the call itself reports to the breaker, ending
+    /// by the call's deadline if it has one.
+    fn checkout_for_call(
+        &self,
+        timeout: Duration,
+        deadline: Option<Instant>,
+    ) -> Result<PooledConnection> {
+        let conn = self.shared.checkout(Priority::Normal, timeout, deadline)?;
         Ok(PooledConnection::new(
             self.shared.clone(),
             conn,
@@ -275,7 +280,7 @@ impl Pool {
                 None => self.config().acquire_timeout(),
             };
             let result = self
-                .checkout_for_call(acquire_timeout)
+                .checkout_for_call(acquire_timeout, options.deadline)
                 .and_then(|mut conn| {
                     conn.bounded_by(options.deadline);
                     op(&mut conn)

@@ -290,17 +290,21 @@ impl Shared {
     /// `timeout` when the pool is at its cap. Returns it with the instant it was handed over.
     /// Clock reads are a large share of a checkout's cost: an idle connection handed over at once
     /// (nothing waited for, nothing opened) reuses the first read as the hand-over instant.
+    ///
+    /// `limit` is the deadline of the call the connection is for, if it has one: opening a
+    /// connection or checking an idle one ends by then too.
     pub(crate) fn checkout(
         &self,
         priority: Priority,
         timeout: Duration,
+        limit: Option<Instant>,
     ) -> Result<(Conn, Instant)> {
         let started = Instant::now();
         let result = self
             .lease(priority, started, timeout)
             .and_then(|(lease, queued)| {
                 let reused = matches!(lease, Lease::Idle(_));
-                let (conn, opened) = self.ready(lease, started)?;
+                let (conn, opened) = self.ready(lease, started, limit)?;
                 Ok((conn, !queued && reused && !opened))
             });
         match result {
@@ -421,10 +425,10 @@ impl Shared {
 
     /// Turns a lease into a usable connection: checks an idle one (peer closed? expired? PING after
     /// `health_check_interval`) and replaces it in the same slot if needed, or opens a new one.
-    /// True with the connection when a new one was opened.
-    fn ready(&self, lease: Lease, now: Instant) -> Result<(Conn, bool)> {
+    /// True with the connection when a new one was opened. Both end by `limit` too, if given.
+    fn ready(&self, lease: Lease, now: Instant, limit: Option<Instant>) -> Result<(Conn, bool)> {
         if let Lease::Idle(mut conn) = lease {
-            let Some(reason) = self.unfit_for_use(&mut conn, now) else {
+            let Some(reason) = self.unfit_for_use(&mut conn, now, limit) else {
                 return Ok((conn, false));
             };
             // Keep the slot, close the stale connection, open a fresh one in its place.
@@ -435,7 +439,7 @@ impl Shared {
             }
             self.closed_connection(conn, reason);
         }
-        let conn = self.connect_in_slot()?;
+        let conn = self.connect_in_slot(limit)?;
         let mut state = self.state.lock();
         if self.closed.load(Ordering::Relaxed) {
             self.release_slot(&mut state);
@@ -448,7 +452,12 @@ impl Shared {
     }
 
     /// Why an idle connection must not be handed out, if it must not.
-    fn unfit_for_use(&self, conn: &mut Connection, now: Instant) -> Option<CloseReason> {
+    fn unfit_for_use(
+        &self,
+        conn: &mut Connection,
+        now: Instant,
+        limit: Option<Instant>,
+    ) -> Option<CloseReason> {
         let idle_for = now.saturating_duration_since(conn.last_used);
         if idle_for >= VALIDATION_BYPASS && !conn.is_idle_and_open() {
             Some(CloseReason::ServerClosed)
@@ -460,7 +469,9 @@ impl Shared {
             .config
             .health_check_interval()
             .is_some_and(|t| idle_for >= t)
-            && conn.ping(conn.default_deadline()).is_err()
+            && conn
+                .ping(limit.map_or(conn.default_deadline(), |l| l.min(conn.default_deadline())))
+                .is_err()
         {
             Some(CloseReason::HealthCheckFailed)
         } else {
@@ -469,8 +480,10 @@ impl Shared {
     }
 
     /// Opens a connection in a slot already counted as open and connecting, through the reconnect
-    /// gate. On failure the slot is released.
-    fn connect_in_slot(&self) -> Result<Conn> {
+    /// gate, by `connect_timeout` or `limit` (a caller's deadline), whichever comes first. On
+    /// failure the slot is released. An attempt cut short by the caller's deadline says nothing of
+    /// the server: it does not count toward the reconnect backoff.
+    fn connect_in_slot(&self, limit: Option<Instant>) -> Result<Conn> {
         let gate = {
             let mut state = self.state.lock();
             self.claim_connect(&mut state)
@@ -481,7 +494,7 @@ impl Shared {
             self.release_slot(&mut state);
             return Err(err);
         }
-        let result = self.open_connection();
+        let result = self.open_connection(limit);
         let mut state = self.state.lock();
         state.connecting -= 1;
         let gate = &mut state.reconnect;
@@ -491,6 +504,11 @@ impl Shared {
                 gate.failures = 0;
                 gate.next_attempt_at = None;
                 Ok(conn)
+            }
+            Err(err) if cut_short_by(limit, &err) => {
+                self.counters.connect_failed(err.kind());
+                self.release_slot(&mut state);
+                Err(err)
             }
             Err(err) => {
                 let delay = self
@@ -550,10 +568,10 @@ impl Shared {
     }
 
     /// Opens a connection (no pool bookkeeping), stamping its lifetime with jitter.
-    fn open_connection(&self) -> Result<Conn> {
+    fn open_connection(&self, limit: Option<Instant>) -> Result<Conn> {
         self.counters.connect_attempted();
         let started = Instant::now();
-        let mut conn = Box::new(self.connector.connect(fork::generation())?);
+        let mut conn = Box::new(self.connector.connect(fork::generation(), limit)?);
         self.counters.connection_created(started.elapsed());
         if let Some(lifetime) = self.config.max_lifetime() {
             // Up to 2.5 % earlier, so connections opened together do not all expire together.
@@ -878,7 +896,7 @@ impl Shared {
                 state.open += 1;
                 state.connecting += 1;
             }
-            match self.connect_in_slot() {
+            match self.connect_in_slot(None) {
                 Ok(conn) => {
                     self.checkin(conn);
                     opened += 1;
@@ -950,4 +968,10 @@ impl ForkGuarded for Shared {
     fn after_fork_in_child(&self) {
         self.events.forget_deliveries_after_fork();
     }
+}
+
+/// True when a connect attempt failed because the caller's deadline `limit` came (not because of
+/// anything the server did).
+fn cut_short_by(limit: Option<Instant>, err: &Error) -> bool {
+    err.kind() == ErrorKind::Timeout && limit.is_some_and(|limit| Instant::now() >= limit)
 }
