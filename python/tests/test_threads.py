@@ -157,6 +157,9 @@ def helper_threads() -> int:
 
 
 def test_helper_threads_are_reused(r):
+    # A helper marks itself idle before it hands the result over, so sequential calls on the main
+    # thread never need a second one, however the threads are scheduled.
+    before = helper_threads()
     for _ in range(200):
         r.ping()
-    assert 1 <= helper_threads() <= 2
+    assert 1 <= helper_threads() <= max(before, 1)

@@ -29,7 +29,11 @@ const SPIN: Duration = Duration::from_micros(200);
 /// An idle helper thread exits after this long.
 const IDLE_EXIT: Duration = Duration::from_secs(30);
 
-type Job = Box<dyn FnOnce() + Send>;
+/// Work for a helper thread: it runs the call and returns how to hand the result over, so the
+/// helper is free again before the caller can have the result (and submit its next call).
+type Job = Box<dyn FnOnce() -> Delivery + Send>;
+/// Hands a finished call's result to its caller.
+type Delivery = Box<dyn FnOnce() + Send>;
 
 /// Runs `job` without the GIL and returns its result; on the main thread, interruptible by
 /// signals (see the module documentation).
@@ -43,8 +47,11 @@ where
     }
     let (done, mut result) = mpsc::sync_channel(1);
     submit(Box::new(move || {
-        // The receiver is gone when the caller was interrupted: the result is dropped here.
-        let _ = done.send(job());
+        let value = job();
+        Box::new(move || {
+            // The receiver is gone when the caller was interrupted: the result is dropped here.
+            let _ = done.send(value);
+        })
     }));
     loop {
         // The receiver is moved in and out: `detach` needs a `Send` closure.
@@ -159,15 +166,21 @@ fn submit(job: Job) {
     }
 }
 
-/// Runs `job` on a new thread; with an inbox, the thread then stays to serve further jobs.
+/// Runs `job` on a new thread; with an inbox, the thread then stays to serve further jobs. It
+/// marks itself idle after each job and before handing its result over, so a caller's next call
+/// always finds it free.
 fn spawn(job: Job, inbox: Option<(mpsc::Receiver<Job>, Arc<AtomicU8>)>) {
     let spawned = std::thread::Builder::new()
         .name("redpool-call".into())
         .spawn(move || {
-            job();
-            let Some((inbox, state)) = inbox else { return };
+            let deliver = job();
+            let Some((inbox, state)) = inbox else {
+                deliver();
+                return;
+            };
+            state.store(IDLE, Ordering::Release);
+            deliver();
             loop {
-                state.store(IDLE, Ordering::Release);
                 let job = match receive(&inbox, IDLE_EXIT) {
                     Ok(job) => job,
                     Err(_) => match state.compare_exchange(
@@ -184,7 +197,9 @@ fn spawn(job: Job, inbox: Option<(mpsc::Receiver<Job>, Arc<AtomicU8>)>) {
                         },
                     },
                 };
-                job();
+                let deliver = job();
+                state.store(IDLE, Ordering::Release);
+                deliver();
             }
         });
     if let Err(err) = spawned {
