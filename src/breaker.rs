@@ -20,49 +20,12 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sync::Mutex;
+use crate::sync::{HeldLock, Mutex};
+
+pub use crate::config::policies::BreakerConfig;
 
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind};
-
-/// The breaker's settings (all have defaults; see the README's table).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct BreakerConfig {
-    /// False turns the breaker off: every call passes.
-    pub enabled: bool,
-    /// Consecutive failures that open the circuit (default 5).
-    pub failure_threshold: u32,
-    /// Failure rate in percent over `window` that opens the circuit; 0 disables (default).
-    pub failure_rate_percent: u32,
-    /// Sliding window for the failure rate (default 10 s).
-    pub window: Duration,
-    /// Calls needed in the window before the rate counts (default 20).
-    pub min_calls: u32,
-    /// How long the circuit stays open before a probe (default 30 s).
-    pub recovery_timeout: Duration,
-    /// Concurrent probes allowed while half-open (default 1).
-    pub half_open_probes: u32,
-    /// Successful probes that close the circuit (default 1).
-    pub success_threshold: u32,
-    /// A probe that has not reported back after this long no longer blocks others (default 10 s).
-    pub probe_timeout: Duration,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            enabled: true,
-            failure_threshold: 5,
-            failure_rate_percent: 0,
-            window: Duration::from_secs(10),
-            min_calls: 20,
-            recovery_timeout: Duration::from_secs(30),
-            half_open_probes: 1,
-            success_threshold: 1,
-            probe_timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// The state of a circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -245,9 +208,9 @@ impl Breaker {
     ///
     /// # Safety
     /// As for [`Mutex::hold_across_fork`]: the breaker lives until the fork is over.
-    pub(crate) unsafe fn hold_across_fork(&self) {
+    pub(crate) unsafe fn hold_across_fork(&self) -> HeldLock {
         // SAFETY: per this function's contract.
-        unsafe { self.inner.hold_across_fork() };
+        unsafe { self.inner.hold_across_fork() }
     }
 
     /// Remembers why a call failed (before it is recorded), so the open circuit names the cause.

@@ -22,7 +22,7 @@ use crate::breaker::BreakerState;
 use crate::health::HealthStatus;
 use crate::leak::LeakReport;
 use crate::metrics::CloseReason;
-use crate::sync::{Condvar, Mutex};
+use crate::sync::{Condvar, HeldLock, Mutex};
 
 /// Something that happened in a pool.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,9 +164,9 @@ impl Events {
     ///
     /// # Safety
     /// As for [`Mutex::hold_across_fork`]: the list lives until the fork is over.
-    pub(crate) unsafe fn hold_across_fork(&self) {
+    pub(crate) unsafe fn hold_across_fork(&self) -> HeldLock {
         // SAFETY: per this function's contract.
-        unsafe { self.table.hold_across_fork() };
+        unsafe { self.table.hold_across_fork() }
     }
 
     /// In a forked child: the calls that were running ran on the parent's other threads, which do

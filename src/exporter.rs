@@ -1,7 +1,9 @@
 //! The optional built-in HTTP endpoint: `GET /metrics` (every pool of the process, Prometheus
 //! text format) and `GET /health` (the health of every pool, JSON; status 503 when one is
 //! unhealthy). Off by default; started by [`serve`], by `redpool_metrics_serve` in C, or by the
-//! `REDPOOL_METRICS_ADDR` environment variable when the first pool is created.
+//! `REDPOOL_METRICS_ADDR` environment variable when the first pool is created for a user (by the
+//! registry: a shared pool, or a dedicated one from the C API, Python or Node; a Rust
+//! `Pool::new` does not read it).
 //!
 //! It has no authentication, so it is built to be safe on a shared machine:
 //! - It listens on a loopback address only (127.0.0.1 or ::1), and answers only requests whose
@@ -35,15 +37,14 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Once, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::sync::Mutex;
+use crate::sync::{HeldLock, Mutex};
 use once_cell::sync::Lazy;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::{self, ForkGuarded};
 use crate::health::{HealthReport, HealthStatus, json_string};
-use crate::metrics::prometheus::CONTENT_TYPE;
+use crate::prometheus::{self, CONTENT_TYPE};
 use crate::pool::Pool;
-use crate::registry;
 
 /// The environment variable that starts the endpoint with the first pool (`127.0.0.1:9464`).
 pub const ADDR_ENV: &str = "REDPOOL_METRICS_ADDR";
@@ -162,8 +163,8 @@ pub fn stop() -> bool {
     true
 }
 
-/// Starts the endpoint from [`ADDR_ENV`] if it is set (once per process; called when a pool is
-/// created). A bad address is reported on stderr, never as a pool failure.
+/// Starts the endpoint from [`ADDR_ENV`] if it is set (once per process; called by the registry
+/// when it creates a pool). A bad address is reported on stderr, never as a pool failure.
 pub(crate) fn start_from_env() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -237,13 +238,13 @@ fn install_fork_hook() {
 }
 
 impl ForkGuarded for ForkHook {
-    fn lock_for_fork(&self) {
+    fn lock_for_fork(&self, held: &mut Vec<HeldLock>) {
         // The order every other path takes them in (none holds two but `serve`: RUNNING, SOCKETS).
         // SAFETY: statics.
         unsafe {
-            RUNNING.hold_across_fork();
-            FLIGHTS.hold_across_fork();
-            SOCKETS.hold_across_fork();
+            held.push(RUNNING.hold_across_fork());
+            held.push(FLIGHTS.hold_across_fork());
+            held.push(SOCKETS.hold_across_fork());
         }
     }
 
@@ -685,7 +686,12 @@ fn route(head: &[u8], deadline: Instant, now: Instant) -> Phase {
         ("GET" | "HEAD", "/metrics") => write(response(
             "200 OK",
             CONTENT_TYPE,
-            &registry::metrics_text(),
+            &prometheus::render(
+                &crate::pool::all_pools()
+                    .iter()
+                    .map(Pool::metrics)
+                    .collect::<Vec<_>>(),
+            ),
             head_only,
         )),
         ("GET" | "HEAD", "/health") => {
@@ -747,7 +753,7 @@ struct Check {
 
 impl HealthRequest {
     fn start(live: bool, head_only: bool, until: Instant) -> HealthRequest {
-        let checks = registry::all_pools()
+        let checks = crate::pool::all_pools()
             .into_iter()
             .map(|pool| {
                 let latest = if live { None } else { pool.last_health() };

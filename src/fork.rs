@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 
-use crate::sync::Mutex;
+use crate::sync::{HeldLock, Mutex};
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static INSTALL: Once = Once::new();
@@ -28,30 +28,21 @@ static GUARDED: Mutex<Vec<Weak<dyn ForkGuarded>>> = Mutex::new(Vec::new());
 thread_local! {
     /// The items locked for the fork in progress (kept alive until their guards are dropped).
     static HELD_ITEMS: RefCell<Vec<Arc<dyn ForkGuarded>>> = const { RefCell::new(Vec::new()) };
-    /// The guards of the locks held across the fork in progress, in the order they were taken.
-    /// Thread-local: the handlers all run on the forking thread, which is also the only thread of
-    /// the child.
-    static HELD_GUARDS: RefCell<Vec<Box<dyn HeldGuard>>> = const { RefCell::new(Vec::new()) };
+    /// The locks held across the fork in progress, in the order they were taken. Thread-local:
+    /// the handlers all run on the forking thread, which is also the only thread of the child.
+    static HELD_LOCKS: RefCell<Vec<HeldLock>> = const { RefCell::new(Vec::new()) };
 }
-
-/// Any lock guard (dropping it unlocks).
-pub(crate) trait HeldGuard {}
-impl<T> HeldGuard for T {}
 
 /// Something whose locks must be held across `fork()` so the child gets them unlocked and
 /// consistent.
 pub(crate) trait ForkGuarded: Send + Sync {
-    /// Takes the item's locks with [`crate::sync::Mutex::hold_across_fork`] (in the parent, just
-    /// before fork; they are released just after it, in parent and child).
-    fn lock_for_fork(&self);
+    /// Takes the item's locks with [`crate::sync::Mutex::hold_across_fork`] into `held` (in the
+    /// parent, just before fork; they are released just after it, in parent and child, while
+    /// `fork` keeps the item alive).
+    fn lock_for_fork(&self, held: &mut Vec<HeldLock>);
     /// In the child, with the locks released: forgets what the parent's other threads were doing
     /// (they do not exist here).
     fn after_fork_in_child(&self) {}
-}
-
-/// Keeps `guard` until just after the fork in progress (see [`crate::sync::Mutex::hold_across_fork`]).
-pub(crate) fn keep_until_after_fork(guard: Box<dyn HeldGuard>) {
-    HELD_GUARDS.with(|held| held.borrow_mut().push(guard));
 }
 
 /// The current fork generation: 0 in the original process, +1 in each forked child.
@@ -78,18 +69,19 @@ extern "C" fn prepare() {
     let guarded = GUARDED.lock();
     let items: Vec<Arc<dyn ForkGuarded>> = guarded.iter().filter_map(Weak::upgrade).collect();
     // Held across the fork too: no item can register half way.
-    keep_until_after_fork(Box::new(guarded));
+    let mut held = vec![HeldLock::new(guarded)];
     for item in &items {
-        item.lock_for_fork();
+        item.lock_for_fork(&mut held);
     }
-    HELD_ITEMS.with(|held| *held.borrow_mut() = items);
+    HELD_LOCKS.with(|locks| *locks.borrow_mut() = held);
+    HELD_ITEMS.with(|kept| *kept.borrow_mut() = items);
 }
 
 /// Drops every kept guard (last taken first) and returns the items they belonged to.
 fn release_all() -> Vec<Arc<dyn ForkGuarded>> {
-    let guards = HELD_GUARDS.with(|held| std::mem::take(&mut *held.borrow_mut()));
-    for guard in guards.into_iter().rev() {
-        drop(guard);
+    let locks = HELD_LOCKS.with(|held| std::mem::take(&mut *held.borrow_mut()));
+    for lock in locks.into_iter().rev() {
+        drop(lock);
     }
     HELD_ITEMS.with(|held| std::mem::take(&mut *held.borrow_mut()))
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sync::Mutex;
+use crate::sync::{HeldLock, Mutex};
 
 /// Who holds a connection, as given by a binding (its own language's thread and stack).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -77,9 +77,9 @@ impl LeakTracker {
     ///
     /// # Safety
     /// As for [`Mutex::hold_across_fork`]: the tracker lives until the fork is over.
-    pub(crate) unsafe fn hold_across_fork(&self) {
+    pub(crate) unsafe fn hold_across_fork(&self) -> HeldLock {
         // SAFETY: per this function's contract.
-        unsafe { self.leases.hold_across_fork() };
+        unsafe { self.leases.hold_across_fork() }
     }
 
     /// Registers a checkout; returns its lease id. Captures the calling thread and stack unless

@@ -5,33 +5,32 @@
 //! while a different password or size is a different pool. A closed pool is replaced on the next
 //! request. The registry lock is held only for map look-ups, never while connecting.
 //!
-//! It also keeps a weak list of every pool of the process (shared or not), for
-//! [`metrics_text`]: a service gets the metrics of all its pools with no code of its own.
+//! Pools created here, shared or [`dedicated`], also start the metrics endpoint when
+//! `REDPOOL_METRICS_ADDR` is set (see [`crate::exporter`]); [`metrics_text`] renders every pool
+//! of the process, however it was created.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::sync::Mutex;
+use crate::sync::{HeldLock, Mutex};
 use once_cell::sync::Lazy;
 
 use crate::config::Config;
 use crate::error::Result;
+use crate::exporter;
 use crate::fork::{self, ForkGuarded};
-use crate::metrics::prometheus::{self, PoolMetrics};
-use crate::pool::{Pool, WeakPool};
+use crate::prometheus::{self, PoolMetrics};
+use crate::pool::Pool;
 
 struct Registry {
     pools: Mutex<HashMap<Config, Pool>>,
-    /// Every pool created in this process, oldest first (dead ones pruned as they are found).
-    live: Mutex<Vec<WeakPool>>,
 }
 
 impl ForkGuarded for Registry {
-    fn lock_for_fork(&self) {
+    fn lock_for_fork(&self, held: &mut Vec<HeldLock>) {
         // SAFETY: the registry is kept alive by `fork` until the fork is over.
         unsafe {
-            self.pools.hold_across_fork();
-            self.live.hold_across_fork();
+            held.push(self.pools.hold_across_fork());
         }
     }
 }
@@ -39,7 +38,6 @@ impl ForkGuarded for Registry {
 static REGISTRY: Lazy<Arc<Registry>> = Lazy::new(|| {
     let registry = Arc::new(Registry {
         pools: Mutex::new(HashMap::new()),
-        live: Mutex::new(Vec::new()),
     });
     let guarded: Arc<dyn ForkGuarded> = registry.clone();
     fork::guard(Arc::downgrade(&guarded));
@@ -59,6 +57,7 @@ pub fn shared_default() -> Result<Pool> {
 
 /// The process-wide pool for `config`, created on first use.
 pub fn shared_with(config: Config) -> Result<Pool> {
+    exporter::start_from_env();
     if let Some(pool) = lookup(&config) {
         return Ok(pool);
     }
@@ -84,20 +83,17 @@ fn lookup(config: &Config) -> Option<Pool> {
     pools.get(config).filter(|p| !p.is_closed()).cloned()
 }
 
-/// Adds a new pool to the process-wide list (called by `Pool::new`).
-pub(crate) fn track(pool: &Pool) {
-    let mut live = REGISTRY.live.lock();
-    live.retain(|weak| weak.upgrade().is_some_and(|p| !p.is_closed()));
-    live.push(pool.downgrade());
+/// A pool of its own for `config` (never shared), created as the bindings create pools for their
+/// users: like [`shared_with`], it starts the metrics endpoint when `REDPOOL_METRICS_ADDR` is set
+/// ([`Pool::new`] alone does not).
+pub fn dedicated(config: Config) -> Result<Pool> {
+    exporter::start_from_env();
+    Pool::new(config)
 }
 
 /// Every open pool of the process, oldest first.
 pub fn all_pools() -> Vec<Pool> {
-    let live = REGISTRY.live.lock();
-    live.iter()
-        .filter_map(WeakPool::upgrade)
-        .filter(|p| !p.is_closed())
-        .collect()
+    crate::pool::all_pools()
 }
 
 /// The metrics of every open pool of the process.

@@ -10,42 +10,7 @@ use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
 
-/// How much randomness is mixed into each backoff delay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Jitter {
-    /// Uniform in `[0, d]` (default; spreads clients best).
-    Full,
-    /// `d/2` plus uniform in `[0, d/2]` (keeps a minimum spacing).
-    Equal,
-    /// Uniform in `[base, 3 × previous delay]`, capped (AWS "decorrelated jitter").
-    Decorrelated,
-    /// Exactly `d`.
-    None,
-}
-
-impl Jitter {
-    /// Parses `full`, `equal`, `decorrelated` or `none`.
-    pub fn parse(text: &str) -> Option<Jitter> {
-        match text.to_ascii_lowercase().as_str() {
-            "full" => Some(Jitter::Full),
-            "equal" => Some(Jitter::Equal),
-            "decorrelated" => Some(Jitter::Decorrelated),
-            "none" => Some(Jitter::None),
-            _ => None,
-        }
-    }
-}
-
-/// Exponential backoff settings: the `n`-th delay is `min(cap, base × 2^n)`, jittered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Backoff {
-    /// First delay before jitter.
-    pub base: Duration,
-    /// Largest delay.
-    pub cap: Duration,
-    /// Randomness mixed in.
-    pub jitter: Jitter,
-}
+pub use crate::config::policies::{Backoff, Jitter, RetryConfig};
 
 impl Backoff {
     /// The delay before attempt `attempt + 1` (attempt counts from 0), given the previous delay
@@ -65,32 +30,6 @@ impl Backoff {
                 let span = upper.saturating_sub(self.base);
                 (self.base + span.mul_f64(random)).min(self.cap)
             }
-        }
-    }
-}
-
-/// Retry settings of a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RetryConfig {
-    /// Retries after the first attempt (default 3; 0 disables retrying).
-    pub retries: u32,
-    /// Backoff between attempts (default base 10 ms, cap 1 s, full jitter).
-    pub backoff: Backoff,
-    /// Also retry non-idempotent commands whose reply was lost (default false: they may have
-    /// been applied, and a retry would apply them twice).
-    pub retry_non_idempotent: bool,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            retries: 3,
-            backoff: Backoff {
-                base: Duration::from_millis(10),
-                cap: Duration::from_secs(1),
-                jitter: Jitter::Full,
-            },
-            retry_non_idempotent: false,
         }
     }
 }

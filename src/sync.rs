@@ -5,9 +5,9 @@
 //! process-wide table. (parking_lot keeps one: a thread parking on any lock holds a bucket lock
 //! of its global table for a moment, and a fork at that moment leaves the child a bucket lock
 //! held by a thread that does not exist there, so the child hangs on its first contended lock.)
-//! [`crate::fork`] holds the locks that matter across `fork()` with
-//! [`Mutex::hold_across_fork`]; releasing a lock in the child only stores its word and, if a
-//! parent thread was queued, wakes nobody.
+//! [`crate::fork`] holds the locks that matter across `fork()` ([`Mutex::hold_across_fork`]
+//! gives it a [`HeldLock`]); releasing a lock in the child only stores its word and, if a parent
+//! thread was queued, wakes nobody.
 //!
 //! A panic while a lock is held does not poison it here: every critical section of the core
 //! leaves its data consistent at each step, and the bindings catch panics at their boundaries.
@@ -41,18 +41,36 @@ impl<T: ?Sized> Mutex<T> {
 }
 
 impl<T: ?Sized + 'static> Mutex<T> {
-    /// Locks and keeps the guard in [`crate::fork`] until just after the current `fork()`, in the
-    /// parent and in the child.
+    /// Locks for the duration of a `fork()`: the lock is released when the returned guard is
+    /// dropped (just after the fork, in the parent and in the child).
     ///
     /// # Safety
-    /// Only from a [`crate::fork::ForkGuarded::lock_for_fork`], on a mutex that lives until the
-    /// fork is over (a static, or part of the item being locked, which `fork` keeps alive).
-    pub unsafe fn hold_across_fork(&self) {
+    /// The mutex must outlive the returned guard (a static, or part of an item that the caller
+    /// keeps alive until it drops the guard).
+    pub unsafe fn hold_across_fork(&self) -> HeldLock {
         let guard = self.lock();
-        // SAFETY: per this function's contract the mutex outlives the guard, which `fork` drops
-        // right after the fork.
+        // SAFETY: per this function's contract the mutex outlives the guard.
         let guard: MutexGuard<'static, T> = unsafe { std::mem::transmute(guard) };
-        crate::fork::keep_until_after_fork(Box::new(guard));
+        HeldLock::new(guard)
+    }
+}
+
+/// A lock held across a `fork()`, of any type; dropping it releases the lock.
+pub(crate) struct HeldLock {
+    _guard: Box<dyn AnyGuard>,
+}
+
+/// Any lock guard (dropping it unlocks).
+trait AnyGuard {}
+impl<T> AnyGuard for T {}
+
+impl HeldLock {
+    /// Holds `guard` (of a lock that lives as long as the process, or as the guard's holder
+    /// ensures).
+    pub fn new<T: ?Sized + 'static>(guard: MutexGuard<'static, T>) -> HeldLock {
+        HeldLock {
+            _guard: Box::new(guard),
+        }
     }
 }
 

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
+use super::policies::Jitter;
 use super::{Address, ConfigBuilder, ReuseOrder, Secret, TlsConfig};
 use crate::error::{Error, Result};
-use crate::retry::Jitter;
 use std::time::Duration;
 
 /// Every knob name accepted by [`ConfigBuilder::set`].

@@ -8,6 +8,7 @@
 
 mod env;
 mod knobs;
+pub(crate) mod policies;
 mod url;
 
 use std::fmt;
@@ -17,9 +18,8 @@ use std::time::Duration;
 
 pub use knobs::{KNOBS, parse_duration};
 
-use crate::breaker::BreakerConfig;
 use crate::error::{Error, Result};
-use crate::retry::{Backoff, Jitter, RetryConfig};
+use policies::{Backoff, BreakerConfig, Jitter, RetryConfig};
 
 /// Upper bound for connect, socket and acquire timeouts. Catches millisecond values given where
 /// seconds are meant (`REDIS_CONNECT_TIMEOUT=5000` would otherwise wait 83 minutes).

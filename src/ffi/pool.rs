@@ -10,6 +10,7 @@ use super::config::redpool_config;
 use super::reply::redpool_reply;
 use super::request::{self, check_out};
 use super::{boundary, non_null, utf8, write_out};
+use crate::config::Config;
 use crate::error::Result;
 use crate::pool::Pool;
 
@@ -54,7 +55,7 @@ pub unsafe extern "C" fn redpool_pool_new(
         // SAFETY: per this function's contract.
         let config = unsafe { non_null(config, "config") }?.builder.build()?;
         // SAFETY: per this function's contract.
-        unsafe { hand_out(out, || Pool::new(config)) }
+        unsafe { hand_out(out, || crate::registry::dedicated(config)) }
     })
 }
 
@@ -71,7 +72,7 @@ pub unsafe extern "C" fn redpool_pool_from_url(
         // SAFETY: per this function's contract.
         let url = unsafe { utf8(url, "url") }?;
         // SAFETY: per this function's contract.
-        unsafe { hand_out(out, || Pool::from_url(url)) }
+        unsafe { hand_out(out, || crate::registry::dedicated(Config::from_url(url)?)) }
     })
 }
 

@@ -1,9 +1,8 @@
-//! Pool counters (lock-free atomics on the hot path), the [`PoolStats`] snapshot, and the
-//! Prometheus text exposition of every pool ([`prometheus`]).
+//! Pool counters (lock-free atomics on the hot path) and the [`PoolStats`] snapshot (rendered
+//! for Prometheus by [`crate::prometheus`]).
 
 mod commands;
 mod histogram;
-pub mod prometheus;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

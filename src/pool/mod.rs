@@ -9,6 +9,8 @@
 
 mod guard;
 mod health_check;
+mod live;
+mod maintenance;
 pub(crate) mod shared;
 mod waiters;
 
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use redis::{Cmd, Value};
 
 pub use guard::PooledConnection;
-pub(crate) use health_check::check_in_background as check_health_in_background;
+pub use live::all_pools;
 pub use waiters::Priority;
 
 /// A connection as the pool holds it: boxed, so checkout and return move a pointer rather than
@@ -33,7 +35,7 @@ use crate::events::{Event, Listener};
 use crate::fork;
 use crate::leak::Holder;
 use crate::metrics::PoolStats;
-use crate::metrics::prometheus::{self, PoolMetrics};
+use crate::prometheus::{self, PoolMetrics};
 use crate::retry::may_retry;
 use shared::Shared;
 
@@ -86,10 +88,9 @@ impl Pool {
         let guarded: Arc<dyn fork::ForkGuarded> = shared.clone();
         fork::guard(Arc::downgrade(&guarded));
         shared.refill();
-        crate::maintenance::ensure_running(&shared);
+        maintenance::ensure_running(&shared);
         let pool = Pool { shared };
-        crate::registry::track(&pool);
-        crate::exporter::start_from_env();
+        live::track(&pool);
         Ok(pool)
     }
 
@@ -320,7 +321,7 @@ impl Pool {
         self.shared.breaker().state()
     }
 
-    /// Everything exported about this pool now (see [`crate::metrics::prometheus`]).
+    /// Everything exported about this pool now (see [`crate::prometheus`]).
     pub fn metrics(&self) -> PoolMetrics {
         let counters = self.shared.counters();
         PoolMetrics {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use crate::sync::{Condvar, Mutex, MutexGuard};
+use crate::sync::{Condvar, HeldLock, Mutex, MutexGuard};
 
 use super::Conn;
 use super::waiters::{Grant, Priority, WaitQueue};
@@ -234,7 +234,7 @@ impl Shared {
             drop(state);
             self.closed_connections(inherited, CloseReason::Forked);
             if let Some(me) = self.me.upgrade() {
-                crate::maintenance::ensure_running(&me);
+                super::maintenance::ensure_running(&me);
             }
             state = self.state.lock();
         }
@@ -635,7 +635,8 @@ impl Shared {
                 conn.last_used = now;
                 if state.waiters.head_is_due(now) {
                     // Handed to the head waiter: it stays checked out, under the same descriptor.
-                    state.waiters.grant_next(Grant::Connection(conn));
+                    let handed = state.waiters.hand_to_first(Grant::Connection(conn));
+                    debug_assert!(handed.is_ok(), "a due head waits");
                     state.in_use_fds.insert(id, fd);
                 } else {
                     // Idle again; a queued head is woken to take it (a newcomer may be first).
@@ -668,7 +669,7 @@ impl Shared {
     fn release_slot(&self, state: &mut State) {
         if self.closed.load(Ordering::Relaxed)
             || state.open > state.max_connections
-            || state.waiters.grant_next(Grant::Slot).is_some()
+            || state.waiters.hand_to_first(Grant::Slot).is_err()
         {
             state.open -= 1;
             if self.closed.load(Ordering::Relaxed) {
@@ -822,7 +823,7 @@ impl Shared {
             state.min_idle = min_idle;
             // New room goes to the queue first (each granted slot is opened by its waiter).
             while state.open < state.max_connections && !state.waiters.is_empty() {
-                if state.waiters.grant_next(Grant::Slot).is_some() {
+                if state.waiters.hand_to_first(Grant::Slot).is_err() {
                     break;
                 }
                 state.open += 1;
@@ -950,16 +951,16 @@ impl Drop for Shared {
 
 impl ForkGuarded for Shared {
     /// Every lock of the pool (none is taken while holding another, so any order is safe).
-    fn lock_for_fork(&self) {
+    fn lock_for_fork(&self, held: &mut Vec<HeldLock>) {
         // SAFETY: `fork` keeps this pool alive until the fork is over.
         unsafe {
-            self.events.hold_across_fork();
+            held.push(self.events.hold_across_fork());
             if let Some(leaks) = &self.leaks {
-                leaks.hold_across_fork();
+                held.push(leaks.hold_across_fork());
             }
-            self.health.hold_across_fork();
-            self.breaker.hold_across_fork();
-            self.state.hold_across_fork();
+            held.push(self.health.hold_across_fork());
+            held.push(self.breaker.hold_across_fork());
+            held.push(self.state.hold_across_fork());
         }
     }
 

@@ -135,10 +135,11 @@ impl WaitQueue {
         }
     }
 
-    /// Hands `grant` to the first waiter and wakes it; gives the grant back if nobody waits.
-    pub fn grant_next(&mut self, grant: Grant) -> Option<Grant> {
+    /// Hands `grant` to the first waiter and wakes it; `Err` gives the grant back when nobody
+    /// waits.
+    pub fn hand_to_first(&mut self, grant: Grant) -> Result<(), Grant> {
         let Some(id) = self.order.pop_front() else {
-            return Some(grant);
+            return Err(grant);
         };
         if self.nudged == Some(id) {
             self.nudged = None;
@@ -148,7 +149,7 @@ impl WaitQueue {
             waiter.grant = Some(grant);
             waiter.wake.notify_one();
         }
-        None
+        Ok(())
     }
 
     /// Takes the grant for `ticket`, if one arrived; the ticket is then finished.
@@ -172,7 +173,7 @@ impl WaitQueue {
 
     /// Grants `Closed` to every waiter (pool closing).
     pub fn close_all(&mut self) {
-        while self.grant_next(Grant::Closed).is_none() {}
+        while self.hand_to_first(Grant::Closed).is_ok() {}
     }
 
     /// Forgets every waiter without waking anyone (after fork, the parent's waiters do not exist).
@@ -233,7 +234,7 @@ mod tests {
         );
         queue.nudge_head();
         assert_eq!(queue.nudged, Some(next.id));
-        assert!(queue.grant_next(Grant::Slot).is_none());
+        assert!(queue.hand_to_first(Grant::Slot).is_ok());
         assert_eq!(queue.nudged, None, "a granted waiter takes its nudge along");
         assert!(matches!(queue.take_grant(&next), Some(Grant::Slot)));
         assert!(queue.is_empty());

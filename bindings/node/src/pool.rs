@@ -66,7 +66,7 @@ impl Inner {
         if let Some(pool) = self.current()? {
             return Ok(pool);
         }
-        let pool = Pool::new(self.config.clone())?;
+        let pool = redpool::registry::dedicated(self.config.clone())?;
         if let Some(sink) = self.sink.lock().clone() {
             let server = pool.metrics().server;
             pool.subscribe(move |event| events::forward(&sink, &server, event));
@@ -317,7 +317,7 @@ impl NativePool {
         errors::guard(&env, || {
             Ok(match &*self.inner.slot.lock() {
                 Slot::Open(pool) => pool.metrics_text(),
-                _ => redpool::metrics::prometheus::render(&[]),
+                _ => redpool::prometheus::render(&[]),
             })
         })
     }

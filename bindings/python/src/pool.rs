@@ -52,7 +52,7 @@ impl Pool {
             if shared {
                 redpool::shared_with(config)
             } else {
-                redpool::Pool::new(config)
+                redpool::registry::dedicated(config)
             }
         })?
         .or_raise(py)?;

@@ -11,8 +11,8 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use super::shared::Shared;
 use crate::fork;
-use crate::pool::shared::Shared;
 
 /// Shortest and longest pause between maintenance passes.
 const MIN_PERIOD: Duration = Duration::from_millis(10);
@@ -44,7 +44,7 @@ fn run(weak: Weak<Shared>, generation: u64) {
             return;
         }
         pool.maintain();
-        crate::pool::check_health_in_background(&pool);
+        super::health_check::check_in_background(&pool);
         let period = period_for(&pool);
         drop(pool);
         std::thread::park_timeout(period);

@@ -11,7 +11,7 @@
 
 use std::fmt::Write;
 
-use super::{BREAKER_STATES, CloseReason, CommandSnapshot, HistogramSnapshot, PoolStats};
+use crate::metrics::{BREAKER_STATES, CloseReason, CommandSnapshot, HistogramSnapshot, PoolStats};
 use crate::breaker::BreakerState;
 use crate::error::ErrorKind;
 use crate::health::HealthStatus;
