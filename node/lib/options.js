@@ -89,6 +89,12 @@ function knobValue(name, value) {
   return String(value);
 }
 
+/** A port as knob text: the core checks it (a whole number from 1 to 65535). */
+function portText(value) {
+  if (typeof value === 'number' || typeof value === 'string') return String(value);
+  throw invalid(`invalid port = ${describe(value)}: must be a number between 1 and 65535`);
+}
+
 /** Splits ioredis's positional arguments into `{ url, port, host, path, options }`. */
 function positional(args) {
   const out = { options: {} };
@@ -96,7 +102,7 @@ function positional(args) {
     if (arg === undefined || arg === null) continue;
     if (typeof arg === 'number' || (typeof arg === 'string' && arg !== '' && !Number.isNaN(Number(arg)))) {
       if (out.port !== undefined) throw invalid('invalid arguments: the port was given twice');
-      out.port = number('port', Number(arg), { integer: true, min: 1, max: 65535 });
+      out.port = arg;
     } else if (typeof arg === 'string' && out.port !== undefined && out.host === undefined) {
       out.host = arg;
     } else if (typeof arg === 'string') {
@@ -188,12 +194,12 @@ function parse(args) {
   const knobs = [];
   const native = { knobs };
   if (url !== undefined) native.url = url;
+  // Unset host and port are the core's defaults (127.0.0.1:6379 in every language); the core
+  // checks the port and names it.
   const h = o.host ?? host;
   const p = o.port ?? port;
-  if (h !== undefined || p !== undefined) {
-    native.host = h === undefined ? '127.0.0.1' : string('host', h);
-    native.port = p === undefined ? 6379 : number('port', Number(p), { integer: true, min: 1, max: 65535 });
-  }
+  if (h !== undefined) knobs.push(['host', string('host', h)]);
+  if (p !== undefined) knobs.push(['port', portText(p)]);
   const socketPath = o.path ?? path;
   if (socketPath !== undefined) native.path = string('path', socketPath);
   const tls = tlsKnobs(o.tls, knobs);

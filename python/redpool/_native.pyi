@@ -20,8 +20,6 @@ class Pool:
         cls,
         url: Optional[str] = None,
         *,
-        host: str = ...,  # "127.0.0.1"
-        port: int = 6379,
         unix_socket_path: Optional[str] = None,
         tls: bool = False,
         settings: List[Tuple[str, str]] = ...,

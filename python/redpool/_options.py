@@ -100,8 +100,6 @@ class Settings:
     """Everything needed to open a native pool and encode commands."""
 
     url: Optional[str] = None
-    host: str = "127.0.0.1"
-    port: int = 6379
     unix_socket_path: Optional[str] = None
     tls: bool = False
     knobs: List[Tuple[str, str]] = field(default_factory=list)
@@ -114,8 +112,6 @@ class Settings:
         """Keyword arguments of ``_native.Pool``."""
         return {
             "url": self.url,
-            "host": self.host,
-            "port": self.port,
             "unix_socket_path": self.unix_socket_path,
             "tls": self.tls,
             "settings": self.knobs,
@@ -275,8 +271,8 @@ def split_url(url: str, kwargs: Dict[str, Any]) -> str:
 def translate(
     *,
     url: Optional[str] = None,
-    host: str = "localhost",
-    port: int = 6379,
+    host: Optional[str] = None,
+    port: Any = None,
     db: Optional[int] = None,
     password: Optional[str] = None,
     username: Optional[str] = None,
@@ -333,12 +329,15 @@ def translate(
         if unix_socket_path is not None:
             settings.unix_socket_path = _text("unix_socket_path", unix_socket_path)
         else:
-            settings.host = _text("host", host)
-            if isinstance(port, str) and port.isdigit():
-                port = int(port)
-            settings.port = int(_whole("port", port, 1))
+            # Unset host and port are the core's defaults (127.0.0.1:6379 in every language); the
+            # core checks the port (a number from 1 to 65535) and names it.
+            if host is not None:
+                knobs.append(("host", _text("host", host)))
+            if port is not None:
+                knobs.append(("port", port if isinstance(port, str) else repr(port)))
             settings.tls = _flag("ssl", ssl) == "true"
-        knobs.append(("db", _whole("db", 0 if db is None else db, 0)))
+        if db is not None:
+            knobs.append(("db", _whole("db", db, 0)))
     elif db is not None and not _url_has_db(url):
         # As in redis-py: the URL's db wins; the keyword applies when the URL has none.
         knobs.append(("db", _whole("db", db, 0)))

@@ -70,7 +70,7 @@ class Redis(PoolMethods, redis.asyncio.Redis):
     """An asyncio, redis-py compatible client on redpool's pool. Takes the same arguments as
     :class:`redpool.Redis`; clients with the same settings share one pool with sync clients."""
 
-    def __init__(self, host: str = "localhost", port: int = 6379, db: int = 0,
+    def __init__(self, host: Optional[str] = None, port: Optional[int] = None, db: Optional[int] = None,
                  password: Optional[str] = None, **kwargs: Any) -> None:
         self._bind(_sync.Redis(host, port, db, password, **kwargs))
 

@@ -127,7 +127,7 @@ class Redis(PoolMethods, redis.Redis):
     defaults, listed in the README.
     """
 
-    def __init__(self, host: str = "localhost", port: int = 6379, db: int = 0,
+    def __init__(self, host: Optional[str] = None, port: Optional[int] = None, db: Optional[int] = None,
                  password: Optional[str] = None, **kwargs: Any) -> None:
         settings = _options.translate(host=host, port=port, db=db, password=password, **kwargs)
         self._attach(_native.Pool(**settings.native_args()), settings)

@@ -1,28 +1,24 @@
 //! Pool settings from JS: an optional URL, an optional address, then core knobs by name (the JS
 //! layer maps ioredis's option names onto them). Validation is the core's, except what only the
-//! binding can see: the port arrives as a JS number, and a count knob's text that does not fit
+//! binding can see: a count knob's text that does not fit
 //! the core's 32-bit field (see [`U32_KNOBS`]).
 
 use napi_derive::napi;
 use redpool::{Config, ConfigBuilder};
 
 use crate::errors::Failure;
-use crate::numbers;
 
 /// What the JS layer passes to create a pool.
 #[napi(object)]
 pub struct NativeOptions {
     /// `redis://`, `rediss://` or `unix://` URL; its settings come first.
     pub url: Option<String>,
-    /// Host name or IP address (with `port`); overrides the URL's.
-    pub host: Option<String>,
-    /// TCP port, 1 to 65535; overrides the URL's.
-    pub port: Option<f64>,
     /// Unix socket path; overrides host and port.
     pub path: Option<String>,
     /// Use TLS.
     pub tls: Option<bool>,
-    /// Core knobs as `[name, value]` pairs (see the core's `KNOBS`), applied in order.
+    /// Core knobs as `[name, value]` pairs (see the core's `KNOBS`; `host` and `port` among
+    /// them), applied in order.
     pub knobs: Vec<Vec<String>>,
 }
 
@@ -62,13 +58,6 @@ pub fn build(options: NativeOptions) -> Result<Config, Failure> {
         Some(url) => ConfigBuilder::from_url(url)?,
         None => Config::builder(),
     };
-    let port = match options.port {
-        Some(port) => numbers::whole("port", port, 1, u16::MAX as u64)? as u16,
-        None => 6379,
-    };
-    if let Some(host) = options.host {
-        builder = builder.host_port(host, port);
-    }
     if let Some(path) = options.path {
         builder = builder.unix_socket(path);
     }

@@ -1,12 +1,12 @@
-//! A core `Config` from what the Python layer passes: a URL or an address, then knobs by name
-//! (the Python layer has already translated redis-py's keyword arguments into knob names).
+//! A core `Config` from what the Python layer passes: a URL or a socket path, then knobs by name
+//! (the Python layer has already translated redis-py's keyword arguments into knob names; `host`
+//! and `port` are knobs, so their defaults and checks are the core's).
 
-use redpool::{Config, ConfigBuilder, Error};
+use redpool::{Config, ConfigBuilder};
 
-/// Where to connect, when no URL is given.
+/// Where to connect, when no URL is given (without a socket path: the `host` and `port` knobs,
+/// or the core's default address).
 pub struct Address {
-    pub host: String,
-    pub port: i64,
     pub unix_socket_path: Option<String>,
     pub tls: bool,
 }
@@ -25,15 +25,7 @@ pub fn build(
             let builder = Config::builder().tls(address.tls);
             match address.unix_socket_path {
                 Some(path) => builder.unix_socket(path),
-                None => {
-                    let port = u16::try_from(address.port)
-                        .ok()
-                        .filter(|p| *p != 0)
-                        .ok_or_else(|| {
-                            Error::invalid("port", address.port, "must be between 1 and 65535")
-                        })?;
-                    builder.host_port(address.host, port)
-                }
+                None => builder,
             }
         }
     };

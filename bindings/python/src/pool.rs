@@ -67,25 +67,20 @@ impl Pool {
 
 #[pymethods]
 impl Pool {
-    /// A pool for `url`, or for `host`/`port` (or `unix_socket_path`), with `settings` applied
-    /// in order as `(knob, value)` pairs. `shared=True` uses the process-wide registry (one
+    /// A pool for `url` (or `unix_socket_path`, or the core's default address), with `settings`
+    /// applied in order as `(knob, value)` pairs (`host` and `port` are knobs too). `shared=True` uses the process-wide registry (one
     /// pool per distinct configuration); `False` creates a dedicated pool.
     #[new]
-    #[pyo3(signature = (url=None, *, host=String::from("127.0.0.1"), port=6379, unix_socket_path=None, tls=false, settings=Vec::new(), shared=true))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (url=None, *, unix_socket_path=None, tls=false, settings=Vec::new(), shared=true))]
     fn new(
         py: Python<'_>,
         url: Option<String>,
-        host: String,
-        port: i64,
         unix_socket_path: Option<String>,
         tls: bool,
         settings: Vec<(String, String)>,
         shared: bool,
     ) -> PyResult<Pool> {
         let address = Address {
-            host,
-            port,
             unix_socket_path,
             tls,
         };

@@ -1,0 +1,31 @@
+// One behaviour in every language (issue 15.1): defaults and rules come from the core, so the
+// Node package agrees with the Rust, C and Python ones.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import util from 'node:util';
+import Redis from 'redpool';
+import { startServer } from './helpers.mjs';
+
+let server;
+before(async () => { server = await startServer(); });
+after(async () => { await server.stop(); });
+
+test('the default host is the core\'s 127.0.0.1', async () => {
+  const redis = new Redis({ port: server.port });
+  try {
+    assert.match(util.inspect(redis), /127\.0\.0\.1:/);
+    assert.equal(await redis.ping(), 'PONG');
+  } finally {
+    await redis.quit();
+  }
+});
+
+test('the port is checked by the core, with the core\'s message', () => {
+  for (const port of [0, 65536, -1, 1.5, 'http']) {
+    assert.throws(() => new Redis({ port, lazyConnect: true }), (err) => {
+      assert.equal(err.code, 'ERR_INVALID_ARGUMENT');
+      assert.match(err.message, /invalid port = .*: must be a number between 1 and 65535/);
+      return true;
+    });
+  }
+});

@@ -1,0 +1,24 @@
+"""One behaviour in every language (issue 15.1): defaults and rules come from the core, so the
+Python package agrees with the Rust, C and Node ones."""
+
+from __future__ import annotations
+
+import pytest
+
+import redpool
+
+
+def test_the_default_host_is_the_cores(server):
+    # 127.0.0.1 in every language (redis-py's "localhost" may resolve to ::1 first).
+    client = redpool.Redis(port=server.port, shared_pool=False)
+    try:
+        assert "127.0.0.1:" in client._pool.url
+        assert client.ping() is True
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1, "http", 1.5, True])
+def test_the_port_is_checked_by_the_core(port):
+    with pytest.raises(redpool.ConfigError, match=r"invalid port = .*: must be a number between 1 and 65535"):
+        redpool.Redis(port=port, shared_pool=False)
