@@ -20,7 +20,8 @@ pub enum ErrorKind {
     PoolExhausted,
     /// The circuit breaker is open: the call failed fast without touching the network.
     CircuitOpen,
-    /// The server refused the credentials (AUTH / HELLO failed, or NOAUTH / WRONGPASS).
+    /// The server refused the credentials (AUTH / HELLO failed, or NOAUTH / WRONGPASS). An ACL
+    /// refusal of one command (`NOPERM`) is a `Response`.
     Auth,
     /// The server answered with an error reply (`-ERR ...`, `WRONGTYPE ...`, `EXECABORT ...`).
     Response,
@@ -111,7 +112,10 @@ impl Error {
     /// An error for a server error reply such as `WRONGTYPE Operation against a key ...`.
     pub fn from_server_reply(code: &str, detail: Option<&str>) -> Self {
         let kind = match code {
-            "NOAUTH" | "WRONGPASS" | "NOPERM" => ErrorKind::Auth,
+            // NOPERM is a refusal of one command by the ACL, an answer like WRONGTYPE (redis-py's
+            // NoPermissionError is a ResponseError; ioredis's a ReplyError): the credentials
+            // were accepted. Only refused credentials are Auth.
+            "NOAUTH" | "WRONGPASS" => ErrorKind::Auth,
             _ => ErrorKind::Response,
         };
         let message = match detail {

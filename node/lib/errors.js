@@ -31,7 +31,8 @@ class RedpoolError extends RedisError {}
 /** Commands whose arguments may carry secrets: never attached to errors. */
 const SECRET_ARGS = new Set(['auth', 'hello', 'acl', 'config', 'migrate']);
 
-const SERVER_AUTH = /^(NOAUTH|WRONGPASS|NOPERM)\b/;
+/** Refused credentials: ERR_AUTH from the core, a server reply all the same (ioredis: ReplyError). */
+const SERVER_AUTH = /^(NOAUTH|WRONGPASS)\b/;
 
 /**
  * napi-rs's own error statuses for a JS value it could not convert into an argument's Rust type.

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import util from 'node:util';
-import Redis from 'redpool';
+import Redis, { ReplyError } from 'redpool';
 import { startServer } from './helpers.mjs';
 
 let server;
@@ -27,5 +27,21 @@ test('the port is checked by the core, with the core\'s message', () => {
       assert.match(err.message, /invalid port = .*: must be a number between 1 and 65535/);
       return true;
     });
+  }
+});
+
+test('NOPERM is a ReplyError (ERR_REPLY), as in ioredis; refused credentials stay ERR_AUTH', async () => {
+  const admin = new Redis({ port: server.port });
+  await admin.call('ACL', 'SETUSER', 'reader', 'on', '>reader-pass', '~*', '&*', '+@all', '-set');
+  const reader = new Redis({ port: server.port, username: 'reader', password: 'reader-pass', maxRetriesPerRequest: 0 });
+  try {
+    const err = await reader.set('k', 'v').catch((e) => e);
+    assert.ok(err instanceof ReplyError, String(err));
+    assert.equal(err.code, 'ERR_REPLY');
+    assert.match(err.message, /^NOPERM/);
+    assert.equal(await reader.get('k'), null);
+  } finally {
+    await reader.quit();
+    await admin.quit();
   }
 });

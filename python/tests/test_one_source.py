@@ -4,6 +4,7 @@ Python package agrees with the Rust, C and Node ones."""
 from __future__ import annotations
 
 import pytest
+import redis
 
 import redpool
 
@@ -22,3 +23,19 @@ def test_the_default_host_is_the_cores(server):
 def test_the_port_is_checked_by_the_core(port):
     with pytest.raises(redpool.ConfigError, match=r"invalid port = .*: must be a number between 1 and 65535"):
         redpool.Redis(port=port, shared_pool=False)
+
+
+def test_noperm_is_a_response_error(server, oracle):
+    # redis-py's NoPermissionError, a ResponseError: the credentials were accepted.
+    oracle.execute_command("ACL", "SETUSER", "reader", "on", ">reader-pass", "~*", "&*", "+@all", "-set")
+    client = redpool.Redis(port=server.port, username="reader", password="reader-pass",
+                           retry=None, shared_pool=False)
+    try:
+        with pytest.raises(redpool.NoPermissionError) as raised:
+            client.set("k", "v")
+        assert isinstance(raised.value, redpool.ResponseError)
+        assert isinstance(raised.value, redis.exceptions.NoPermissionError)
+        assert not isinstance(raised.value, redis.exceptions.AuthenticationError)
+        assert client.get("k") is None
+    finally:
+        client.close()

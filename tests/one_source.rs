@@ -1,0 +1,46 @@
+//! One behaviour in every language (issue 15.1): the rules the bindings used to restate, as the
+//! core states them once. The C, Python and Node suites check the same rules through their
+//! bindings (tests/c, python/tests/test_one_source.py, node/test/one-source.test.mjs).
+
+mod support;
+
+use std::time::Duration;
+
+use redpool::{ErrorKind, Pool, Value, cmd};
+use support::{RedisServer, with_timeout};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn noperm_is_a_response_error_not_an_auth_error() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        server.raw().cmd_str(&[
+            "ACL",
+            "SETUSER",
+            "reader",
+            "on",
+            ">reader-pass",
+            "~*",
+            "&*",
+            "+@all",
+            "-set",
+        ]);
+        let url = server
+            .url()
+            .replace("redis://", "redis://reader:reader-pass@");
+        let pool = Pool::from_url(&format!("{url}?retries=0")).unwrap();
+        let err = pool.execute(cmd("SET").arg("k").arg("v")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Response, "{err}");
+        assert_eq!(err.server_code(), Some("NOPERM"), "{err}");
+        // The credentials were accepted: the pool keeps working.
+        assert_eq!(pool.execute(cmd("GET").arg("k")).unwrap(), Value::Nil);
+        // Refused credentials stay Auth.
+        let wrong = server.url().replace("redis://", "redis://reader:wrong@");
+        let err = Pool::from_url(&format!("{wrong}?retries=0"))
+            .unwrap()
+            .execute(&cmd("PING"))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    });
+}
