@@ -550,8 +550,10 @@ redpool_status redpool_pool_subscribe(const struct redpool_pool *pool,
 // but does not wait (waiting there could deadlock, for instance two callbacks unsubscribing
 // each other on two threads): a call of the removed callback already running on another thread
 // may still be finishing when it returns. Free the userdata there only if your callback is
-// never running on two threads at once; otherwise free it after a later
-// `redpool_pool_unsubscribe` from outside a callback, or when the pool is gone.
+// never running on two threads at once; otherwise free it once the pool is freed.
+//
+// The subscription belongs to the pool, not to the handle: any handle of the same pool (a
+// shared pool's handles) may remove it.
 //
 // # Safety
 // `pool` is NULL or a live handle.
@@ -755,8 +757,9 @@ redpool_status redpool_pool_health(const struct redpool_pool *pool, struct redpo
 // "unknown status". Takes an integer so any value a C program holds is safe to pass.
 const char *redpool_status_str(uint32_t status);
 
-// True when a call that failed with `status` may succeed if tried again later (connection,
-// timeout, pool exhausted, circuit open). redpool already retries safe calls itself.
+// True when a call that failed with `status` may succeed if tried again later: the core's
+// `ErrorKind::is_transient` (connection, timeout, protocol, pool exhausted, circuit open), the
+// same rule in every language. redpool already retries safe calls itself.
 bool redpool_status_is_retryable(uint32_t status);
 
 // Copies this thread's last error message into `buf` (at most `len` bytes including the NUL,

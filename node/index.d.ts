@@ -96,6 +96,8 @@ export type ErrorCode =
 
 export class RedisError extends Error {
   readonly code: ErrorCode;
+  /** The core's classifier: true when the same call may succeed if made again later. */
+  readonly transient: boolean;
 }
 /** A server error reply; `message` is the server's text. */
 export class ReplyError extends RedisError {

@@ -62,6 +62,22 @@ impl ErrorKind {
         ErrorKind::Closed,
     ];
 
+    /// True when the same call may succeed if made again later, unchanged: the server or the
+    /// link failed (`Connection`, `Timeout`, `Protocol`), or the pool is busy (`PoolExhausted`)
+    /// or failing fast (`CircuitOpen`). Server error replies, refused credentials, bad arguments
+    /// and a closed pool are not: trying again gives the same answer. The one classifier behind
+    /// the core's retries, `redpool_status_is_retryable` and the bindings' `transient` flag.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Connection
+                | ErrorKind::Timeout
+                | ErrorKind::Protocol
+                | ErrorKind::PoolExhausted
+                | ErrorKind::CircuitOpen
+        )
+    }
+
     /// Position of this kind in [`ErrorKind::ALL`].
     pub fn index(self) -> usize {
         ErrorKind::ALL.iter().position(|k| *k == self).unwrap_or(0)

@@ -3,8 +3,10 @@
 //! The rule (safe by default): a call that never reached the socket (the connection could not be
 //! opened, or nothing was written) may always be retried. A call whose request was written but
 //! whose reply was lost may have been applied, so it is retried only when every command in it is
-//! idempotent (see [`crate::command::is_idempotent`]) or the caller opted in. Server error replies
-//! are answers, never retried; neither are pool exhaustion or an open circuit.
+//! idempotent (see [`crate::command::is_idempotent`]) or the caller opted in. Only transient
+//! failures ([`ErrorKind::is_transient`]) are retried: server error replies are answers, never
+//! retried; pool exhaustion and an open circuit, transient as they are, are left to the pool's
+//! wait and the breaker.
 
 use std::time::Duration;
 
@@ -37,11 +39,13 @@ impl Backoff {
 /// May a call that failed with `err` run again? `idempotent` says whether every command in it
 /// may be applied twice.
 pub(crate) fn may_retry(err: &Error, idempotent: bool, config: &RetryConfig) -> bool {
-    let transient = matches!(
-        err.kind(),
-        ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::Protocol
-    );
-    transient && (!err.request_sent() || idempotent || config.retry_non_idempotent)
+    let kind = err.kind();
+    // Pool exhaustion and an open circuit are transient too, but they clear on the pool's and
+    // the breaker's own clocks (`acquire_timeout`, `breaker_recovery_timeout`): trying again
+    // inside the call would only get round them.
+    let retried_here =
+        kind.is_transient() && !matches!(kind, ErrorKind::PoolExhausted | ErrorKind::CircuitOpen);
+    retried_here && (!err.request_sent() || idempotent || config.retry_non_idempotent)
 }
 
 #[cfg(test)]

@@ -44,3 +44,34 @@ fn noperm_is_a_response_error_not_an_auth_error() {
         assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
     });
 }
+
+#[test]
+fn transient_kinds_are_one_list() {
+    let transient: Vec<ErrorKind> = ErrorKind::ALL
+        .into_iter()
+        .filter(|kind| kind.is_transient())
+        .collect();
+    assert_eq!(
+        transient,
+        [
+            ErrorKind::Connection,
+            ErrorKind::Timeout,
+            ErrorKind::PoolExhausted,
+            ErrorKind::CircuitOpen,
+            ErrorKind::Protocol,
+        ]
+    );
+}
+
+#[test]
+fn a_refused_connection_is_transient_and_a_server_error_is_not() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let pool = Pool::from_url(&format!("{}?retries=0", server.url())).unwrap();
+        let err = pool.execute(cmd("INCR").arg("k").arg("x")).unwrap_err();
+        assert!(!err.kind().is_transient(), "{err}");
+        drop(server);
+        let err = pool.execute(&cmd("PING")).unwrap_err();
+        assert!(err.kind().is_transient(), "{err}");
+    });
+}

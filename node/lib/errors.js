@@ -3,14 +3,17 @@
  * Error classes. Every error the client raises has a stable `.code`:
  * ERR_CONNECTION, ERR_TIMEOUT, ERR_POOL_TIMEOUT, ERR_CIRCUIT_OPEN, ERR_AUTH, ERR_PROTOCOL,
  * ERR_INVALID_ARGUMENT, ERR_POOL_CLOSED, ERR_INTERNAL (a bug), and ERR_REPLY for server error
- * replies, which are `ReplyError`s as in ioredis (message = the server's text).
+ * replies, which are `ReplyError`s as in ioredis (message = the server's text). `.transient` is
+ * the core's verdict: true when the same call may succeed if made again later.
  */
 
 /** Base class of every redpool error (the name matches ioredis's `redis-errors`). */
 class RedisError extends Error {
-  constructor(message, code) {
+  constructor(message, code, transient = false) {
     super(message);
     this.code = code;
+    /** The core's classifier (`ErrorKind::is_transient`): the same call may succeed later. */
+    this.transient = transient;
   }
 
   get name() {
@@ -65,7 +68,7 @@ function fromNative(err, command) {
     return new RedpoolError(`internal error in redpool (a bug, please report it): ${message}`, code);
   }
   const reply = code === 'ERR_REPLY' || (code === 'ERR_AUTH' && SERVER_AUTH.test(message));
-  const out = reply ? new ReplyError(message, code) : new RedpoolError(message, code);
+  const out = reply ? new ReplyError(message, code) : new RedpoolError(message, code, err.transient === true);
   if (reply && command) {
     const name = String(command[0]).toLowerCase();
     out.command = {

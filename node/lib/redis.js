@@ -21,8 +21,13 @@ const { parse, number, MAX_COUNT } = require('./options');
 const { Batcher } = require('./batcher');
 const { Pipeline } = require('./pipeline');
 
-/** Failures that mean the server is unreachable or unusable (they drive 'error'/'ready'). */
-const OUTAGE = new Set(['ERR_CONNECTION', 'ERR_TIMEOUT', 'ERR_AUTH', 'ERR_PROTOCOL', 'ERR_CIRCUIT_OPEN']);
+/**
+ * Failures that mean the server is unreachable or unusable (they drive 'error'/'ready'): the
+ * core's transient failures (`err.transient`) but a busy pool, and refused credentials.
+ */
+function isOutage(err) {
+  return (err?.transient === true && err.code !== 'ERR_POOL_TIMEOUT') || err?.code === 'ERR_AUTH';
+}
 /** Breaker states → client events. */
 const BREAKER_EVENTS = { open: 'circuitOpen', half_open: 'circuitHalfOpen', closed: 'circuitClose' };
 /** How long quit() lets commands still running finish. */
@@ -215,7 +220,7 @@ class Redis extends EventEmitter {
         return value;
       },
       (err) => {
-        if (OUTAGE.has(err?.code)) this.#down(errors.fromNative(err));
+        if (isOutage(err)) this.#down(errors.fromNative(err));
         throw err;
       },
     );

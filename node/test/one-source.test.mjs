@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import util from 'node:util';
 import Redis, { ReplyError } from 'redpool';
-import { startServer } from './helpers.mjs';
+import { startServer, freePort } from './helpers.mjs';
 
 let server;
 before(async () => { server = await startServer(); });
@@ -43,5 +43,23 @@ test('NOPERM is a ReplyError (ERR_REPLY), as in ioredis; refused credentials sta
   } finally {
     await reader.quit();
     await admin.quit();
+  }
+});
+
+test('err.transient is the core\'s classifier', async () => {
+  const refused = new Redis({ port: await freePort(), maxRetriesPerRequest: 0, lazyConnect: true });
+  refused.on('error', () => {});
+  const err = await refused.get('k').catch((e) => e);
+  assert.equal(err.code, 'ERR_CONNECTION');
+  assert.equal(err.transient, true);
+  refused.disconnect();
+  const redis = new Redis({ port: server.port });
+  try {
+    const reply = await redis.call('INCR', 'k', 'x').catch((e) => e);
+    assert.ok(reply instanceof ReplyError);
+    assert.equal(reply.transient, false);
+    assert.throws(() => new Redis({ port: 0 }), (e) => e.transient === false);
+  } finally {
+    await redis.quit();
   }
 });

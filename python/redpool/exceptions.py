@@ -69,7 +69,11 @@ LockError = _redis.LockError
 
 
 class RedisPoolError(_redis.RedisError):
-    """Base class of every error redpool raises."""
+    """Base class of every error redpool raises. ``transient`` is the core's classifier, the same
+    in every language: True when the same call may succeed if made again later (connection,
+    timeout, protocol, pool exhausted, circuit open)."""
+
+    transient: bool = False
 
 
 class ConnectionError(RedisPoolError, _redis.ConnectionError, builtins.ConnectionError):

@@ -39,3 +39,25 @@ def test_noperm_is_a_response_error(server, oracle):
         assert client.get("k") is None
     finally:
         client.close()
+
+
+def test_transient_is_the_cores_classifier(server):
+    from support import free_port
+
+    refused = redpool.Redis(port=free_port(), retry=None, shared_pool=False)
+    try:
+        with pytest.raises(redpool.ConnectionError) as raised:
+            refused.ping()
+        assert raised.value.transient is True
+    finally:
+        refused.close()
+    client = redpool.Redis(port=server.port, shared_pool=False)
+    try:
+        with pytest.raises(redpool.ResponseError) as raised:
+            client.execute_command("INCR", "k", "x")
+        assert raised.value.transient is False
+        with pytest.raises(redpool.ConfigError) as raised:
+            redpool.Redis(port=0)
+        assert raised.value.transient is False
+    finally:
+        client.close()

@@ -51,6 +51,13 @@ impl redpool_status {
         }
     }
 
+    /// The core error kind of a failure status (None for OK and PANIC).
+    fn kind(self) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| redpool_status::of(*kind) == self)
+    }
+
     fn from_u32(value: u32) -> Option<redpool_status> {
         use redpool_status::*;
         [
@@ -124,20 +131,14 @@ pub extern "C" fn redpool_status_str(status: u32) -> *const c_char {
     text.as_ptr().cast()
 }
 
-/// True when a call that failed with `status` may succeed if tried again later (connection,
-/// timeout, pool exhausted, circuit open). redpool already retries safe calls itself.
+/// True when a call that failed with `status` may succeed if tried again later: the core's
+/// `ErrorKind::is_transient` (connection, timeout, protocol, pool exhausted, circuit open), the
+/// same rule in every language. redpool already retries safe calls itself.
 #[unsafe(no_mangle)]
 pub extern "C" fn redpool_status_is_retryable(status: u32) -> bool {
-    use redpool_status::*;
-    matches!(
-        redpool_status::from_u32(status),
-        Some(
-            REDPOOL_STATUS_CONNECTION
-                | REDPOOL_STATUS_TIMEOUT
-                | REDPOOL_STATUS_POOL_EXHAUSTED
-                | REDPOOL_STATUS_CIRCUIT_OPEN
-        )
-    )
+    redpool_status::from_u32(status)
+        .and_then(redpool_status::kind)
+        .is_some_and(ErrorKind::is_transient)
 }
 
 /// Copies this thread's last error message into `buf` (at most `len` bytes including the NUL,

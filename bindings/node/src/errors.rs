@@ -31,6 +31,8 @@ pub fn code(kind: ErrorKind) -> &'static str {
 pub struct Failure {
     pub code: &'static str,
     pub message: String,
+    /// The core's [`ErrorKind::is_transient`]: `err.transient` in JS.
+    pub transient: bool,
 }
 
 impl From<redpool::Error> for Failure {
@@ -38,6 +40,7 @@ impl From<redpool::Error> for Failure {
         Failure {
             code: code(err.kind()),
             message: err.message().to_string(),
+            transient: err.kind().is_transient(),
         }
     }
 }
@@ -53,6 +56,7 @@ impl Failure {
         Failure {
             code: "ERR_INTERNAL",
             message: format!("internal error in redpool (a bug, please report it): {detail}"),
+            transient: false,
         }
     }
 
@@ -61,6 +65,7 @@ impl Failure {
         Failure {
             code: "ERR_INVALID_ARGUMENT",
             message: message.into(),
+            transient: false,
         }
     }
 
@@ -75,6 +80,7 @@ impl Failure {
     fn build(self, env: &Env) -> Result<Error> {
         let mut object = env.create_error(Error::new(Status::GenericFailure, self.message))?;
         object.set_named_property("code", self.code)?;
+        object.set_named_property("transient", self.transient)?;
         Ok(Error::from(object.to_unknown()))
     }
 }

@@ -29,7 +29,8 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
         };
     }
     let message = err.to_string();
-    match err.kind() {
+    let kind = err.kind();
+    let exception = match kind {
         ErrorKind::Connection => ConnectionError::new_err(message),
         ErrorKind::Timeout => TimeoutError::new_err(message),
         ErrorKind::PoolExhausted => PoolTimeoutError::new_err(message),
@@ -40,7 +41,15 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
         ErrorKind::Closed => PoolClosedError::new_err(message),
         // `ErrorKind` is non-exhaustive: a kind added later is still a redpool error.
         _ => RedisPoolError::new_err(message),
+    };
+    // The core's classifier, the same in every language: may the same call succeed later?
+    if let Err(failed) = exception
+        .value(py)
+        .setattr("transient", kind.is_transient())
+    {
+        return failed;
     }
+    exception
 }
 
 static CLASSIFY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
