@@ -125,10 +125,7 @@ impl PooledConnection {
     /// Runs one command whose reply may take up to `timeout` instead of `socket_timeout`
     /// (blocking commands such as BLPOP, BRPOP, XREAD BLOCK, WAIT).
     pub fn execute_with_timeout(&mut self, cmd: &Cmd, timeout: Duration) -> Result<Value> {
-        if timeout.is_zero() {
-            return Err(Error::invalid("timeout", "0", "must be greater than zero"));
-        }
-        crate::config::check_duration("timeout", timeout)?;
+        check_reply_timeout(timeout)?;
         if let Some((tracker, lease)) = self.shared.leaks().zip(self.lease) {
             tracker.blocking_started(lease, timeout);
         }
@@ -283,4 +280,13 @@ fn reply_or_error(value: Value) -> Result<Value> {
         Value::ServerError(err) => Err(Error::from_server_reply(err.code(), err.details())),
         other => Ok(other),
     }
+}
+
+/// A blocking command's reply timeout must be above zero (zero would mean "no timeout" to the
+/// socket layer) and within the bound of every duration.
+pub(super) fn check_reply_timeout(timeout: Duration) -> Result<()> {
+    if timeout.is_zero() {
+        return Err(Error::invalid("timeout", "0", "must be greater than zero"));
+    }
+    crate::config::check_duration("timeout", timeout).map(drop)
 }

@@ -195,8 +195,10 @@ impl Pool {
     /// Runs one command with explicit call options.
     pub fn execute_with(&self, cmd: &Cmd, options: CallOptions) -> Result<Value> {
         command::check_one_shot(cmd)?;
+        // Checked before the call starts: with the timeout as the call's deadline too (as the C
+        // API passes it), a zero one would otherwise end the call as a timeout.
         if let Some(timeout) = options.reply_timeout {
-            check_duration("reply timeout", timeout)?;
+            guard::check_reply_timeout(timeout)?;
         }
         let idempotent = || is_idempotent(arg_slices(cmd));
         self.call(idempotent, options, |conn| match options.reply_timeout {
