@@ -38,6 +38,7 @@ mod sync;
 mod tls;
 
 pub use breaker::{BreakerConfig, BreakerState};
+pub use command::blocking::{BLOCK_FOREVER, blocking_reply_timeout};
 pub use command::{check_one_shot, is_ordinary_name};
 pub use config::{
     Address, Config, ConfigBuilder, HealthThresholds, KeepaliveConfig, ReuseOrder, Secret,

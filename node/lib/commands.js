@@ -105,44 +105,16 @@ function transformReply(name, reply) {
   return transform ? transform(reply) : reply;
 }
 
-/** Position of the block timeout of each blocking command: 'last', 'first', or an index. */
-const BLOCK_TIMEOUT = { blmpop: 'first', bzmpop: 'first', wait: 1, waitaof: 2 };
-/** Units of the block timeouts: seconds unless listed. */
-const MILLISECONDS = new Set(['wait', 'waitaof', 'xread', 'xreadgroup']);
-
-/** The longest a blocking command may block: 365 days (the core's bound for any wait), in ms. */
-const MAX_BLOCK_MS = 365 * 24 * 3600 * 1000;
-
 /**
- * For a blocking command, how long it may block in milliseconds (0: forever); undefined for any
- * other command (and for XREAD/XREADGROUP without BLOCK). The block time is also the command's
- * argument, so a value the server refuses (negative, not a number, NaN, Infinity, a fraction for
- * a command that takes milliseconds) is sent as it is and the server answers it, as with ioredis
- * (a ReplyError such as "ERR timeout is negative"); one the server would take but that is longer
- * than 365 days, which no redpool call waits for, throws ERR_INVALID_ARGUMENT here (use 0 to
- * block forever).
+ * Whether `wire` may block: a command ioredis's table flags `blocking`. The core decides whether it
+ * does and how long its reply may take (`native.isBlocking`, `blocking_reply_timeout`): a block
+ * time the server refuses (negative, not a number) is sent as it is and answered at once with the
+ * server's ReplyError, as with ioredis; one over 365 days throws ERR_INVALID_ARGUMENT naming the
+ * command (0 blocks forever).
  */
-function blockMs(wire) {
+function mayBlock(wire) {
   const name = String(wire[0]).toLowerCase();
-  if (!commands.exists(name) || !commands.hasFlag(name, 'blocking')) return undefined;
-  const args = wire.slice(1);
-  let raw;
-  if (name === 'xread' || name === 'xreadgroup') {
-    const at = args.findIndex((a) => String(a).toUpperCase() === 'BLOCK');
-    if (at < 0) return undefined;
-    raw = args[at + 1];
-  } else {
-    const where = BLOCK_TIMEOUT[name] ?? 'last';
-    raw = where === 'last' ? args[args.length - 1] : where === 'first' ? args[0] : args[where];
-  }
-  const value = Number(String(raw));
-  if (!Number.isFinite(value) || value < 0) return 0; // the server rejects it; no client limit
-  const ms = MILLISECONDS.has(name) ? value : value * 1000;
-  if (ms > MAX_BLOCK_MS) {
-    const unit = MILLISECONDS.has(name) ? `${MAX_BLOCK_MS} ms` : `${MAX_BLOCK_MS / 1000} s`;
-    throw invalid(`invalid ${name.toUpperCase()} timeout = ${String(raw)}: must be at most 365 days (${unit}); 0 blocks forever`);
-  }
-  return ms;
+  return commands.exists(name) && commands.hasFlag(name, 'blocking');
 }
 
-module.exports = { NAMES, build, unsupported, transformReply, blockMs };
+module.exports = { NAMES, build, unsupported, transformReply, mayBlock };

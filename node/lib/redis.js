@@ -187,15 +187,15 @@ class Redis extends EventEmitter {
   }
 
   #send(wire, buffers) {
-    const block = commands.blockMs(wire);
+    const blocks = commands.mayBlock(wire) && sync(() => native.isBlocking(wire));
     const timeout = this.#settings.client.commandTimeout;
     let sent;
     if (this.#session) {
       sent = this.#session.run((conn) =>
-        block === undefined ? conn.pipeline([wire], [buffers]).then((r) => r[0]) : conn.blocking(wire, buffers, block),
+        blocks ? conn.blocking(wire, buffers) : conn.pipeline([wire], [buffers]).then((r) => r[0]),
       );
-    } else if (block !== undefined) {
-      sent = this.#call(promised(() => this.#pool.blocking(wire, buffers, block, timeout)));
+    } else if (blocks) {
+      sent = this.#call(promised(() => this.#pool.blocking(wire, buffers, timeout)));
     } else if (this.#settings.client.enableAutoPipelining) {
       return this.#batcher.push(wire, buffers);
     } else {

@@ -63,3 +63,17 @@ test('err.transient is the core\'s classifier', async () => {
     await redis.quit();
   }
 });
+
+test('a blocking command\'s reply timeout is the core\'s: block time plus the socket timeout', async () => {
+  const redis = new Redis({ port: server.port, commandTimeout: 200, maxRetriesPerRequest: 0 });
+  try {
+    assert.equal(await redis.blpop('node:blocking:empty', 0.5), null);
+    const negative = await redis.blpop('node:blocking:empty', -1).catch((e) => e);
+    assert.ok(negative instanceof ReplyError, String(negative));
+    const huge = await redis.blpop('node:blocking:empty', 1e20).catch((e) => e);
+    assert.equal(huge.code, 'ERR_INVALID_ARGUMENT');
+    assert.match(huge.message, /BLPOP timeout = \d+: must be at most 365 days/);
+  } finally {
+    await redis.quit();
+  }
+});

@@ -27,26 +27,6 @@ Target = Union[_native.Pool, _native.Connection]
 #: A queued command: redis-py's ``(args, options)`` pair.
 Command = Tuple[Sequence[Any], Dict[str, Any]]
 
-#: Blocking commands: where their timeout is (an argument index, negative from the end, or the
-#: name of the option it follows) and its unit in seconds.
-_BLOCKING: Dict[bytes, Tuple[Union[int, bytes], float]] = {
-    b"BLPOP": (-1, 1.0),
-    b"BRPOP": (-1, 1.0),
-    b"BRPOPLPUSH": (-1, 1.0),
-    b"BLMOVE": (-1, 1.0),
-    b"BZPOPMIN": (-1, 1.0),
-    b"BZPOPMAX": (-1, 1.0),
-    b"BLMPOP": (1, 1.0),
-    b"BZMPOP": (1, 1.0),
-    b"XREAD": (b"BLOCK", 0.001),
-    b"XREADGROUP": (b"BLOCK", 0.001),
-    b"WAIT": (-1, 0.001),
-    b"WAITAOF": (-1, 0.001),
-}
-#: Waiting "forever" (a blocking timeout of 0): a year.
-_FOREVER = 365 * 24 * 3600.0
-
-
 def _response_callbacks() -> MutableMapping[str, Callable[..., Any]]:
     """redis-py's RESP2 response callbacks, taken from a client that never connects (redis-py
     creates connections lazily), so they match the installed redis-py version."""
@@ -84,15 +64,13 @@ def _split_name(name: Any, encode: Callable[[Any], Any]) -> List[bytes]:
 class Codec:
     """Encoding, decoding and response callbacks of one client (shared with its pipelines)."""
 
-    def __init__(self, encoding: str, encoding_errors: str, decode_responses: bool,
-                 socket_timeout: float) -> None:
+    def __init__(self, encoding: str, encoding_errors: str, decode_responses: bool) -> None:
         self.encoder = Encoder(encoding, encoding_errors, decode_responses)
         #: What the native module decodes replies with (None: keep bytes).
         self.decode: Optional[Tuple[str, str]] = (
             (encoding, encoding_errors) if decode_responses else None
         )
         self.callbacks: MutableMapping[str, Callable[..., Any]] = CaseInsensitiveDict(_CALLBACKS)
-        self.socket_timeout = socket_timeout
 
     def pack(self, args: Sequence[Any]) -> List[bytes]:
         """The command's arguments as bytes, as redis-py's ``Connection.pack_command`` does it
@@ -120,33 +98,14 @@ class Codec:
                 packed.append(value if type(value) is bytes else bytes(value))
         return packed
 
-    def reply_timeout(self, packed: Sequence[bytes]) -> Optional[float]:
-        """For blocking commands, how long to wait for the reply: the command's own timeout plus
-        ``socket_timeout`` (so the server's "timed out" reply arrives first). None otherwise."""
-        spec = _BLOCKING.get(packed[0].upper())
-        if spec is None:
-            return None
-        where, unit = spec
-        try:
-            if isinstance(where, bytes):
-                upper = [a.upper() for a in packed]
-                if where not in upper:
-                    return None
-                where = upper.index(where) + 1
-            wait = float(packed[where]) * unit
-        except (IndexError, ValueError):
-            return None  # malformed: the server will say so
-        if wait < 0:
-            return None
-        return (wait or _FOREVER) + self.socket_timeout
-
     def run(self, target: Target, args: Sequence[Any], options: Dict[str, Any]) -> Any:
         """One command on ``target`` with redis-py's ``parse_response`` semantics."""
         packed = self.pack(args)
         decode = None if NEVER_DECODE in options else self.decode
         options.pop(NEVER_DECODE, None)
         try:
-            response = target.execute(packed, decode, self.reply_timeout(packed))
+            # A blocking command's reply timeout is the core's (blocking_reply_timeout).
+            response = target.execute(packed, decode)
         except redis.exceptions.ResponseError:
             if EMPTY_RESPONSE in options:
                 return options[EMPTY_RESPONSE]

@@ -159,7 +159,7 @@ class Redis(PoolMethods, redis.Redis):
     def _attach(self, pool: _native.Pool, settings: _options.Settings) -> None:
         self._pool = pool
         self._codec = Codec(settings.encoding, settings.encoding_errors,
-                            settings.decode_responses, pool.socket_timeout)
+                            settings.decode_responses)
         self.connection_pool = _PoolView(pool, self._codec)
         self.response_callbacks = self._codec.callbacks
         self.connection = None

@@ -61,3 +61,17 @@ def test_transient_is_the_cores_classifier(server):
         assert raised.value.transient is False
     finally:
         client.close()
+
+
+def test_a_blocking_commands_reply_timeout_is_the_cores(server):
+    # BLPOP of 0.5 s with a 0.2 s socket timeout: block time + socket timeout, so the server's
+    # nil arrives; a negative block time is the server's to refuse; over 365 days is refused.
+    client = redpool.Redis(port=server.port, socket_timeout=0.2, retry=None, shared_pool=False)
+    try:
+        assert client.blpop(["py:blocking:empty"], timeout=0.5) is None
+        with pytest.raises(redpool.ResponseError):
+            client.execute_command("BLPOP", "py:blocking:empty", "-1")
+        with pytest.raises(redpool.ConfigError, match="BLPOP timeout = 1e20: must be at most 365 days"):
+            client.execute_command("BLPOP", "py:blocking:empty", "1e20")
+    finally:
+        client.close()

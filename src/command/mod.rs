@@ -9,6 +9,7 @@
 //!
 //! Also here: the retry allowlist ([`idempotent`]) and the metrics' command names ([`names`]).
 
+pub(crate) mod blocking;
 pub(crate) mod idempotent;
 pub(crate) mod names;
 pub(crate) mod session;

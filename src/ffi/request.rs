@@ -10,6 +10,7 @@ use redis::{Cmd, Value};
 use super::args::{self, redpool_cmd};
 use super::reply::{self, redpool_reply};
 use super::write_out;
+use crate::command::blocking::blocking_reply_timeout;
 use crate::error::{ErrorKind, Result};
 use crate::pool::{CallOptions, Pool, PooledConnection};
 
@@ -22,6 +23,8 @@ pub(crate) trait Target {
     fn pipeline(&mut self, cmds: &[Cmd]) -> Result<Vec<Value>>;
     /// A MULTI/EXEC transaction (None: aborted by WATCH).
     fn transaction(&mut self, cmds: &[Cmd]) -> Result<Option<Vec<Value>>>;
+    /// The pool's `socket_timeout` (the slack of a blocking command's reply timeout).
+    fn socket_timeout(&self) -> Duration;
 }
 
 impl Target for Pool {
@@ -39,6 +42,9 @@ impl Target for Pool {
     fn transaction(&mut self, cmds: &[Cmd]) -> Result<Option<Vec<Value>>> {
         Pool::transaction(self, cmds)
     }
+    fn socket_timeout(&self) -> Duration {
+        self.config().socket_timeout()
+    }
 }
 
 impl Target for PooledConnection {
@@ -54,10 +60,15 @@ impl Target for PooledConnection {
     fn transaction(&mut self, cmds: &[Cmd]) -> Result<Option<Vec<Value>>> {
         PooledConnection::transaction(self, cmds)
     }
+    fn socket_timeout(&self) -> Duration {
+        PooledConnection::socket_timeout(self)
+    }
 }
 
 /// Runs one command from `argc / argv / argvlen` and writes its reply (a server error becomes an
-/// ERROR reply, not a failure).
+/// ERROR reply, not a failure). Without a `reply_timeout`, a blocking command gets the core's
+/// `blocking_reply_timeout` (its block time plus `socket_timeout`; 0 blocks forever), as in
+/// Python and Node.
 ///
 /// # Safety
 /// As for `args::with_command`; `reply` is NULL or valid for a write.
@@ -72,7 +83,12 @@ pub(crate) unsafe fn single(
     // SAFETY: per the caller's contract. The arguments are checked first, then the output.
     let result = unsafe {
         args::with_command(argc, argv, argvlen, |cmd| {
-            check_out(reply, "reply").map(|()| target.single(cmd, reply_timeout))
+            check_out(reply, "reply")?;
+            let reply_timeout = match reply_timeout {
+                Some(timeout) => Some(timeout),
+                None => blocking_reply_timeout(cmd, target.socket_timeout())?,
+            };
+            Ok(target.single(cmd, reply_timeout))
         })
     }??;
     // SAFETY: per the caller's contract.

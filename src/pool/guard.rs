@@ -112,6 +112,11 @@ impl PooledConnection {
         }
     }
 
+    /// The pool's `socket_timeout`.
+    pub(crate) fn socket_timeout(&self) -> Duration {
+        self.shared.config().socket_timeout()
+    }
+
     /// Runs one command. A server error reply becomes an error of kind [`ErrorKind::Response`]
     /// (the connection stays usable); any other failure makes the connection unusable, and it is
     /// closed when returned.

@@ -243,11 +243,41 @@ static void test_reply_timeouts(const char *url) {
     redpool_pool_free(pool);
 }
 
+/* A blocking command through redpool_pool_command / redpool_conn_command gets the core's
+ * blocking_reply_timeout (its block time plus socket_timeout), as in Python and Node: BLPOP of
+ * 0.5 s with a 200 ms socket timeout is answered (nil), not timed out. A negative block time is
+ * the server's to refuse; over 365 days is refused naming the command. */
+static void test_blocking_reply_timeout(const char *url) {
+    redpool_pool *pool = pool_with(url, "/?socket_timeout=200ms&retries=0");
+    redpool_reply *r = NULL;
+    args_t blpop = args_of("BLPOP", "c:blocking:empty", "0.5", NULL);
+    CHECK_OK(redpool_pool_command(pool, blpop.argc, blpop.argv, NULL, &r));
+    CHECK(r->type == REDPOOL_REPLY_NIL);
+    redpool_reply_free(r);
+    args_t negative = args_of("BLPOP", "c:blocking:empty", "-1", NULL);
+    CHECK_OK(redpool_pool_command(pool, negative.argc, negative.argv, NULL, &r));
+    CHECK_ERROR_REPLY(r, "ERR");
+    redpool_reply_free(r);
+    args_t huge = args_of("BLPOP", "c:blocking:empty", "1e20", NULL);
+    CHECK_FAILS(redpool_pool_command(pool, huge.argc, huge.argv, NULL, &r),
+                REDPOOL_STATUS_INVALID_ARGUMENT);
+    CHECK_LAST_ERROR_HAS("BLPOP timeout");
+    redpool_conn *c = NULL;
+    CHECK_OK(redpool_pool_acquire(pool, REDPOOL_TIMEOUT_DEFAULT, &c));
+    CHECK_OK(redpool_conn_command(c, blpop.argc, blpop.argv, NULL, &r));
+    CHECK(r->type == REDPOOL_REPLY_NIL);
+    redpool_reply_free(r);
+    redpool_conn_release(&c);
+    CHECK_OK(redpool_pool_close(pool, 1000));
+    redpool_pool_free(pool);
+}
+
 int main(void) {
     const char *url = url_from_env();
     test_acquire_timeout(url);
     test_close_wakes_waiters(url);
     test_reply_timeouts(url);
+    test_blocking_reply_timeout(url);
     let_background_threads_finish();
     return finish("timeouts");
 }

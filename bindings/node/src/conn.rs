@@ -3,8 +3,8 @@
 //! is I/O, so it runs on a worker too). A connection dropped by the garbage collector is returned
 //! from a worker as well, never on the main thread.
 //!
-//! Every method is a panic boundary, and the block time of a blocking command is checked as in
-//! `NativePool.blocking` (see [`crate::numbers`]).
+//! Every method is a panic boundary; the reply timeout of a blocking command is the core's, as in
+//! `NativePool.blocking`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -105,11 +105,10 @@ impl NativeConnection {
         env: &'env Env,
         command: JsArgs,
         buffers: bool,
-        block_ms: Option<f64>,
     ) -> Result<Object<'env>> {
         errors::boundary(env, || {
             let cmd = convert::command(&command).or_throw(env)?;
-            let timeout = blocking_timeout(block_ms, self.socket_timeout).or_throw(env)?;
+            let timeout = blocking_timeout(&cmd, self.socket_timeout).or_throw(env)?;
             with_conn(env, &self.conn, move |conn| {
                 Ok(Reply {
                     value: conn.execute_with_timeout(&cmd, timeout)?,

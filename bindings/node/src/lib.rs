@@ -65,6 +65,17 @@ pub fn check_one_shot(env: Env, command: convert::JsArgs) -> Result<()> {
     })
 }
 
+/// True when `command` (`[name, ...args]`) blocks (the core's `blocking_reply_timeout`: BLPOP
+/// with a valid block time, XREAD BLOCK, WAIT, ...), so the JS client gives it a connection of
+/// its own; throws `ERR_INVALID_ARGUMENT` naming the command for a block time over 365 days.
+#[napi(catch_unwind)]
+pub fn is_blocking(env: Env, command: convert::JsArgs) -> Result<bool> {
+    errors::guard(&env, || {
+        let cmd = convert::command(&command)?;
+        Ok(redpool::blocking_reply_timeout(&cmd, std::time::Duration::ZERO)?.is_some())
+    })
+}
+
 /// A value whose conversion to JS panics (see [`panic_for_tests`]).
 pub struct PanicsWhenConverted;
 

@@ -16,14 +16,16 @@ use std::time::{Duration, Instant};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use parking_lot::Mutex;
-use redpool::{AcquireOptions, CallOptions, CloseReason, Config, ErrorKind, Holder, Pool};
+use redpool::{
+    AcquireOptions, BLOCK_FOREVER, CallOptions, CloseReason, Config, ErrorKind, Holder, Pool,
+};
 
 use crate::config::{self, NativeOptions};
 use crate::conn::NativeConnection;
 use crate::convert::{self, JsArgs, Replies, Reply};
 use crate::errors::{self, Failure, OrThrow};
 use crate::events::{self, EventSink};
-use crate::numbers::{self, FOREVER};
+use crate::numbers;
 use crate::stats::{HealthReport, PoolStats};
 use crate::task;
 
@@ -105,23 +107,13 @@ fn deadline(timeout_ms: Option<f64>) -> std::result::Result<Option<Instant>, Fai
     Ok(call_timeout(timeout_ms)?.map(|t| Instant::now() + t))
 }
 
-/// The reply timeout of a blocking command that blocks up to `block_ms` milliseconds (0 or none:
-/// forever): the block time plus the socket timeout, at most 365 days (the core's bound, and the
-/// wait of a command that blocks forever). A block time that is not from 0 to 365 days is refused:
-/// the JS layer passes 0 for one the server itself refuses (negative, not a number), so that the
-/// server answers it, and refuses a longer one itself, naming the command.
+/// The reply timeout of a blocking command: the core's [`redpool::blocking_reply_timeout`] with
+/// the socket timeout as slack, or the socket timeout itself when `cmd` does not block.
 pub fn blocking_timeout(
-    block_ms: Option<f64>,
+    cmd: &redpool::Cmd,
     socket_timeout: Duration,
 ) -> std::result::Result<Duration, Failure> {
-    let block = match block_ms {
-        Some(ms) => numbers::millis("block timeout", ms)?,
-        None => Duration::ZERO,
-    };
-    if block.is_zero() {
-        return Ok(FOREVER);
-    }
-    Ok(block.saturating_add(socket_timeout).min(FOREVER))
+    Ok(redpool::blocking_reply_timeout(cmd, socket_timeout)?.unwrap_or(socket_timeout))
 }
 
 /// Who checks a connection out, as JS describes itself (for leak reports).
@@ -223,28 +215,28 @@ impl NativePool {
         })
     }
 
-    /// Runs one blocking command (BLPOP, XREAD BLOCK, WAIT, ...) whose reply may take `blockMs`
-    /// (0 or omitted: no limit) plus the socket timeout, and the whole call `blockMs` plus
-    /// `timeoutMs` (`commandTimeout`). A server error rejects (`ERR_REPLY`).
+    /// Runs one blocking command (BLPOP, XREAD BLOCK, WAIT, ...): its reply may take its block
+    /// time (from its arguments; 0: no limit) plus the socket timeout, and the whole call its
+    /// block time plus `timeoutMs` (`commandTimeout`), both by the core's
+    /// `blocking_reply_timeout`. A server error rejects (`ERR_REPLY`).
     #[napi(ts_return_type = "Promise<unknown>", catch_unwind)]
     pub fn blocking<'env>(
         &self,
         env: &'env Env,
         command: JsArgs,
         buffers: bool,
-        block_ms: Option<f64>,
         timeout_ms: Option<f64>,
     ) -> Result<Object<'env>> {
         errors::boundary(env, || {
             let cmd = convert::command(&command).or_throw(env)?;
             let reply_timeout =
-                blocking_timeout(block_ms, self.inner.config.socket_timeout()).or_throw(env)?;
+                blocking_timeout(&cmd, self.inner.config.socket_timeout()).or_throw(env)?;
             // The core ends a reply timeout at the call's deadline, so a blocking call's deadline
             // is its block time plus `commandTimeout`, as its reply timeout; none when it blocks
             // forever.
             let deadline = match call_timeout(timeout_ms).or_throw(env)? {
-                Some(timeout) if reply_timeout < FOREVER => {
-                    Some(Instant::now() + blocking_timeout(block_ms, timeout).or_throw(env)?)
+                Some(timeout) if reply_timeout < BLOCK_FOREVER => {
+                    Some(Instant::now() + blocking_timeout(&cmd, timeout).or_throw(env)?)
                 }
                 _ => None,
             };

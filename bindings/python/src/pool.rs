@@ -98,8 +98,9 @@ impl Pool {
     }
 
     /// Runs one command (a sequence of `bytes`); `timeout` replaces `socket_timeout` for the
-    /// reply (blocking commands) and is the whole call's deadline (waiting for a connection and
-    /// retries end by it too). Server error replies are raised.
+    /// reply and is the whole call's deadline (waiting for a connection and retries end by it
+    /// too). Without one, a blocking command (BLPOP, XREAD BLOCK, ...) gets the core's
+    /// `blocking_reply_timeout` from its arguments. Server error replies are raised.
     #[pyo3(signature = (args, decode=None, timeout=None))]
     fn execute<'py>(
         &self,
@@ -110,7 +111,11 @@ impl Pool {
     ) -> PyResult<Bound<'py, PyAny>> {
         let cmd = reply::command(args)?;
         let decode = Decode::new(decode)?;
-        let reply_timeout = seconds(py, "timeout", timeout)?;
+        let reply_timeout = match seconds(py, "timeout", timeout)? {
+            Some(timeout) => Some(timeout),
+            None => redpool::blocking_reply_timeout(&cmd, self.inner.config().socket_timeout())
+                .or_raise(py)?,
+        };
         let options = CallOptions {
             deadline: reply_timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
             reply_timeout,
@@ -178,6 +183,7 @@ impl Pool {
         Ok(Connection {
             slot: Arc::new(Mutex::new(Some(conn))),
             pid: std::process::id(),
+            socket_timeout: self.inner.config().socket_timeout(),
         })
     }
 
@@ -337,6 +343,8 @@ pub struct Connection {
     /// call of a parent thread, which does not exist in the child), so the child never waits
     /// for it.
     pid: u32,
+    /// The pool's `socket_timeout`: the slack of a blocking command's reply timeout.
+    socket_timeout: Duration,
 }
 
 /// The slot, locked; `None` in a forked child when it was locked at the time of `fork()`.
@@ -400,7 +408,8 @@ impl Connection {
 
 #[pymethods]
 impl Connection {
-    /// Runs one command; `timeout` replaces `socket_timeout` for the reply.
+    /// Runs one command; `timeout` replaces `socket_timeout` for the reply (without one, a
+    /// blocking command gets the core's `blocking_reply_timeout`).
     #[pyo3(signature = (args, decode=None, timeout=None))]
     fn execute<'py>(
         &self,
@@ -411,7 +420,10 @@ impl Connection {
     ) -> PyResult<Bound<'py, PyAny>> {
         let cmd = reply::command(args)?;
         let decode = Decode::new(decode)?;
-        let timeout = seconds(py, "timeout", timeout)?;
+        let timeout = match seconds(py, "timeout", timeout)? {
+            Some(timeout) => Some(timeout),
+            None => redpool::blocking_reply_timeout(&cmd, self.socket_timeout).or_raise(py)?,
+        };
         let value = self.call(py, move |conn| match timeout {
             Some(t) => conn.execute_with_timeout(&cmd, t),
             None => conn.execute(&cmd),
