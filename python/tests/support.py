@@ -3,7 +3,9 @@ else), with an oracle client (redis-py, on its own sockets) that does not trust 
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -71,10 +73,25 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
                            socket_timeout=10, **kwargs)
 
+    def stop_process(self) -> None:
+        """Freezes the server with SIGSTOP and waits (at most 5 s) until /proc shows state T;
+        the kernel still completes TCP connects to it, replies never come."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+            if time.monotonic() > deadline:
+                pytest.fail(f"redis-server {self.process.pid} not stopped 5 s after SIGSTOP")
+            time.sleep(0.005)
+
+    def cont_process(self) -> None:
+        """Resumes a server frozen by :meth:`stop_process` (SIGCONT)."""
+        os.kill(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is None:
             return
         if self.process.poll() is None:
+            self.cont_process()  # a stopped server would not act on SIGTERM
             self.process.terminate()
         try:
             self.process.wait(timeout=10)
