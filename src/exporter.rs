@@ -43,8 +43,8 @@ use once_cell::sync::Lazy;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::{self, ForkGuarded};
 use crate::health::{HealthReport, HealthStatus, json_string};
-use crate::prometheus::{self, CONTENT_TYPE};
 use crate::pool::Pool;
+use crate::prometheus::{self, CONTENT_TYPE};
 
 /// The environment variable that starts the endpoint with the first pool (`127.0.0.1:9464`).
 pub const ADDR_ENV: &str = "REDPOOL_METRICS_ADDR";

@@ -11,10 +11,10 @@
 
 use std::fmt::Write;
 
-use crate::metrics::{BREAKER_STATES, CloseReason, CommandSnapshot, HistogramSnapshot, PoolStats};
 use crate::breaker::BreakerState;
 use crate::error::ErrorKind;
 use crate::health::HealthStatus;
+use crate::metrics::{BREAKER_STATES, CloseReason, CommandSnapshot, HistogramSnapshot, PoolStats};
 
 /// The content type of the text this module writes (for HTTP responses).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -19,8 +19,8 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::exporter;
 use crate::fork::{self, ForkGuarded};
-use crate::prometheus::{self, PoolMetrics};
 use crate::pool::Pool;
+use crate::prometheus::{self, PoolMetrics};
 
 struct Registry {
     pools: Mutex<HashMap<Config, Pool>>,

@@ -115,6 +115,36 @@ enum Lease {
     Slot,
 }
 
+/// A lease, and whether the caller had to queue for it.
+struct Leased {
+    lease: Lease,
+    queued: bool,
+}
+
+impl Leased {
+    /// Got without queueing.
+    fn at_once(lease: Lease) -> Result<Leased> {
+        Ok(Leased {
+            lease,
+            queued: false,
+        })
+    }
+
+    /// Got after queueing.
+    fn after_queueing(lease: Lease) -> Result<Leased> {
+        Ok(Leased {
+            lease,
+            queued: true,
+        })
+    }
+}
+
+/// A connection ready for use, and whether a new one was opened for it.
+struct Ready {
+    conn: Conn,
+    opened: bool,
+}
+
 impl State {
     /// Connections checked out by callers (open minus idle minus connecting).
     fn in_use(&self) -> usize {
@@ -300,13 +330,11 @@ impl Shared {
         limit: Option<Instant>,
     ) -> Result<(Conn, Instant)> {
         let started = Instant::now();
-        let result = self
-            .lease(priority, started, timeout)
-            .and_then(|(lease, queued)| {
-                let reused = matches!(lease, Lease::Idle(_));
-                let (conn, opened) = self.ready(lease, started, limit)?;
-                Ok((conn, !queued && reused && !opened))
-            });
+        let result = self.lease(priority, started, timeout).and_then(|leased| {
+            let ready = self.ready(leased.lease, started, limit)?;
+            // (A slot always opens a connection: not opened means an idle one, as it was.)
+            Ok((ready.conn, !leased.queued && !ready.opened))
+        });
         match result {
             Ok((conn, at_once)) => {
                 let now = if at_once { started } else { Instant::now() };
@@ -323,12 +351,7 @@ impl Shared {
 
     /// Gets an idle connection or a slot, waiting in the queue when the pool is at its cap; true
     /// when it had to queue.
-    fn lease(
-        &self,
-        priority: Priority,
-        started: Instant,
-        timeout: Duration,
-    ) -> Result<(Lease, bool)> {
+    fn lease(&self, priority: Priority, started: Instant, timeout: Duration) -> Result<Leased> {
         let mut state = self.lock();
         if self.closed.load(Ordering::Relaxed) {
             return Err(self.closed_error());
@@ -337,11 +360,11 @@ impl Shared {
         // connection, and only while the head has not waited FAIR_HANDOFF_AFTER (see `waiters`).
         if state.waiters.is_empty() {
             if let Some(lease) = self.lease_now(&mut state) {
-                return Ok((lease, false));
+                return Leased::at_once(lease);
             }
         } else if !state.waiters.head_is_due(started) {
             if let Some(conn) = self.take_idle(&mut state) {
-                return Ok((Lease::Idle(conn), false));
+                return Leased::at_once(Lease::Idle(conn));
             }
         }
         if timeout.is_zero() {
@@ -363,8 +386,8 @@ impl Shared {
             if let Some(grant) = state.waiters.take_grant(&ticket) {
                 Shared::pass_nudge(&mut state);
                 return match grant {
-                    Grant::Connection(conn) => Ok((Lease::Idle(conn), true)),
-                    Grant::Slot => Ok((Lease::Slot, true)),
+                    Grant::Connection(conn) => Leased::after_queueing(Lease::Idle(conn)),
+                    Grant::Slot => Leased::after_queueing(Lease::Slot),
                     Grant::Closed => Err(self.closed_error()),
                 };
             }
@@ -372,7 +395,7 @@ impl Shared {
                 if let Some(conn) = self.take_idle(&mut state) {
                     state.waiters.withdraw(&ticket);
                     Shared::pass_nudge(&mut state);
-                    return Ok((Lease::Idle(conn), true));
+                    return Leased::after_queueing(Lease::Idle(conn));
                 }
             }
             state.waiters.looked(&ticket);
@@ -425,11 +448,14 @@ impl Shared {
 
     /// Turns a lease into a usable connection: checks an idle one (peer closed? expired? PING after
     /// `health_check_interval`) and replaces it in the same slot if needed, or opens a new one.
-    /// True with the connection when a new one was opened. Both end by `limit` too, if given.
-    fn ready(&self, lease: Lease, now: Instant, limit: Option<Instant>) -> Result<(Conn, bool)> {
+    /// Both end by `limit` too, if given.
+    fn ready(&self, lease: Lease, now: Instant, limit: Option<Instant>) -> Result<Ready> {
         if let Lease::Idle(mut conn) = lease {
             let Some(reason) = self.unfit_for_use(&mut conn, now, limit) else {
-                return Ok((conn, false));
+                return Ok(Ready {
+                    conn,
+                    opened: false,
+                });
             };
             // Keep the slot, close the stale connection, open a fresh one in its place.
             {
@@ -448,7 +474,7 @@ impl Shared {
             return Err(self.closed_error());
         }
         state.in_use_fds.insert(conn.id, conn.raw_fd());
-        Ok((conn, true))
+        Ok(Ready { conn, opened: true })
     }
 
     /// Why an idle connection must not be handed out, if it must not.
