@@ -125,6 +125,34 @@ impl Error {
         )
     }
 
+    /// A checked-out connection used after it went back to the pool (or was discarded): the
+    /// handle is closed, as a pool is after `close()`, so `Closed` in every language (redis-py
+    /// users get a `ConnectionError`, ioredis users a "connection is closed" error). Bindings whose
+    /// handles outlive the connection (Python, Node) raise this one; in C the released handle is
+    /// NULL (`redpool_conn_release` sets it), so using it is a NULL-argument error there.
+    pub fn released() -> Self {
+        Error::new(
+            ErrorKind::Closed,
+            "this connection was already released to the pool (or discarded); acquire a new one",
+        )
+    }
+
+    /// A reply of a type no binding represents (a RESP3 type the core does not handle, or a
+    /// variant redis-rs adds later): a `Protocol` error naming the type, never its contents, the
+    /// same in every language (Python and Node raise it; C puts its message in an ERROR reply in
+    /// place of the value, as it does for a server error inside an array).
+    pub fn unsupported_reply(value: &redis::Value) -> Self {
+        let debug = format!("{value:?}");
+        let name = debug
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .next()
+            .unwrap_or("unknown");
+        Error::new(
+            ErrorKind::Protocol,
+            format!("unsupported reply type {name}: redpool speaks RESP2 and cannot represent it"),
+        )
+    }
+
     /// An error for a server error reply such as `WRONGTYPE Operation against a key ...`.
     pub fn from_server_reply(code: &str, detail: Option<&str>) -> Self {
         let kind = match code {

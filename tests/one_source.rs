@@ -75,3 +75,21 @@ fn a_refused_connection_is_transient_and_a_server_error_is_not() {
         assert!(err.kind().is_transient(), "{err}");
     });
 }
+
+#[test]
+fn a_released_connection_and_an_unsupported_reply_have_one_error_each() {
+    // Python and Node raise these (C: a released handle is NULL; an unsupported reply is an ERROR
+    // reply with this message in place of the value).
+    let released = redpool::Error::released();
+    assert_eq!(released.kind(), ErrorKind::Closed);
+    assert!(!released.kind().is_transient());
+    let unsupported = redpool::Error::unsupported_reply(&Value::Boolean(true));
+    assert_eq!(unsupported.kind(), ErrorKind::Protocol);
+    assert!(
+        unsupported
+            .message()
+            .to_lowercase()
+            .starts_with("unsupported reply type boolean:"),
+        "{unsupported}"
+    );
+}

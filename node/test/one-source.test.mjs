@@ -5,6 +5,11 @@ import assert from 'node:assert/strict';
 import util from 'node:util';
 import Redis, { ReplyError } from 'redpool';
 import { startServer, freePort } from './helpers.mjs';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const native = require('../lib/native.js').load();
+const { fromNative } = require('../lib/errors.js');
 
 let server;
 before(async () => { server = await startServer(); });
@@ -75,5 +80,20 @@ test('a blocking command\'s reply timeout is the core\'s: block time plus the so
     assert.match(huge.message, /BLPOP timeout = \d+: must be at most 365 days/);
   } finally {
     await redis.quit();
+  }
+});
+
+test('a released connection is closed (ERR_POOL_CLOSED), as in Python, with the core\'s message', async () => {
+  const pool = new native.NativePool({ knobs: [['host', '127.0.0.1'], ['port', String(server.port)]] });
+  try {
+    const conn = await pool.acquire();
+    assert.deepEqual(await conn.pipeline([['PING']], [false]), ['PONG']);
+    await conn.release();
+    const err = await conn.pipeline([['PING']], [false]).then(() => null, (e) => fromNative(e));
+    assert.equal(err?.code, 'ERR_POOL_CLOSED', String(err));
+    assert.match(err.message, /already released to the pool/);
+    assert.equal(err.transient, false);
+  } finally {
+    await pool.close(1000);
   }
 });

@@ -75,3 +75,18 @@ def test_a_blocking_commands_reply_timeout_is_the_cores(server):
             client.execute_command("BLPOP", "py:blocking:empty", "1e20")
     finally:
         client.close()
+
+
+def test_a_released_connection_is_closed(server):
+    # Closed, as in Node (it was InvalidArgument there): the handle is closed, like a pool after
+    # close(); redis-py users catch it as a ConnectionError. The message is the core's.
+    client = redpool.Redis(port=server.port, shared_pool=False)
+    try:
+        conn = client._pool.acquire()
+        conn.release()
+        with pytest.raises(redpool.PoolClosedError, match="already released to the pool") as raised:
+            conn.execute([b"PING"])
+        assert isinstance(raised.value, redis.ConnectionError)
+        assert raised.value.transient is False
+    finally:
+        client.close()

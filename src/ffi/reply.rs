@@ -163,7 +163,9 @@ fn flatten<'v>(value: &'v Value, out: &mut Vec<Flat<'v>>) -> usize {
         other => leaf(
             REDPOOL_REPLY_ERROR,
             Some(Cow::Owned(
-                format!("redpool: reply type not supported by the C API: {other:?}").into_bytes(),
+                crate::Error::unsupported_reply(other)
+                    .to_string()
+                    .into_bytes(),
             )),
         ),
     };

@@ -13,7 +13,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use parking_lot::Mutex;
-use redpool::{ErrorKind, PooledConnection};
+use redpool::PooledConnection;
 
 use crate::convert::{self, JsArgs, Replies, Reply};
 use crate::errors::{self, OrThrow};
@@ -31,10 +31,7 @@ pub struct NativeConnection {
 }
 
 fn released() -> redpool::Error {
-    redpool::Error::new(
-        ErrorKind::InvalidArgument,
-        "this connection was already released",
-    )
+    redpool::Error::released()
 }
 
 /// Runs `f` on the checked-out connection, on a worker thread.

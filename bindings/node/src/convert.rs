@@ -114,7 +114,11 @@ impl ToNapiValue for Reply {
                 let env = Env::from_raw(env);
                 unsafe { Error::to_napi_value(env.raw(), failure.into_napi(&env)) }
             }
-            other => text(format!("{other:?}")),
+            // Digits, as C gets them (a JS number cannot hold it; Python gets an int).
+            Value::BigNumber(digits) => text(String::from_utf8_lossy(&digits).into_owned()),
+            // A type no binding represents: the call fails with the core's error, as in Python.
+            other => Err(Failure::from(redpool::Error::unsupported_reply(&other))
+                .into_napi(&Env::from_raw(env))),
         }
     }
 }

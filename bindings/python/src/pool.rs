@@ -386,10 +386,7 @@ impl Connection {
             };
             match conn.as_mut() {
                 Some(conn) => f(conn),
-                None => Err(Error::new(
-                    ErrorKind::Closed,
-                    "this connection was already released to the pool",
-                )),
+                None => Err(Error::released()),
             }
         })?
         .or_raise(py)

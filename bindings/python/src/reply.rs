@@ -122,11 +122,16 @@ pub fn to_python<'py>(
             };
             errors::server_error(py, &message)?
         }
-        // RESP3-only types a RESP2 connection never receives (and future variants).
+        // As redis-py's RESP3 parser: a big number is an int (C gets its digits, Node a string).
+        Value::BigNumber(digits) => py
+            .get_type::<pyo3::types::PyInt>()
+            .call1((PyBytes::new(py, &digits),))?,
+        // A type no binding represents: the core's error, as in Node.
         other => {
-            return Err(errors::ProtocolError::new_err(format!(
-                "unsupported reply type: {other:?}"
-            )));
+            return Err(errors::to_pyerr(
+                py,
+                redpool::Error::unsupported_reply(&other),
+            ));
         }
     })
 }
