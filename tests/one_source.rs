@@ -93,3 +93,45 @@ fn a_released_connection_and_an_unsupported_reply_have_one_error_each() {
         "{unsupported}"
     );
 }
+
+#[test]
+fn duration_knobs_are_one_list_and_node_numbers_are_milliseconds() {
+    use redpool::config::{DURATION_KNOBS, KNOBS, KnobInput, is_duration_knob};
+    // The list is exactly the knobs the setter parses as durations (an unknown unit is refused
+    // only by those).
+    for knob in KNOBS {
+        let err = redpool::Config::builder().set(knob, "1qq").err();
+        let unit_refused = err.is_some_and(|e| e.message().contains("unknown unit"));
+        assert_eq!(unit_refused, is_duration_knob(knob), "{knob}");
+    }
+    assert!(DURATION_KNOBS.iter().all(|k| KNOBS.contains(k)));
+    let config = |input| {
+        let mut b = redpool::Config::builder();
+        b.set_input("max_lifetime", input)?;
+        Ok::<_, redpool::Error>(b.build().unwrap())
+    };
+    let lifetime = |c: redpool::Config| c.max_lifetime().unwrap();
+    assert_eq!(
+        lifetime(config(KnobInput::Millis("2000")).unwrap()),
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        lifetime(config(KnobInput::Text("2000")).unwrap()),
+        Duration::from_secs(2000)
+    );
+    assert_eq!(
+        lifetime(config(KnobInput::UnitRequired("2s")).unwrap()),
+        Duration::from_secs(2)
+    );
+    let err = config(KnobInput::UnitRequired("2000")).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.message().contains("max_lifetime"), "{err}");
+    assert!(err.message().contains("needs its unit"), "{err}");
+    // Counts are numbers, whatever the input.
+    let mut b = redpool::Config::builder();
+    b.set_input("retries", KnobInput::Millis("2")).unwrap();
+    b.set_input("breaker_min_calls", KnobInput::UnitRequired("7"))
+        .unwrap();
+    let c = b.build().unwrap();
+    assert_eq!(c.retry().retries, 2);
+}

@@ -233,7 +233,12 @@ function parse(args) {
   breakerKnobs(o.breaker, knobs);
   if (o.knobs !== undefined) {
     if (!isObject(o.knobs)) throw invalid(`invalid knobs = ${describe(o.knobs)}: must be an object of core knob names`);
-    for (const [name, value] of Object.entries(o.knobs)) knobs.push([name, knobValue(name, value)]);
+    // A number is milliseconds for a duration knob, as every Node option; a string for one needs
+    // its unit ('2s'): the core's rule (KnobInput), so 2000 can never silently mean 2000 s.
+    for (const [name, value] of Object.entries(o.knobs)) {
+      const how = typeof value === 'number' ? 'number' : typeof value === 'string' ? 'text' : undefined;
+      knobs.push(how ? [name, knobValue(name, value), how] : [name, knobValue(name, value)]);
+    }
   }
 
   const client = {

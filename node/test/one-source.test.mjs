@@ -97,3 +97,23 @@ test('a released connection is closed (ERR_POOL_CLOSED), as in Python, with the 
     await pool.close(1000);
   }
 });
+
+test('knobs: a number is milliseconds for a duration knob, text needs its unit (the core\'s rule)', async () => {
+  // 300 means 300 ms (it was 300 s): DEBUG SLEEP 1 outlasts it and times out.
+  const redis = new Redis({ port: server.port, knobs: { socket_timeout: 300, retries: 0, breaker: false } });
+  try {
+    const err = await redis.call('DEBUG', 'SLEEP', '1').then(() => null, (e) => e);
+    assert.equal(err?.code, 'ERR_TIMEOUT', String(err));
+  } finally {
+    redis.disconnect();
+  }
+  // 5000 as seconds would be refused (timeouts above one hour); as milliseconds it is 5 s.
+  const ok = new Redis({ port: server.port, knobs: { connect_timeout: 5000, max_lifetime: '2s' } });
+  assert.equal(await ok.ping(), 'PONG');
+  await ok.quit();
+  assert.throws(() => new Redis({ port: server.port, knobs: { max_lifetime: '2000' } }), (e) => {
+    assert.equal(e.code, 'ERR_INVALID_ARGUMENT');
+    assert.match(e.message, /invalid max_lifetime = "2000": a duration given as text needs its unit/);
+    return true;
+  });
+});

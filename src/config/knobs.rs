@@ -59,7 +59,78 @@ pub const KNOBS: &[&str] = &[
     "max_reply_bytes",
 ];
 
+/// The knobs whose value is a duration (`500ms`, `2s`, `1.5s`, `2m`, `1h`; bare text is seconds).
+/// `ConfigBuilder::set` parses exactly these with [`parse_duration`] (a unit test holds the two
+/// together). In alphabetical order.
+pub const DURATION_KNOBS: &[&str] = &[
+    "acquire_timeout",
+    "breaker_probe_timeout",
+    "breaker_recovery_timeout",
+    "breaker_window",
+    "connect_timeout",
+    "health_check_interval",
+    "health_degraded_latency",
+    "health_report_interval",
+    "health_unhealthy_latency",
+    "idle_timeout",
+    "leak_detection_threshold",
+    "max_lifetime",
+    "reconnect_backoff_base",
+    "reconnect_backoff_cap",
+    "retry_backoff_base",
+    "retry_backoff_cap",
+    "socket_timeout",
+    "tcp_keepalive_idle",
+    "tcp_keepalive_interval",
+    "tcp_user_timeout",
+];
+
+/// True when `knob` takes a duration.
+pub fn is_duration_knob(knob: &str) -> bool {
+    DURATION_KNOBS.contains(&knob)
+}
+
+/// How a binding's caller wrote a knob value, for bindings whose own options are in other units
+/// than the core's bare-number seconds (Node: milliseconds). One rule, so a number can never
+/// silently mean 1000 times what was meant:
+pub enum KnobInput<'a> {
+    /// Text exactly as the core reads it (URL, environment, C, Python): a bare number for a
+    /// duration knob is seconds.
+    Text(&'a str),
+    /// A number from a language whose durations are milliseconds: for a duration knob it is
+    /// milliseconds (`2000` → `2000ms`); for any other knob it is the number.
+    Millis(&'a str),
+    /// Text from that language: a duration knob's text must carry its unit (`"2s"`,
+    /// `"500ms"`); a bare number is refused, naming the knob, because it could be meant in
+    /// either unit.
+    UnitRequired(&'a str),
+}
+
 impl ConfigBuilder {
+    /// Sets one knob the way a binding's caller wrote it (see [`KnobInput`]).
+    pub fn set_input(&mut self, knob: &str, input: KnobInput<'_>) -> Result<&mut Self> {
+        match input {
+            KnobInput::Text(value) => self.set(knob, value),
+            KnobInput::Millis(number) if is_duration_knob(knob) => {
+                self.set(knob, &format!("{}ms", number.trim()))
+            }
+            KnobInput::Millis(number) => self.set(knob, number),
+            KnobInput::UnitRequired(text) => {
+                let bare = !text.trim().is_empty()
+                    && !text.trim().ends_with(|c: char| c.is_ascii_alphabetic());
+                if is_duration_knob(knob) && bare {
+                    return Err(Error::invalid(
+                        knob,
+                        quoted(text),
+                        "a duration given as text needs its unit (500ms, 2s, 1m, 1h); \
+                         a number is milliseconds",
+                    ));
+                }
+                self.set(knob, text)
+            }
+        }
+    }
+
     /// Sets one knob from text, as URL query options and environment variables do.
     /// Durations take `ms`, `s`, `m` or `h` suffixes; a bare number means seconds.
     /// Booleans take `true/false`, `yes/no`, `on/off`, `1/0`. Unknown names are rejected with the

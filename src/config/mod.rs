@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use knobs::{KNOBS, parse_duration};
+pub use knobs::{DURATION_KNOBS, KNOBS, KnobInput, is_duration_knob, parse_duration};
 
 use crate::error::{Error, Result};
 use policies::{Backoff, BreakerConfig, Jitter, RetryConfig};

@@ -4,6 +4,7 @@
 //! the core's 32-bit field (see [`U32_KNOBS`]).
 
 use napi_derive::napi;
+use redpool::config::KnobInput;
 use redpool::{Config, ConfigBuilder};
 
 use crate::errors::Failure;
@@ -18,7 +19,9 @@ pub struct NativeOptions {
     /// Use TLS.
     pub tls: Option<bool>,
     /// Core knobs as `[name, value]` pairs (see the core's `KNOBS`; `host` and `port` among
-    /// them), applied in order.
+    /// them), applied in order. A third element says how the user wrote a value of the
+    /// `knobs` option (the core's `KnobInput`): `"number"` (a JS number: milliseconds for a
+    /// duration knob) or `"text"` (a string: a duration needs its unit).
     pub knobs: Vec<Vec<String>>,
 }
 
@@ -69,6 +72,15 @@ pub fn build(options: NativeOptions) -> Result<Config, Failure> {
             [name, value] => {
                 check_u32_knob(name, value)?;
                 builder.set(name, value)?;
+            }
+            [name, value, how] if how == "number" || how == "text" => {
+                check_u32_knob(name, value)?;
+                let input = if how == "number" {
+                    KnobInput::Millis(value)
+                } else {
+                    KnobInput::UnitRequired(value)
+                };
+                builder.set_input(name, input)?;
             }
             _ => {
                 return Err(Failure::from(redpool::Error::invalid(
