@@ -262,6 +262,8 @@ export class Redis extends EventEmitter {
   constructor(url: string, options?: RedisOptions);
   constructor(port: number, options?: RedisOptions);
   constructor(port: number, host: string, options?: RedisOptions);
+  /** A client from the environment (REDIS_URL, or REDIS_HOST/PORT/DB/USERNAME/PASSWORD, then REDIS_<KNOB>); `options` apply on top. */
+  static fromEnv(options?: Omit<RedisOptions, 'host' | 'port' | 'path'>): Redis;
 
   /** `wait`, `connecting`, `ready`, `reconnecting` or `end`. */
   readonly status: 'wait' | 'connecting' | 'ready' | 'reconnecting' | 'end';

@@ -256,10 +256,12 @@ fn environment_variables() {
     assert_eq!(c.acquire_timeout(), Duration::from_secs(2));
     assert_eq!(c.health_check_interval(), Some(Duration::from_secs(10)));
 
-    // REDIS_URL wins over the host variables; the knob variables still apply on top.
+    // REDIS_URL wins over the host variables (ones that agree with it are fine); the knob
+    // variables still apply on top.
     let c = env(&[
         ("REDIS_URL", "redis://10.1.1.1:7000/1?max_connections=9"),
-        ("REDIS_HOST", "ignored"),
+        ("REDIS_HOST", "10.1.1.1"),
+        ("REDIS_PORT", "7000"),
         ("REDIS_MAX_CONNECTIONS", "11"),
     ])
     .unwrap();

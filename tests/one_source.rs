@@ -135,3 +135,45 @@ fn duration_knobs_are_one_list_and_node_numbers_are_milliseconds() {
     let c = b.build().unwrap();
     assert_eq!(c.retry().retries, 2);
 }
+
+#[test]
+fn with_redis_url_set_a_conflicting_server_variable_is_refused_naming_both() {
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        redpool::ConfigBuilder::from_env_with(move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    };
+    for (var, value) in [
+        ("REDIS_HOST", "elsewhere"),
+        ("REDIS_PORT", "7001"),
+        ("REDIS_DB", "2"),
+        ("REDIS_USERNAME", "svc"),
+        ("REDIS_PASSWORD", "s3cret-in-env"),
+    ] {
+        let vars: &'static [(&str, &str)] =
+            Box::leak(vec![("REDIS_URL", "redis://cache:7000/1"), (var, value)].into_boxed_slice());
+        let err = env(vars).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        assert!(
+            err.message()
+                .contains(&format!("{var} conflicts with REDIS_URL")),
+            "{err}"
+        );
+        assert!(!err.message().contains(value), "a value leaked: {err}");
+        assert!(!err.message().contains("cache"), "the URL leaked: {err}");
+    }
+    // The same settings, said twice, agree.
+    env(&[
+        ("REDIS_URL", "redis://svc:pw@cache:7000/1"),
+        ("REDIS_HOST", "cache"),
+        ("REDIS_PORT", "7000"),
+        ("REDIS_DB", "1"),
+        ("REDIS_USERNAME", "svc"),
+        ("REDIS_PASSWORD", "pw"),
+    ])
+    .unwrap()
+    .build()
+    .unwrap();
+}

@@ -17,6 +17,9 @@ const { invalid } = require('./errors');
 const MAX_DURATION_MS = 365 * 24 * 3600 * 1000;
 /** The largest count the core stores in 32 bits (retries, breaker thresholds). */
 const MAX_COUNT = 0xffffffff;
+/** Marks the options of `Redis.fromEnv()`: the core reads the environment first. */
+const FROM_ENV = Symbol('redpool.fromEnv');
+
 /** Redis's database indexes are C ints. */
 const MAX_DB = 0x7fffffff;
 
@@ -193,6 +196,7 @@ function parse(args) {
   const o = { ...options };
   const knobs = [];
   const native = { knobs };
+  if (o[FROM_ENV] === true) native.fromEnv = true;
   if (url !== undefined) native.url = url;
   // Unset host and port are the core's defaults (127.0.0.1:6379 in every language); the core
   // checks the port and names it.
@@ -250,4 +254,4 @@ function parse(args) {
   return { native, client, options: o, positional: { url, port, host, path } };
 }
 
-module.exports = { parse, number, MAX_COUNT };
+module.exports = { parse, number, MAX_COUNT, FROM_ENV };

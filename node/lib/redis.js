@@ -17,7 +17,7 @@ const { isMainThread, threadId } = require('node:worker_threads');
 const native = require('./native').load();
 const commands = require('./commands');
 const errors = require('./errors');
-const { parse, number, MAX_COUNT } = require('./options');
+const { parse, number, MAX_COUNT, FROM_ENV } = require('./options');
 const { Batcher } = require('./batcher');
 const { Pipeline } = require('./pipeline');
 
@@ -133,6 +133,20 @@ class Redis extends EventEmitter {
     this.#batcher = new Batcher((wires, buffers) => this.#call(promised(() => this.#pool.pipeline(wires, buffers, timeout))));
     this.#status = parsed.client.lazyConnect ? 'wait' : 'connecting';
     if (!parsed.client.lazyConnect) this.connect().catch(() => {}); // reported as an 'error' event
+  }
+
+  /**
+   * A client configured from the environment, as `redpool.Redis.from_env()` in Python and
+   * `redpool_config_from_env()` in C: `REDIS_URL`, or `REDIS_HOST` / `REDIS_PORT` / `REDIS_DB` /
+   * `REDIS_USERNAME` / `REDIS_PASSWORD`, then any knob as `REDIS_<KNOB>`, read by the core (a
+   * variable that contradicts `REDIS_URL` is refused). `options` (no URL) apply on top.
+   * `new Redis()` reads no environment, as in ioredis.
+   */
+  static fromEnv(options = {}) {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw errors.invalid('invalid Redis.fromEnv(options): must be an options object');
+    }
+    return new Redis({ ...options, [FROM_ENV]: true });
   }
 
   /** `wait`, `connecting`, `ready`, `reconnecting` or `end` (ioredis's names). */

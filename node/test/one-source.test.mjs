@@ -117,3 +117,32 @@ test('knobs: a number is milliseconds for a duration knob, text needs its unit (
     return true;
   });
 });
+
+test('Redis.fromEnv() reads the environment through the core (new Redis() does not, as in ioredis)', async () => {
+  const saved = { ...process.env };
+  try {
+    process.env.REDIS_URL = `redis://127.0.0.1:${server.port}/3`;
+    process.env.REDIS_MAX_CONNECTIONS = '3';
+    const redis = Redis.fromEnv({ keyPrefix: 'env:' });
+    try {
+      await redis.set('k', 'from-env');
+      const db3 = new Redis({ port: server.port, db: 3 });
+      assert.equal(await db3.get('env:k'), 'from-env');
+      await db3.quit();
+    } finally {
+      await redis.quit();
+    }
+    // A variable that contradicts REDIS_URL is refused, naming both, never its value.
+    process.env.REDIS_PASSWORD = 'env-secret-value';
+    assert.throws(() => Redis.fromEnv(), (e) => {
+      assert.equal(e.code, 'ERR_INVALID_ARGUMENT');
+      assert.match(e.message, /REDIS_PASSWORD conflicts with REDIS_URL/);
+      assert.ok(!e.message.includes('env-secret-value'));
+      return true;
+    });
+    assert.throws(() => Redis.fromEnv('redis://x'), (e) => e.code === 'ERR_INVALID_ARGUMENT');
+  } finally {
+    for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+    Object.assign(process.env, saved);
+  }
+});

@@ -90,3 +90,19 @@ def test_a_released_connection_is_closed(server):
         assert raised.value.transient is False
     finally:
         client.close()
+
+
+def test_from_env_refuses_a_variable_that_contradicts_redis_url(server, monkeypatch):
+    # With REDIS_URL set, REDIS_PASSWORD is not read: the core refuses it (naming both variables,
+    # never the value) instead of a NOAUTH later. Variables that agree with the URL are fine.
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{server.port}/0")
+    monkeypatch.setenv("REDIS_PORT", str(server.port))
+    client = redpool.Redis.from_env(shared_pool=False)
+    try:
+        assert client.ping() is True
+    finally:
+        client.close()
+    monkeypatch.setenv("REDIS_PASSWORD", "env-secret-value")
+    with pytest.raises(redpool.ConfigError, match="REDIS_PASSWORD conflicts with REDIS_URL") as raised:
+        redpool.Redis.from_env(shared_pool=False)
+    assert "env-secret-value" not in str(raised.value)

@@ -118,9 +118,21 @@ static void test_right_password(void) {
     check_no_secret("env-wrong-password");
     close_and_free(pool);
 
-    CHECK(unsetenv("REDIS_PASSWORD") == 0);
-    CHECK(unsetenv("REDIS_HOST") == 0);
+    /* With REDIS_URL set too (it has no password), REDIS_PASSWORD is not read: refused, naming both
+     * variables and never the value, instead of a NOAUTH later. An agreeing REDIS_HOST is fine. */
     CHECK(setenv("REDIS_URL", saved_url, 1) == 0);
+    cfg = NULL;
+    CHECK_STATUS(redpool_config_from_env(&cfg), REDPOOL_STATUS_INVALID_ARGUMENT);
+    CHECK(cfg == NULL);
+    char conflict[512];
+    redpool_last_error_message(conflict, sizeof conflict);
+    CHECK(strstr(conflict, "REDIS_PASSWORD conflicts with REDIS_URL") != NULL);
+    check_no_secret("env-wrong-password");
+    CHECK(unsetenv("REDIS_PASSWORD") == 0);
+    CHECK_OK(redpool_config_from_env(&cfg));
+    redpool_config_free(cfg);
+
+    CHECK(unsetenv("REDIS_HOST") == 0);
     free(saved_url);
 }
 

@@ -14,6 +14,9 @@ use crate::errors::Failure;
 pub struct NativeOptions {
     /// `redis://`, `rediss://` or `unix://` URL; its settings come first.
     pub url: Option<String>,
+    /// Start from the environment (`REDIS_URL`, or `REDIS_HOST`/`REDIS_PORT`/..., then any knob
+    /// as `REDIS_<NAME>`), read by the core as in every language (`Redis.fromEnv()`).
+    pub from_env: Option<bool>,
     /// Unix socket path; overrides host and port.
     pub path: Option<String>,
     /// Use TLS.
@@ -57,9 +60,17 @@ fn check_u32_knob(name: &str, value: &str) -> Result<(), Failure> {
 
 /// Builds and validates the pool configuration.
 pub fn build(options: NativeOptions) -> Result<Config, Failure> {
-    let mut builder = match &options.url {
-        Some(url) => ConfigBuilder::from_url(url)?,
-        None => Config::builder(),
+    let mut builder = match (&options.url, options.from_env.unwrap_or(false)) {
+        (Some(_), true) => {
+            return Err(Failure::from(redpool::Error::invalid(
+                "fromEnv",
+                "a URL",
+                "the environment gives the URL (REDIS_URL); pass options only",
+            )));
+        }
+        (Some(url), false) => ConfigBuilder::from_url(url)?,
+        (None, true) => ConfigBuilder::from_env_with(|name| std::env::var(name).ok())?,
+        (None, false) => Config::builder(),
     };
     if let Some(path) = options.path {
         builder = builder.unix_socket(path);
