@@ -146,3 +146,13 @@ test('Redis.fromEnv() reads the environment through the core (new Redis() does n
     Object.assign(process.env, saved);
   }
 });
+
+test('a count above 32 bits is refused by the core\'s knob table, with its message (no addon copy)', () => {
+  for (const value of [2 ** 32, '4294967296']) {
+    assert.throws(() => new Redis({ port: server.port, lazyConnect: true, knobs: { breaker_min_calls: value } }), (e) => {
+      assert.equal(e.code, 'ERR_INVALID_ARGUMENT');
+      assert.match(e.message, /invalid breaker_min_calls = "4294967296": must be at most 4294967295/);
+      return true;
+    });
+  }
+});

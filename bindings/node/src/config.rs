@@ -1,7 +1,6 @@
 //! Pool settings from JS: an optional URL, an optional address, then core knobs by name (the JS
-//! layer maps ioredis's option names onto them). Validation is the core's, except what only the
-//! binding can see: a count knob's text that does not fit
-//! the core's 32-bit field (see [`U32_KNOBS`]).
+//! layer maps ioredis's option names onto them). Validation is the core's, messages included
+//! (a count above the core's 32-bit fields is refused by its knob table, naming the knob).
 
 use napi_derive::napi;
 use redpool::config::KnobInput;
@@ -28,36 +27,6 @@ pub struct NativeOptions {
     pub knobs: Vec<Vec<String>>,
 }
 
-/// Knobs the core stores as 32-bit counts. Its text setter takes any whole number and clamps
-/// larger ones to 4294967295 (so `breaker_failure_threshold=1e10` written out would silently
-/// become another threshold); the binding refuses them instead.
-const U32_KNOBS: &[&str] = &[
-    "tcp_keepalive_count",
-    "breaker_failure_threshold",
-    "breaker_failure_rate",
-    "breaker_min_calls",
-    "breaker_half_open_probes",
-    "breaker_success_threshold",
-    "retries",
-];
-
-/// Refuses a whole number too large for a [`U32_KNOBS`] field; anything else is the core's to
-/// judge.
-fn check_u32_knob(name: &str, value: &str) -> Result<(), Failure> {
-    let digits = value.trim();
-    let whole = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
-    if U32_KNOBS.contains(&name)
-        && whole
-        && digits.parse::<u64>().map_or(true, |n| n > u32::MAX as u64)
-    {
-        return Err(Failure::invalid(format!(
-            "invalid {name} = {digits:?}: must be at most {}",
-            u32::MAX
-        )));
-    }
-    Ok(())
-}
-
 /// Builds and validates the pool configuration.
 pub fn build(options: NativeOptions) -> Result<Config, Failure> {
     let mut builder = match (&options.url, options.from_env.unwrap_or(false)) {
@@ -81,11 +50,9 @@ pub fn build(options: NativeOptions) -> Result<Config, Failure> {
     for pair in &options.knobs {
         match pair.as_slice() {
             [name, value] => {
-                check_u32_knob(name, value)?;
                 builder.set(name, value)?;
             }
             [name, value, how] if how == "number" || how == "text" => {
-                check_u32_knob(name, value)?;
                 let input = if how == "number" {
                     KnobInput::Millis(value)
                 } else {
