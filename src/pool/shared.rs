@@ -829,9 +829,10 @@ impl Shared {
             if !self.leak_warnings_elsewhere.load(Ordering::Relaxed) {
                 eprintln!("{}", report.warning(self.server()));
             }
-            self.events.emit(|| Event::LeakSuspected(report));
-            // Counted once reported: whoever sees the count can already see the report.
+            // Counted before the event: a subscriber that reads the stats when it hears of the
+            // leak already finds it counted.
             self.counters.leak_suspected();
+            self.events.emit(|| Event::LeakSuspected(report));
         }
     }
 
