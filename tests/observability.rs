@@ -604,3 +604,40 @@ fn background_health_checks_follow_the_server() {
         );
     });
 }
+
+/// The background health check never waits for a connection, and when every connection is busy
+/// it leaves no trace in the callers' statistics: no acquire timeout, no error (tests/c/threads.c
+/// saw 17 "acquire timeouts" under valgrind that were the check's, not the callers'). Once a
+/// connection is free again, the check runs.
+#[test]
+fn a_busy_pool_skips_the_background_check_without_counting_it() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let pool = Pool::from_url(&format!(
+            "{}/0?pool_name=busy-health&max_connections=1&health_report_interval=20ms",
+            server.url()
+        ))
+        .unwrap();
+        wait_until("a first background check", LIMIT, || {
+            pool.last_health().is_some()
+        });
+        let held = pool.acquire().unwrap();
+        // About 50 maintenance passes find the check due and the only connection busy.
+        thread::sleep(Duration::from_millis(500));
+        let busy = pool.stats();
+        drop(held);
+        assert_eq!(busy.acquire_timeouts, 0, "{busy:?}");
+        assert!(busy.errors.iter().all(|(_, n)| *n == 0), "{busy:?}");
+        wait_until(
+            "a background check after the connection came back",
+            LIMIT,
+            || {
+                pool.last_health()
+                    .is_some_and(|(_, age)| age < Duration::from_millis(400))
+            },
+        );
+        let after = pool.stats();
+        assert_eq!(after.acquire_timeouts, 0, "{after:?}");
+        assert!(after.errors.iter().all(|(_, n)| *n == 0), "{after:?}");
+    });
+}

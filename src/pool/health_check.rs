@@ -8,8 +8,8 @@ use std::time::Instant;
 use redis::Value;
 
 use super::shared::Shared;
-use super::{Pool, PooledConnection};
-use crate::error::{ErrorKind, Result};
+use super::{Pool, PooledConnection, Tracking};
+use crate::error::Result;
 use crate::events::Event;
 use crate::health::{self, HealthReport, Observation};
 use crate::sizing::Sample;
@@ -92,7 +92,8 @@ impl Pool {
 
 /// The maintenance thread's health check: runs when `health_report_interval` has passed since
 /// the previous check (background or on demand), and never waits for a connection (a pool with
-/// none free is checked at a later pass).
+/// none free is checked at a later pass). Its checkout is not the callers' load: it counts as no
+/// acquire, acquire timeout or error in the pool's statistics.
 pub(crate) fn check_in_background(shared: &Arc<Shared>) {
     let Some(interval) = shared.config().health_report_interval() else {
         return;
@@ -109,9 +110,21 @@ pub(crate) fn check_in_background(shared: &Arc<Shared>) {
         shared: shared.clone(),
     };
     let sample = pool.load_before_check();
-    let probe = match pool.try_acquire() {
-        Err(err) if err.kind() == ErrorKind::PoolExhausted => return,
-        conn => conn.and_then(ping_and_info),
+    let probe = match shared.permit() {
+        Err(err) => Err(err),
+        Ok(permit) => match shared.checkout_if_free() {
+            // Every connection is busy or awaited: the callers come first; a later pass checks.
+            None => return shared.release_permit(permit),
+            Some(Err(err)) => {
+                shared.record::<()>(permit, &Err(err.clone()));
+                Err(err)
+            }
+            Some(Ok(conn)) => {
+                let conn =
+                    PooledConnection::new(shared.clone(), conn, Some(permit), Tracking::None);
+                ping_and_info(conn)
+            }
+        },
     };
     pool.assess(sample, probe);
 }

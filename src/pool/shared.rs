@@ -349,6 +349,24 @@ impl Shared {
         }
     }
 
+    /// A connection for the pool's own use (the background health check): an idle one or a new
+    /// one, only if nobody waits and one is free now; None otherwise. Not counted as an acquire,
+    /// an acquire timeout or an error: the pool's statistics describe its callers' load alone.
+    pub(crate) fn checkout_if_free(&self) -> Option<Result<(Conn, Instant)>> {
+        let started = Instant::now();
+        let lease = {
+            let mut state = self.lock();
+            if self.closed.load(Ordering::Relaxed) || !state.waiters.is_empty() {
+                return None;
+            }
+            self.lease_now(&mut state)?
+        };
+        Some(
+            self.ready(lease, started, None)
+                .map(|ready| (ready.conn, Instant::now())),
+        )
+    }
+
     /// Gets an idle connection or a slot, waiting in the queue when the pool is at its cap; true
     /// when it had to queue.
     fn lease(&self, priority: Priority, started: Instant, timeout: Duration) -> Result<Leased> {
