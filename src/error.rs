@@ -125,6 +125,19 @@ impl Error {
         )
     }
 
+    /// This error with `field` called `name` instead, if it is an invalid-argument error about
+    /// `field` (see [`Error::invalid`]): how a binding's option name replaces the knob's.
+    pub fn naming(self, field: &str, name: &str) -> Self {
+        let prefix = format!("invalid {field} ");
+        match self.message.strip_prefix(&prefix) {
+            Some(rest) if self.kind == ErrorKind::InvalidArgument => Error {
+                message: format!("invalid {name} {rest}"),
+                ..self
+            },
+            _ => self,
+        }
+    }
+
     /// A checked-out connection used after it went back to the pool (or was discarded): the
     /// handle is closed, as a pool is after `close()`, so `Closed` in every language (redis-py
     /// users get a `ConnectionError`, ioredis users a "connection is closed" error). Bindings whose

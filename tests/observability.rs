@@ -349,7 +349,7 @@ fn resize_under_concurrent_load_serves_every_call() {
             .collect();
         for (max, min_idle) in [(1, 0), (8, 2), (2, 1), (6, 0), (1, 1), (3, 0)] {
             let before = done.load(Ordering::Relaxed);
-            pool.resize(max, min_idle).unwrap();
+            pool.resize(max, Some(min_idle)).unwrap();
             wait_until(
                 "calls go on after the resize",
                 Duration::from_secs(10),
@@ -375,10 +375,17 @@ fn resize_under_concurrent_load_serves_every_call() {
             Duration::from_secs(10),
             || server.count_clients_named(&name) <= 3,
         );
-        let err = pool.resize(0, 0).unwrap_err();
+        let err = pool.resize(0, Some(0)).unwrap_err();
         assert!(err.to_string().contains("max_connections"), "{err}");
-        let err = pool.resize(2, 3).unwrap_err();
+        let err = pool.resize(2, Some(3)).unwrap_err();
         assert!(err.to_string().contains("min_idle"), "{err}");
+        // None keeps min_idle, lowered to a smaller cap.
+        pool.resize(5, Some(2)).unwrap();
+        pool.resize(1, None).unwrap();
+        assert_eq!(
+            (pool.stats().max_connections, pool.stats().min_idle),
+            (1, 1)
+        );
     });
 }
 
@@ -399,7 +406,7 @@ fn growing_the_pool_serves_queued_callers_at_once() {
         wait_until("the caller queues", Duration::from_secs(10), || {
             pool.stats().waiting == 1
         });
-        pool.resize(2, 0).unwrap();
+        pool.resize(2, None).unwrap();
         let id = waiter
             .join()
             .unwrap()

@@ -112,7 +112,7 @@ fn duration_knobs_are_one_list_and_node_numbers_are_milliseconds() {
     };
     let lifetime = |c: redpool::Config| c.max_lifetime().unwrap();
     assert_eq!(
-        lifetime(config(KnobInput::Millis("2000")).unwrap()),
+        lifetime(config(KnobInput::Millis(2000.0)).unwrap()),
         Duration::from_secs(2)
     );
     assert_eq!(
@@ -129,11 +129,83 @@ fn duration_knobs_are_one_list_and_node_numbers_are_milliseconds() {
     assert!(err.message().contains("needs its unit"), "{err}");
     // Counts are numbers, whatever the input.
     let mut b = redpool::Config::builder();
-    b.set_input("retries", KnobInput::Millis("2")).unwrap();
+    b.set_input("retries", KnobInput::Millis(2.0)).unwrap();
     b.set_input("breaker_min_calls", KnobInput::UnitRequired("7"))
         .unwrap();
     let c = b.build().unwrap();
     assert_eq!(c.retry().retries, 2);
+}
+
+/// A binding passes its own option's name with the value; the core's rules decide, and every
+/// error, from the setter or from `build()`, names the option as the caller wrote it.
+#[test]
+fn errors_name_the_option_as_the_binding_caller_wrote_it() {
+    use redpool::config::KnobInput;
+    let mut b = redpool::Config::builder();
+    let err = b
+        .set_written(
+            "connect_timeout",
+            KnobInput::Text("soon"),
+            "socket_connect_timeout",
+        )
+        .err()
+        .unwrap();
+    assert!(
+        err.message()
+            .starts_with("invalid socket_connect_timeout = \"soon\": must be a duration"),
+        "{err}"
+    );
+    // A range rule checked by build() names it too.
+    let mut b = redpool::Config::builder();
+    b.set_written("connect_timeout", KnobInput::Millis(0.0), "connectTimeout")
+        .unwrap();
+    let err = b.build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(
+        err.message()
+            .starts_with("invalid connectTimeout = 0: must be greater than zero"),
+        "{err}"
+    );
+    let mut b = redpool::Config::builder();
+    b.set_written("max_connections", KnobInput::Text("0"), "maxConnections")
+        .unwrap();
+    let err = b.build().unwrap_err();
+    assert!(
+        err.message()
+            .starts_with("invalid maxConnections = 0: must be between 1"),
+        "{err}"
+    );
+    // Numbers as languages print them: exponent forms are numbers, not units.
+    let mut b = redpool::Config::builder();
+    b.set_written("socket_timeout", KnobInput::Text("1e-05"), "socket_timeout")
+        .unwrap();
+    b.set_written(
+        "acquire_timeout",
+        KnobInput::Millis(2.5e3),
+        "acquireTimeout",
+    )
+    .unwrap();
+    let c = b.build().unwrap();
+    assert_eq!(c.socket_timeout(), Duration::from_micros(10));
+    assert_eq!(c.acquire_timeout(), Duration::from_millis(2500));
+    for (input, rule) in [
+        (f64::NAN, "must be a finite number"),
+        (f64::INFINITY, "must be a finite number"),
+        (-5.0, "= -5: must be a finite duration >= 0"),
+        (1e21, "must be at most"),
+    ] {
+        let mut b = redpool::Config::builder();
+        let err = b
+            .set_written("socket_timeout", KnobInput::Millis(input), "commandTimeout")
+            .and_then(|b| b.build())
+            .err()
+            .unwrap_or_else(|| panic!("{input} accepted"));
+        assert!(
+            err.message().starts_with("invalid commandTimeout = "),
+            "{input}: {err}"
+        );
+        assert!(err.message().contains(rule), "{input}: {err}");
+    }
 }
 
 #[test]

@@ -2,61 +2,66 @@
 /**
  * The constructor's arguments, as ioredis takes them — `()`, `(port, host, options)`,
  * `(url, options)`, `(path)`, `(options)` — mapped onto the native pool's settings: an optional
- * URL and address, then core knobs by name. Types and signs are checked here, with the ioredis
- * option's name in the message; ranges are checked by the core. ioredis options that mean nothing
- * for a pool (enableReadyCheck, enableOfflineQueue, family, reconnectOnError, ...) are ignored.
- *
- * Every number is checked before it reaches the core: NaN, ±Infinity, negative values, fractions
- * where a whole number is meant, and values the native side cannot hold (a whole number above
- * 2^53 - 1, a count above 2^32 - 1, a port above 65535, a duration above 365 days) are refused with
- * ERR_INVALID_ARGUMENT naming the option, never passed on to become another number.
+ * URL and address, then core knobs by name. This module maps names and checks JS types only; every
+ * default, range and message of a setting is the core's knob table's, and its errors name the
+ * option as written here (`connectTimeout`, `breaker.window`, `knobs.max_lifetime`). A number for
+ * a duration is milliseconds, as every Node option; a string for one needs its unit (`'2s'`).
+ * ioredis options that mean nothing for a pool (enableReadyCheck, enableOfflineQueue, family,
+ * reconnectOnError, ...) are ignored.
  */
 const { invalid } = require('./errors');
 
-/** The longest duration any option or call takes: 365 days (the core's bound), in milliseconds. */
-const MAX_DURATION_MS = 365 * 24 * 3600 * 1000;
-/** The largest count the core stores in 32 bits (retries, breaker thresholds). */
-const MAX_COUNT = 0xffffffff;
 /** Marks the options of `Redis.fromEnv()`: the core reads the environment first. */
 const FROM_ENV = Symbol('redpool.fromEnv');
 
-/** Redis's database indexes are C ints. */
-const MAX_DB = 0x7fffffff;
-
-/** Breaker option names → core knobs; `ms` marks durations, the others are 32-bit counts. */
+/** Breaker option names → core knobs. */
 const BREAKER = {
-  failureThreshold: ['breaker_failure_threshold'],
-  failureRate: ['breaker_failure_rate'],
-  window: ['breaker_window', 'ms'],
-  minCalls: ['breaker_min_calls'],
-  recoveryTimeout: ['breaker_recovery_timeout', 'ms'],
-  halfOpenProbes: ['breaker_half_open_probes'],
-  successThreshold: ['breaker_success_threshold'],
-  probeTimeout: ['breaker_probe_timeout', 'ms'],
+  failureThreshold: 'breaker_failure_threshold',
+  failureRate: 'breaker_failure_rate',
+  window: 'breaker_window',
+  minCalls: 'breaker_min_calls',
+  recoveryTimeout: 'breaker_recovery_timeout',
+  halfOpenProbes: 'breaker_half_open_probes',
+  successThreshold: 'breaker_success_threshold',
+  probeTimeout: 'breaker_probe_timeout',
+};
+
+/** ioredis options (and redpool's own) that set one core knob: [option, knob, JS type]. */
+const NAMED = [
+  ['db', 'db', 'number'],
+  ['username', 'username', 'string'],
+  ['password', 'password', 'string'],
+  ['connectionName', 'client_name', 'string'],
+  ['connectTimeout', 'connect_timeout', 'number'],
+  ['commandTimeout', 'socket_timeout', 'number'],
+  ['noDelay', 'tcp_nodelay', 'boolean'],
+  ['maxRetriesPerRequest', 'retries', 'number'],
+  ['maxConnections', 'max_connections', 'number'],
+  ['minIdle', 'min_idle', 'number'],
+  ['acquireTimeout', 'acquire_timeout', 'number'],
+  ['healthCheckInterval', 'health_check_interval', 'number'],
+  ['leakDetectionThreshold', 'leak_detection_threshold', 'number'],
+  ['poolName', 'pool_name', 'string'],
+];
+
+/** The JS types a setting's value may have, by what the option takes. */
+const TYPES = {
+  number: ['number'],
+  string: ['string'],
+  boolean: ['boolean'],
+  any: ['number', 'string', 'boolean'],
 };
 
 function isObject(v) {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/**
- * Checks a number option or argument: finite, whole if `integer`, within [min, max]. A whole
- * number is at most 2^53 - 1 (beyond it, JS numbers are no longer exact) unless `max` is lower.
- */
-function number(name, value, { integer = false, min = 0, max = integer ? Number.MAX_SAFE_INTEGER : Infinity } = {}) {
-  if (typeof value !== 'number' || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
-    throw invalid(`invalid ${name} = ${describe(value)}: must be a ${integer ? 'whole number' : 'finite number'}`);
-  }
-  if (value < min) throw invalid(`invalid ${name} = ${value}: must be >= ${min}`);
-  if (value > max) throw invalid(`invalid ${name} = ${value}: must be <= ${max}`);
-  return value;
-}
-
-/** A duration in milliseconds (0 to 365 days; fractions round up), as a core knob value. */
-function milliseconds(name, value) {
-  number(name, value);
-  if (value > MAX_DURATION_MS) throw invalid(`invalid ${name} = ${value}: must be at most 365 days (${MAX_DURATION_MS} ms)`);
-  return `${Math.ceil(value)}ms`;
+/** A value for messages: never the value of a string (it may be a secret), only its type. */
+function describe(value) {
+  if (value === null) return 'null';
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'string') return 'a string';
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
 
 function string(name, value) {
@@ -69,33 +74,16 @@ function boolean(name, value) {
   return value;
 }
 
-/** A value for messages: never the value of a string (it may be a secret), only its type. */
-function describe(value) {
-  if (value === null) return 'null';
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (typeof value === 'string') return 'a string';
-  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
-}
-
 /**
- * A core knob's value as text. Strings and booleans go as they are (the core parses and checks
- * them, naming the knob); a number must be finite and, if whole, exact (at most 2^53 - 1), so that
- * its text is the number given (`String(1e21)` is `1e+21`, which no knob reads as that number).
+ * Adds option `name` as core knob `knob`, its value passed on as given (of the JS types `type`
+ * allows): the core checks and converts it.
  */
-function knobValue(name, value) {
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw invalid(`invalid knobs.${name} = ${value}: must be a finite number`);
-    if (Math.abs(value) > Number.MAX_SAFE_INTEGER) {
-      throw invalid(`invalid knobs.${name} = ${value}: must be at most ${Number.MAX_SAFE_INTEGER} (pass larger values as text)`);
-    }
+function add(knobs, knob, name, value, type = 'any') {
+  if (!TYPES[type].includes(typeof value)) {
+    const what = type === 'any' ? 'a number, a string or a boolean' : `a ${type}`;
+    throw invalid(`invalid ${name} = ${describe(value)}: must be ${what}`);
   }
-  return String(value);
-}
-
-/** A port as knob text: the core checks it (a whole number from 1 to 65535). */
-function portText(value) {
-  if (typeof value === 'number' || typeof value === 'string') return String(value);
-  throw invalid(`invalid port = ${describe(value)}: must be a number between 1 and 65535`);
+  knobs.push({ knob, value, writtenAs: name });
 }
 
 /** Splits ioredis's positional arguments into `{ url, port, host, path, options }`. */
@@ -132,19 +120,19 @@ function tlsKnobs(tls, knobs) {
       throw invalid(`tls.${key} (PEM contents) is not supported; pass the file path as tls.${key}File`);
     }
   }
-  if (tls.caFile !== undefined) knobs.push(['tls_ca_file', string('tls.caFile', tls.caFile)]);
-  if (tls.certFile !== undefined) knobs.push(['tls_cert_file', string('tls.certFile', tls.certFile)]);
-  if (tls.keyFile !== undefined) knobs.push(['tls_key_file', string('tls.keyFile', tls.keyFile)]);
+  if (tls.caFile !== undefined) add(knobs, 'tls_ca_file', 'tls.caFile', tls.caFile, 'string');
+  if (tls.certFile !== undefined) add(knobs, 'tls_cert_file', 'tls.certFile', tls.certFile, 'string');
+  if (tls.keyFile !== undefined) add(knobs, 'tls_key_file', 'tls.keyFile', tls.keyFile, 'string');
   if (tls.rejectUnauthorized !== undefined) {
-    knobs.push(['tls_insecure', String(!boolean('tls.rejectUnauthorized', tls.rejectUnauthorized))]);
+    add(knobs, 'tls_insecure', 'tls.rejectUnauthorized', !boolean('tls.rejectUnauthorized', tls.rejectUnauthorized));
   }
   return true;
 }
 
 /**
  * ioredis's retryStrategy(times) → reconnect delay: sampled once for the core's backoff. A strategy
- * that throws or returns a non-number (ioredis: stop reconnecting) leaves the core's backoff; a
- * number it returns must be a valid delay (see `milliseconds`).
+ * that throws or returns a non-number (ioredis: stop reconnecting) leaves the core's backoff. A
+ * delay of 0 (ioredis: at once) becomes the core's shortest, 1 ms; the core checks the rest.
  */
 function retryStrategyKnobs(strategy, knobs) {
   if (strategy === undefined || strategy === null) return;
@@ -158,11 +146,11 @@ function retryStrategyKnobs(strategy, knobs) {
     return;
   }
   if (typeof first === 'number') {
-    milliseconds('retryStrategy(1)', first);
-    knobs.push(['reconnect_backoff_base', `${Math.max(1, Math.ceil(first))}ms`]);
+    const base = first === 0 ? 1 : first;
+    add(knobs, 'reconnect_backoff_base', 'retryStrategy(1)', base);
+    // A later delay from 0 to below the first keeps the first as the cap.
     if (typeof later === 'number') {
-      milliseconds('retryStrategy(10)', later);
-      if (later >= first) knobs.push(['reconnect_backoff_cap', `${Math.max(1, Math.ceil(later))}ms`]);
+      add(knobs, 'reconnect_backoff_cap', 'retryStrategy(10)', later >= 0 && later < base ? base : later);
     }
   }
 }
@@ -170,19 +158,15 @@ function retryStrategyKnobs(strategy, knobs) {
 function breakerKnobs(breaker, knobs) {
   if (breaker === undefined) return;
   if (typeof breaker === 'boolean') {
-    knobs.push(['breaker', String(breaker)]);
+    add(knobs, 'breaker', 'breaker', breaker);
     return;
   }
   if (!isObject(breaker)) throw invalid(`invalid breaker = ${describe(breaker)}: must be true, false or an object`);
-  knobs.push(['breaker', 'true']);
+  add(knobs, 'breaker', 'breaker', true);
   for (const [key, value] of Object.entries(breaker)) {
-    const spec = BREAKER[key];
-    if (!spec) throw invalid(`unknown breaker option ${key}; valid: ${Object.keys(BREAKER).join(', ')}`);
-    const [knob, unit] = spec;
-    knobs.push([
-      knob,
-      unit === 'ms' ? milliseconds(`breaker.${key}`, value) : String(number(`breaker.${key}`, value, { integer: true, max: MAX_COUNT })),
-    ]);
+    const knob = BREAKER[key];
+    if (!knob) throw invalid(`unknown breaker option ${key}; valid: ${Object.keys(BREAKER).join(', ')}`);
+    add(knobs, knob, `breaker.${key}`, value, 'number');
   }
 }
 
@@ -202,47 +186,29 @@ function parse(args) {
   // checks the port and names it.
   const h = o.host ?? host;
   const p = o.port ?? port;
-  if (h !== undefined) knobs.push(['host', string('host', h)]);
-  if (p !== undefined) knobs.push(['port', portText(p)]);
+  if (h !== undefined) add(knobs, 'host', 'host', h, 'string');
+  if (p !== undefined) add(knobs, 'port', 'port', p);
   const socketPath = o.path ?? path;
   if (socketPath !== undefined) native.path = string('path', socketPath);
   const tls = tlsKnobs(o.tls, knobs);
   if (tls) native.tls = true;
 
-  if (o.db !== undefined) knobs.push(['db', String(number('db', o.db, { integer: true, max: MAX_DB }))]);
-  if (o.username !== undefined && o.username !== null) knobs.push(['username', string('username', o.username)]);
-  if (o.password !== undefined && o.password !== null) knobs.push(['password', string('password', o.password)]);
-  if (o.connectionName !== undefined) knobs.push(['client_name', string('connectionName', o.connectionName)]);
-  if (o.connectTimeout !== undefined) knobs.push(['connect_timeout', milliseconds('connectTimeout', o.connectTimeout)]);
-  if (o.commandTimeout !== undefined) knobs.push(['socket_timeout', milliseconds('commandTimeout', o.commandTimeout)]);
-  if (o.noDelay !== undefined) knobs.push(['tcp_nodelay', String(boolean('noDelay', o.noDelay))]);
-  if (o.keepAlive === false) knobs.push(['tcp_keepalive', 'false']);
-  else if (o.keepAlive !== undefined && o.keepAlive !== true && number('keepAlive', o.keepAlive) > 0) {
-    knobs.push(['tcp_keepalive', 'true'], ['tcp_keepalive_idle', milliseconds('keepAlive', o.keepAlive)]);
+  for (const [name, knob, type] of NAMED) {
+    // As ioredis: null leaves the default (username, password, maxRetriesPerRequest).
+    if (o[name] !== undefined && o[name] !== null) add(knobs, knob, name, o[name], type);
   }
-  if (o.maxRetriesPerRequest !== undefined && o.maxRetriesPerRequest !== null) {
-    knobs.push(['retries', String(number('maxRetriesPerRequest', o.maxRetriesPerRequest, { integer: true, max: MAX_COUNT }))]);
+  if (o.keepAlive === false) add(knobs, 'tcp_keepalive', 'keepAlive', false);
+  else if (typeof o.keepAlive === 'number' && o.keepAlive !== 0) {
+    add(knobs, 'tcp_keepalive', 'keepAlive', true);
+    add(knobs, 'tcp_keepalive_idle', 'keepAlive', o.keepAlive);
+  } else if (o.keepAlive !== undefined && o.keepAlive !== true && o.keepAlive !== 0) {
+    throw invalid(`invalid keepAlive = ${describe(o.keepAlive)}: must be a number of milliseconds or a boolean`);
   }
   retryStrategyKnobs(o.retryStrategy, knobs);
-  if (o.maxConnections !== undefined) {
-    knobs.push(['max_connections', String(number('maxConnections', o.maxConnections, { integer: true, min: 1, max: MAX_COUNT }))]);
-  }
-  if (o.minIdle !== undefined) knobs.push(['min_idle', String(number('minIdle', o.minIdle, { integer: true, max: MAX_COUNT }))]);
-  if (o.acquireTimeout !== undefined) knobs.push(['acquire_timeout', milliseconds('acquireTimeout', o.acquireTimeout)]);
-  if (o.healthCheckInterval !== undefined) knobs.push(['health_check_interval', milliseconds('healthCheckInterval', o.healthCheckInterval)]);
-  if (o.leakDetectionThreshold !== undefined) {
-    knobs.push(['leak_detection_threshold', milliseconds('leakDetectionThreshold', o.leakDetectionThreshold)]);
-  }
-  if (o.poolName !== undefined) knobs.push(['pool_name', string('poolName', o.poolName)]);
   breakerKnobs(o.breaker, knobs);
   if (o.knobs !== undefined) {
     if (!isObject(o.knobs)) throw invalid(`invalid knobs = ${describe(o.knobs)}: must be an object of core knob names`);
-    // A number is milliseconds for a duration knob, as every Node option; a string for one needs
-    // its unit ('2s'): the core's rule (KnobInput), so 2000 can never silently mean 2000 s.
-    for (const [name, value] of Object.entries(o.knobs)) {
-      const how = typeof value === 'number' ? 'number' : typeof value === 'string' ? 'text' : undefined;
-      knobs.push(how ? [name, knobValue(name, value), how] : [name, knobValue(name, value)]);
-    }
+    for (const [name, value] of Object.entries(o.knobs)) add(knobs, name, `knobs.${name}`, value);
   }
 
   const client = {
@@ -254,4 +220,4 @@ function parse(args) {
   return { native, client, options: o, positional: { url, port, host, path } };
 }
 
-module.exports = { parse, number, MAX_COUNT, FROM_ENV };
+module.exports = { parse, FROM_ENV };

@@ -17,7 +17,7 @@ const { isMainThread, threadId } = require('node:worker_threads');
 const native = require('./native').load();
 const commands = require('./commands');
 const errors = require('./errors');
-const { parse, number, MAX_COUNT, FROM_ENV } = require('./options');
+const { parse, FROM_ENV } = require('./options');
 const { Batcher } = require('./batcher');
 const { Pipeline } = require('./pipeline');
 
@@ -382,12 +382,10 @@ class Redis extends EventEmitter {
     let promise;
     try {
       if (this.#status === 'end') throw errors.closed();
-      const max = number('maxConnections', maxConnections, { integer: true, min: 1, max: MAX_COUNT });
-      const min =
-        minIdle === undefined
-          ? Math.min(this.stats().minIdle, max)
-          : number('minIdle', minIdle, { integer: true, max: MAX_COUNT });
-      promise = this.#track(promised(() => this.#pool.resize(max, min))).catch((err) => {
+      for (const [name, value] of [['maxConnections', maxConnections], ['minIdle', minIdle ?? 0]]) {
+        if (typeof value !== 'number') throw errors.invalid(`invalid ${name} = ${typeof value}: must be a number`);
+      }
+      promise = this.#track(promised(() => this.#pool.resize(maxConnections, minIdle))).catch((err) => {
         throw errors.fromNative(err);
       });
     } catch (err) {

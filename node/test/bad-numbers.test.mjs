@@ -113,9 +113,9 @@ test('options in range but beyond what the native side holds are refused, not wr
   const cases = [
     [{ port: 65536 }, /port = "65536": must be a number between 1 and 65535/],
     [{ port: 2 ** 32 + 6379 }, /port/],
-    [{ connectTimeout: 366 * DAY_MS }, /connectTimeout = \d+: must be at most 365 days/],
+    [{ connectTimeout: 366 * DAY_MS }, /connectTimeout = \d+s: must be at most 1h/],
     [{ leakDetectionThreshold: 366 * DAY_MS }, /leakDetectionThreshold/],
-    [{ breaker: { failureThreshold: 2 ** 32 } }, /breaker\.failureThreshold = 4294967296: must be <= 4294967295/],
+    [{ breaker: { failureThreshold: 2 ** 32 } }, /breaker\.failureThreshold = "4294967296": must be at most 4294967295/],
     [{ maxRetriesPerRequest: 2 ** 32 } , /maxRetriesPerRequest/],
     // Text knobs are the core's to parse; a count too large for its 32-bit field is refused.
     [{ knobs: { retries: '4294967296' } }, /retries = "4294967296": must be at most 4294967295/],
@@ -153,7 +153,7 @@ test('resize() refuses bad counts', async () => {
     }
   }
   const err = await coded('resize(70000)', () => client.resize(70000, 0));
-  assert.match(err.message, /max_connections = 70000/);
+  assert.match(err.message, /maxConnections = 70000/);
   assert.equal(client.stats().maxConnections, 4);
   await stillWorks(client);
   await client.quit();
@@ -244,7 +244,12 @@ test('defineCommand: a bad numberOfKeys is the server\'s error', async () => {
 
 test('the addon refuses bad numbers even when the JS checks are bypassed', async () => {
   // The port is knob text, checked by the core like every knob.
-  const options = (port) => ({ knobs: [['host', '127.0.0.1'], ['port', String(port)]] });
+  const options = (port) => ({
+    knobs: [
+      { knob: 'host', value: '127.0.0.1', writtenAs: 'host' },
+      { knob: 'port', value: port, writtenAs: 'port' },
+    ],
+  });
   for (const port of [...BAD_WHOLE, 0, 65536, 2 ** 32 + server.port]) {
     const err = await coded(`NativePool port ${port}`, () => new native.NativePool(options(port)));
     assert.equal(err.code, 'ERR_INVALID_ARGUMENT');

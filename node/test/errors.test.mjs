@@ -65,12 +65,12 @@ test('ERR_POOL_CLOSED and ERR_INVALID_ARGUMENT for bad calls', async () => {
 test('bad constructor arguments throw clear errors', () => {
   const cases = [
     [[{ port: 'abc' }], /port/],
-    [[{ connectTimeout: -5 }], /connectTimeout = -5: must be >= 0/],
+    [[{ connectTimeout: -5 }], /connectTimeout = -5: must be a finite duration >= 0/],
     [[{ commandTimeout: 'soon' }], /commandTimeout/],
     [[{ maxConnections: 0 }], /maxConnections/],
-    [[{ minIdle: 10, maxConnections: 2 }], /min_idle/],
+    [[{ minIdle: 10, maxConnections: 2 }], /minIdle = 10: must not exceed max_connections/],
     [['http://127.0.0.1:6379']], [['redis://[::1']], [['not a url']],
-    [[{ connectTimeout: 7200 * 1000 }], /connect_timeout/],
+    [[{ connectTimeout: 7200 * 1000 }], /connectTimeout = 7200s: must be at most 1h/],
     [[{ tls: { ca: 'PEM' } }], /tls.caFile/],
     [[{ breaker: { nope: 1 } }], /unknown breaker option/],
     [[{ knobs: { no_such_knob: 1 } }], /unknown/],

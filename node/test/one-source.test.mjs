@@ -84,7 +84,7 @@ test('a blocking command\'s reply timeout is the core\'s: block time plus the so
 });
 
 test('a released connection is closed (ERR_POOL_CLOSED), as in Python, with the core\'s message', async () => {
-  const pool = new native.NativePool({ knobs: [['host', '127.0.0.1'], ['port', String(server.port)]] });
+  const pool = new native.NativePool({ knobs: [{ knob: 'port', value: server.port, writtenAs: 'port' }] });
   try {
     const conn = await pool.acquire();
     assert.deepEqual(await conn.pipeline([['PING']], [false]), ['PONG']);
@@ -113,7 +113,7 @@ test('knobs: a number is milliseconds for a duration knob, text needs its unit (
   await ok.quit();
   assert.throws(() => new Redis({ port: server.port, knobs: { max_lifetime: '2000' } }), (e) => {
     assert.equal(e.code, 'ERR_INVALID_ARGUMENT');
-    assert.match(e.message, /invalid max_lifetime = "2000": a duration given as text needs its unit/);
+    assert.match(e.message, /invalid knobs\.max_lifetime = "2000": a duration given as text needs its unit/);
     return true;
   });
 });
@@ -151,7 +151,7 @@ test('a count above 32 bits is refused by the core\'s knob table, with its messa
   for (const value of [2 ** 32, '4294967296']) {
     assert.throws(() => new Redis({ port: server.port, lazyConnect: true, knobs: { breaker_min_calls: value } }), (e) => {
       assert.equal(e.code, 'ERR_INVALID_ARGUMENT');
-      assert.match(e.message, /invalid breaker_min_calls = "4294967296": must be at most 4294967295/);
+      assert.match(e.message, /invalid knobs\.breaker_min_calls = "4294967296": must be at most 4294967295/);
       return true;
     });
   }

@@ -22,7 +22,7 @@ class Pool:
         *,
         unix_socket_path: Optional[str] = None,
         tls: bool = False,
-        settings: List[Tuple[str, str]] = ...,
+        settings: List[Tuple[str, str, str]] = ...,
         shared: bool = True,
     ) -> "Pool": ...
     @staticmethod

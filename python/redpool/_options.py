@@ -3,13 +3,13 @@
 redis-py names its settings after sockets (``socket_timeout``, ``socket_keepalive_options``,
 ``ssl_ca_certs``, ``retry=Retry(...)``); the core names them after what they do
 (``socket_timeout``, ``tcp_keepalive_idle``, ``tls_ca_file``, ``retries``). This module is the
-one place that knows both. Every value is checked here first, so an error names the argument the
-caller actually wrote; the core then validates ranges and combinations once more.
+one place that knows both. It holds no default and no rule of a setting: values go to the core as
+text with the argument's name, and the core's knob table checks them, its errors naming the
+argument the caller actually wrote.
 """
 
 from __future__ import annotations
 
-import math
 import socket
 import ssl as _ssl
 from dataclasses import dataclass, field
@@ -78,8 +78,8 @@ URL_ARGUMENTS = {
 }
 
 _KEEPALIVE_OPTIONS = {
-    getattr(socket, "TCP_KEEPIDLE", None): ("tcp_keepalive_idle", "s"),
-    getattr(socket, "TCP_KEEPINTVL", None): ("tcp_keepalive_interval", "s"),
+    getattr(socket, "TCP_KEEPIDLE", None): ("tcp_keepalive_idle", ""),
+    getattr(socket, "TCP_KEEPINTVL", None): ("tcp_keepalive_interval", ""),
     getattr(socket, "TCP_KEEPCNT", None): ("tcp_keepalive_count", ""),
     getattr(socket, "TCP_USER_TIMEOUT", None): ("tcp_user_timeout", "ms"),
 }
@@ -92,6 +92,9 @@ _JITTER = {
     getattr(_backoff, "ExponentialWithJitterBackoff", _backoff.FullJitterBackoff): "full",
 }
 
+#: The Python types of a number argument (True and False excluded).
+_NUMBER = (int, float)
+
 _FALSE_STRINGS = {"0", "F", "FALSE", "N", "NO", "OFF"}
 
 
@@ -102,7 +105,7 @@ class Settings:
     url: Optional[str] = None
     unix_socket_path: Optional[str] = None
     tls: bool = False
-    knobs: List[Tuple[str, str]] = field(default_factory=list)
+    knobs: List[Tuple[str, str, str]] = field(default_factory=list)
     shared: bool = True
     encoding: str = "utf-8"
     encoding_errors: str = "strict"
@@ -123,40 +126,11 @@ def _fail(name: str, value: Any, rule: str) -> ConfigError:
     return ConfigError(f"invalid {name} = {value!r}: {rule}")
 
 
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(name, value, "must be a number of seconds")
-    if math.isnan(value) or math.isinf(value):
-        raise _fail(name, value, "must be a finite number of seconds")
-    return float(value)
-
-
-def seconds(name: str, value: Any, allow_zero: bool = False) -> str:
-    """A duration argument in seconds as knob text; negative (or zero unless allowed) fails."""
-    number = _number(name, value)
-    if number < 0 or (number == 0 and not allow_zero):
-        rule = ">= 0" if allow_zero else "> 0"
-        raise _fail(name, value, f"must be a number of seconds {rule}")
-    return f"{number:.6f}s"
-
-
-def _whole(name: str, value: Any, minimum: int) -> str:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(name, value, f"must be a whole number >= {minimum}")
-    return str(value)
-
-
-def pool_size(max_connections: Any, min_idle: Any) -> Tuple[int, Optional[int]]:
-    """The arguments of ``resize()``, checked: ``max_connections`` >= 1, ``min_idle`` >= 0 or
-    None (the core checks that it is not above ``max_connections``)."""
-    size = int(_whole("max_connections", max_connections, 1))
-    return size, None if min_idle is None else int(_whole("min_idle", min_idle, 0))
-
-
-def _flag(name: str, value: Any) -> str:
+def _flag(name: str, value: Any) -> bool:
+    """An argument of this package's own (not a core knob) that must be True or False."""
     if not isinstance(value, bool):
         raise _fail(name, value, "must be True or False")
-    return "true" if value else "false"
+    return value
 
 
 def _text(name: str, value: Any) -> str:
@@ -165,15 +139,18 @@ def _text(name: str, value: Any) -> str:
     return value
 
 
-def knob_text(name: str, value: Any) -> str:
-    """Any value of ``options=`` as knob text (numbers of seconds for durations)."""
+def knob_value(name: str, value: Any, unit: str = "") -> str:
+    """A value as the core's knob text: True/False as ``true``/``false``, a number as Python
+    prints it followed by ``unit`` (a bare number of a duration is seconds, as everywhere in
+    Python), a string as it is. Only the type is checked here: the core's knob table holds every
+    default, range and message (naming ``name``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return seconds(name, value, allow_zero=True)
-    return _text(name, value)
+    if isinstance(value, (int, float)):
+        return f"{value!r}{unit}"
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"invalid {name}: must be a number, a string or True/False, not {type(value).__name__}")
 
 
 def _keepalive(options: Mapping[Any, Any]) -> List[Tuple[str, str]]:
@@ -186,30 +163,36 @@ def _keepalive(options: Mapping[Any, Any]) -> List[Tuple[str, str]]:
                 "supported keys are socket.TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT and TCP_USER_TIMEOUT",
             )
         knob, unit = _KEEPALIVE_OPTIONS[option]
-        knobs.append((knob, _whole(knob, value, 0 if unit == "ms" else 1) + unit))
+        name = f"socket_keepalive_options[{knob}]"
+        knobs.append((knob, knob_value(name, value, unit), name))
     return knobs
 
 
-def _retry(retry: Any) -> List[Tuple[str, str]]:
+def _retry(retry: Any) -> List[Tuple[str, str, str]]:
     """``retry=Retry(backoff, retries)`` as the core's retry knobs. A backoff class without an
-    equivalent keeps the core's default backoff."""
+    equivalent keeps the core's default backoff; redis-py's ``NoBackoff`` (no delay) becomes
+    the shortest delay the core takes, 1 ms."""
     if retry is None:
-        return [("retries", "0")]
+        return [("retries", "0", "retry")]
     retries = getattr(retry, "_retries", None)
     if isinstance(retry, int) or not isinstance(retries, int):
         raise _fail("retry", retry, "must be a redis.retry.Retry or None")
-    knobs = [("retries", str(max(retries, 0)))]
+    knobs = [("retries", str(max(retries, 0)), "retry")]
     backoff = getattr(retry, "_backoff", None)
     if isinstance(backoff, _backoff.ConstantBackoff):
-        delay = f"{max(float(backoff._backoff), 0.001):.6f}s"
-        knobs += [("retry_backoff_base", delay), ("retry_backoff_cap", delay)]
-        knobs.append(("retry_jitter", "none"))
+        base = cap = max(float(backoff._backoff), 0.001)
+        jitter = "none"
     elif type(backoff) in _JITTER:
         base = max(float(backoff._base), 0.001)
         cap = max(float(backoff._cap), base)
-        knobs += [("retry_backoff_base", f"{base:.6f}s"), ("retry_backoff_cap", f"{cap:.6f}s")]
-        knobs.append(("retry_jitter", _JITTER[type(backoff)]))
-    return knobs
+        jitter = _JITTER[type(backoff)]
+    else:
+        return knobs
+    return knobs + [
+        ("retry_backoff_base", knob_value("retry", base), "retry"),
+        ("retry_backoff_cap", knob_value("retry", cap), "retry"),
+        ("retry_jitter", jitter, "retry"),
+    ]
 
 
 def _verify(cert_reqs: Any, check_hostname: Any) -> Optional[str]:
@@ -257,6 +240,7 @@ def split_url(url: str, kwargs: Dict[str, Any]) -> str:
         elif name in ("socket_keepalive", "decode_responses", "ssl_check_hostname", "retry_on_timeout"):
             kwargs[name] = _bool_arg(value)
         elif name in ("socket_timeout", "socket_connect_timeout", "health_check_interval", "timeout"):
+            # As redis-py's URL parsing: float(value); the core checks the number.
             try:
                 kwargs[name] = float(value)
             except ValueError:
@@ -319,67 +303,61 @@ def translate(
         raise _fail("decode_responses", decode_responses, "must be True or False")
     settings = Settings(
         url=url,
-        shared=_flag("shared_pool", shared_pool) == "true",
+        shared=_flag("shared_pool", shared_pool),
         encoding=_text("encoding", encoding),
         encoding_errors=_text("encoding_errors", encoding_errors),
         decode_responses=decode_responses,
     )
     knobs = settings.knobs
+
+    def knob(name: str, value: Any, knob: Optional[str] = None, of: Any = object) -> None:
+        """Argument ``name`` sets knob ``knob`` (by default its namesake) from a value of type
+        ``of`` (as redis-py types it); None leaves the core's default."""
+        if value is None:
+            return
+        if not isinstance(value, of) or (of in (_NUMBER, int) and isinstance(value, bool)):
+            kind = {_NUMBER: "a number", int: "a whole number", bool: "True or False", str: "a string"}
+            # The type only, never the value: it may be a password.
+            raise ConfigError(f"invalid {name}: must be {kind[of]}, not {type(value).__name__}")
+        knobs.append((knob or name, knob_value(name, value), name))
+
     if url is None:
         if unix_socket_path is not None:
             settings.unix_socket_path = _text("unix_socket_path", unix_socket_path)
         else:
             # Unset host and port are the core's defaults (127.0.0.1:6379 in every language); the
             # core checks the port (a number from 1 to 65535) and names it.
-            if host is not None:
-                knobs.append(("host", _text("host", host)))
-            if port is not None:
-                knobs.append(("port", port if isinstance(port, str) else repr(port)))
-            settings.tls = _flag("ssl", ssl) == "true"
-        if db is not None:
-            knobs.append(("db", _whole("db", db, 0)))
-    elif db is not None and not _url_has_db(url):
+            knob("host", host, of=str)
+            knob("port", port)
+            settings.tls = _flag("ssl", ssl)
+        knob("db", db, of=int)
+    elif not _url_has_db(url):
         # As in redis-py: the URL's db wins; the keyword applies when the URL has none.
-        knobs.append(("db", _whole("db", db, 0)))
-    if username is not None:
-        knobs.append(("username", _text("username", username)))
-    if password is not None:
-        knobs.append(("password", _text("password", password)))
-    if client_name is not None:
-        knobs.append(("client_name", _text("client_name", client_name)))
-    if pool_name is not None:
-        knobs.append(("pool_name", _text("pool_name", pool_name)))
-    for name, knob, value, zero_ok in (
-        ("socket_timeout", "socket_timeout", socket_timeout, False),
-        ("socket_connect_timeout", "connect_timeout", socket_connect_timeout, False),
-        ("health_check_interval", "health_check_interval", health_check_interval, True),
-        ("timeout", "acquire_timeout", timeout, False),
-        ("acquire_timeout", "acquire_timeout", acquire_timeout, False),
-        ("leak_detection_threshold", "leak_detection_threshold", leak_detection_threshold, True),
-    ):
-        if value is not None:
-            knobs.append((knob, seconds(name, value, allow_zero=zero_ok)))
-    if max_connections is not None:
-        knobs.append(("max_connections", _whole("max_connections", max_connections, 1)))
-    if min_idle is not None:
-        knobs.append(("min_idle", _whole("min_idle", min_idle, 0)))
-    if socket_keepalive is not None:
-        knobs.append(("tcp_keepalive", _flag("socket_keepalive", socket_keepalive)))
+        knob("db", db, of=int)
+    knob("username", username, of=str)
+    knob("password", password, of=str)
+    knob("client_name", client_name, of=str)
+    knob("pool_name", pool_name, of=str)
+    knob("socket_timeout", socket_timeout, of=_NUMBER)
+    knob("socket_connect_timeout", socket_connect_timeout, "connect_timeout", _NUMBER)
+    knob("health_check_interval", health_check_interval, of=_NUMBER)
+    knob("timeout", timeout, "acquire_timeout", _NUMBER)
+    knob("acquire_timeout", acquire_timeout, of=_NUMBER)
+    knob("leak_detection_threshold", leak_detection_threshold, of=_NUMBER)
+    knob("max_connections", max_connections, of=_NUMBER)
+    knob("min_idle", min_idle, of=_NUMBER)
+    knob("socket_keepalive", socket_keepalive, "tcp_keepalive", bool)
     if socket_keepalive_options:
         knobs += _keepalive(socket_keepalive_options)
     if retry is not ...:
         knobs += _retry(retry)
     if settings.tls or (url or "").lower().startswith("rediss://"):
-        for name, knob, value in (
-            ("ssl_ca_certs", "tls_ca_file", ssl_ca_certs),
-            ("ssl_certfile", "tls_cert_file", ssl_certfile),
-            ("ssl_keyfile", "tls_key_file", ssl_keyfile),
-        ):
-            if value is not None:
-                knobs.append((knob, _text(name, value)))
+        knob("ssl_ca_certs", ssl_ca_certs, "tls_ca_file", str)
+        knob("ssl_certfile", ssl_certfile, "tls_cert_file", str)
+        knob("ssl_keyfile", ssl_keyfile, "tls_key_file", str)
         insecure = _verify(ssl_cert_reqs, ssl_check_hostname)
         if insecure:
-            knobs.append(("tls_insecure", insecure))
+            knobs.append(("tls_insecure", insecure, "ssl_cert_reqs"))
     for name, value in (options or {}).items():
-        knobs.append((_text("options key", name), knob_text(name, value)))
+        knob(_text("options key", name), value)
     return settings

@@ -99,7 +99,7 @@ class PoolMethods:
         growing serves waiting callers at once; shrinking closes idle connections above the new
         cap now and busy ones as they are returned. The pool is shared by every client of the
         same settings, so they are all resized."""
-        self._pool.resize(*_options.pool_size(max_connections, min_idle))
+        self._pool.resize(max_connections, min_idle)
 
     def add_event_listener(self, listener: Callable[[Event], Any]) -> int:
         """Calls ``listener(event)`` for every event of the pool (see :mod:`redpool._events`);

@@ -106,3 +106,40 @@ def test_from_env_refuses_a_variable_that_contradicts_redis_url(server, monkeypa
     with pytest.raises(redpool.ConfigError, match="REDIS_PASSWORD conflicts with REDIS_URL") as raised:
         redpool.Redis.from_env(shared_pool=False)
     assert "env-secret-value" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        # The core's rule and wording, with the argument's name as the caller wrote it.
+        ({"socket_connect_timeout": 0}, "invalid socket_connect_timeout = 0: must be greater than zero"),
+        ({"timeout": -1}, "invalid timeout = \"-1\": must be a finite duration >= 0"),
+        ({"max_connections": 0}, "invalid max_connections = 0: must be between 1 and"),
+        ({"socket_timeout": float("nan")}, "invalid socket_timeout = \"nan\": must be a duration"),
+        ({"options": {"breaker_window": "soon"}}, "invalid breaker_window = \"soon\": must be a duration"),
+    ],
+)
+def test_settings_are_checked_by_the_core_naming_the_argument(kwargs, message):
+    with pytest.raises(redpool.ConfigError) as caught:
+        redpool.Redis(**kwargs)
+    assert str(caught.value).startswith(message), caught.value
+
+
+def test_numbers_reach_the_core_as_python_wrote_them(server):
+    # 1e-05 is what repr() prints for 0.00001: a number of seconds, not a unit.
+    client = redpool.Redis(port=server.port, socket_timeout=0.5, options={"max_lifetime": 1e-05 * 1e6})
+    assert client.ping()
+    assert client._pool.socket_timeout == 0.5
+
+
+def test_resize_is_checked_by_the_core(server):
+    client = redpool.Redis(port=server.port, shared_pool=False, max_connections=4, min_idle=2)
+    with pytest.raises(redpool.ConfigError, match="invalid max_connections = -1"):
+        client.resize(-1)
+    with pytest.raises(redpool.ConfigError, match="invalid max_connections = 0"):
+        client.resize(0)
+    with pytest.raises(redpool.ConfigError, match="invalid min_idle = 5"):
+        client.resize(4, 5)
+    client.resize(1)  # min_idle lowered to the new cap by the core
+    stats = client.pool_stats()
+    assert (stats["max_connections"], stats["min_idle"]) == (1, 1)

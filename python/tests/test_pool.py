@@ -122,22 +122,24 @@ def test_redis_py_arguments_become_knobs():
         retry=Retry(ExponentialBackoff(cap=2, base=0.05), 4), min_idle=2, acquire_timeout=3,
         lib_name="ignored", retry_on_timeout=True,
     )
-    knobs = dict(settings.knobs)
+    knobs = {knob: value for knob, value, _ in settings.knobs}
     assert settings.shared is True
     assert knobs == {
         "host": "h", "port": "7000", "db": "2", "username": "u", "password": "pw", "client_name": "app",
-        "socket_timeout": "1.500000s", "connect_timeout": "2.000000s",
-        "health_check_interval": "0.000000s", "acquire_timeout": "3.000000s",
+        "socket_timeout": "1.5", "connect_timeout": "2",
+        "health_check_interval": "0", "acquire_timeout": "3",
         "max_connections": "20", "min_idle": "2", "tcp_keepalive": "true",
-        "tcp_keepalive_idle": "30s", "tcp_keepalive_interval": "5s", "tcp_keepalive_count": "3",
-        "retries": "4", "retry_backoff_base": "0.050000s", "retry_backoff_cap": "2.000000s",
+        "tcp_keepalive_idle": "30", "tcp_keepalive_interval": "5", "tcp_keepalive_count": "3",
+        "retries": "4", "retry_backoff_base": "0.05", "retry_backoff_cap": "2.0",
         "retry_jitter": "none",
     }
-    assert ("retry_jitter", "equal") in _options.translate(retry=Retry(EqualJitterBackoff(), 1)).knobs
-    constant = dict(_options.translate(retry=Retry(ConstantBackoff(0.2), 2)).knobs)
-    assert constant["retry_backoff_base"] == constant["retry_backoff_cap"] == "0.200000s"
-    tls = dict(_options.translate(ssl=True, ssl_ca_certs="/ca.pem", ssl_certfile="/c.pem",
-                                  ssl_keyfile="/k.pem", ssl_cert_reqs="none").knobs)
+    # Each knob carries the argument's name, which the core's errors use.
+    assert ("connect_timeout", "2", "socket_connect_timeout") in settings.knobs
+    assert ("retry_jitter", "equal", "retry") in _options.translate(retry=Retry(EqualJitterBackoff(), 1)).knobs
+    constant = {k: v for k, v, _ in _options.translate(retry=Retry(ConstantBackoff(0.2), 2)).knobs}
+    assert constant["retry_backoff_base"] == constant["retry_backoff_cap"] == "0.2"
+    tls = {k: v for k, v, _ in _options.translate(ssl=True, ssl_ca_certs="/ca.pem", ssl_certfile="/c.pem",
+                                                  ssl_keyfile="/k.pem", ssl_cert_reqs="none").knobs}
     assert tls["tls_ca_file"] == "/ca.pem" and tls["tls_insecure"] == "true"
     with pytest.raises(redpool.ConfigError, match="ssl_check_hostname"):
         _options.translate(ssl=True, ssl_check_hostname=False)

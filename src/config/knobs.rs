@@ -98,8 +98,9 @@ pub enum KnobInput<'a> {
     /// duration knob is seconds.
     Text(&'a str),
     /// A number from a language whose durations are milliseconds: for a duration knob it is
-    /// milliseconds (`2000` → `2000ms`); for any other knob it is the number.
-    Millis(&'a str),
+    /// milliseconds (`2000` → `2000ms`); for any other knob it is the number. NaN and ±Infinity
+    /// are refused, naming the knob.
+    Millis(f64),
     /// Text from that language: a duration knob's text must carry its unit (`"2s"`,
     /// `"500ms"`); a bare number is refused, naming the knob, because it could be meant in
     /// either unit.
@@ -107,14 +108,49 @@ pub enum KnobInput<'a> {
 }
 
 impl ConfigBuilder {
+    /// Sets one knob from a binding's own option: `written_as` is the name the caller used
+    /// (`socket_connect_timeout`, `connectTimeout`, `knobs.max_lifetime`), and every error about
+    /// the knob names it instead, now or in [`ConfigBuilder::build`]. The bindings only map their
+    /// names onto knobs and pass values on; defaults, rules and messages stay here.
+    pub fn set_written(
+        &mut self,
+        knob: &str,
+        input: KnobInput<'_>,
+        written_as: &str,
+    ) -> Result<&mut Self> {
+        self.set_input(knob, input)
+            .map_err(|err| err.naming(knob, written_as))?;
+        if knob != written_as {
+            self.spellings.retain(|(k, _)| k != knob);
+            self.spellings
+                .push((knob.to_string(), written_as.to_string()));
+        }
+        Ok(self)
+    }
+
+    /// An error of `build()` in the caller's words: a knob set with [`ConfigBuilder::set_written`]
+    /// is named as the caller wrote it.
+    pub(super) fn in_callers_words(&self, err: Error) -> Error {
+        self.spellings
+            .iter()
+            .fold(err, |err, (knob, written_as)| err.naming(knob, written_as))
+    }
+
     /// Sets one knob the way a binding's caller wrote it (see [`KnobInput`]).
     pub fn set_input(&mut self, knob: &str, input: KnobInput<'_>) -> Result<&mut Self> {
         match input {
             KnobInput::Text(value) => self.set(knob, value),
-            KnobInput::Millis(number) if is_duration_knob(knob) => {
-                self.set(knob, &format!("{}ms", number.trim()))
+            KnobInput::Millis(number) if !number.is_finite() => {
+                Err(Error::invalid(knob, number, "must be a finite number"))
             }
-            KnobInput::Millis(number) => self.set(knob, number),
+            KnobInput::Millis(number) if number < 0.0 && is_duration_knob(knob) => Err(
+                Error::invalid(knob, number, "must be a finite duration >= 0"),
+            ),
+            // (`f64`'s Display never uses an exponent: 1e21 is written out in digits.)
+            KnobInput::Millis(number) if is_duration_knob(knob) => {
+                self.set(knob, &format!("{number}ms"))
+            }
+            KnobInput::Millis(number) => self.set(knob, &number.to_string()),
             KnobInput::UnitRequired(text) => {
                 let bare = !text.trim().is_empty()
                     && !text.trim().ends_with(|c: char| c.is_ascii_alphabetic());
@@ -285,13 +321,16 @@ fn parse_bool(knob: &str, value: &str) -> Result<bool> {
     }
 }
 
-/// Parses `500ms`, `2s`, `1.5s`, `2m`, `1h` or a bare number of seconds. Negative, empty and
-/// non-finite values are rejected with the knob's name.
+/// Parses `500ms`, `2s`, `1.5s`, `2m`, `1h` or a bare number of seconds (exponent forms such as
+/// `1e-05` or `2.5e3ms` included). Negative, empty and non-finite values are rejected with the
+/// knob's name.
 pub fn parse_duration(knob: &str, value: &str) -> Result<Duration> {
     let text = value.trim();
+    // The unit is the trailing run of letters, so a number in exponent form (`1e-05`, what
+    // Python's `repr(0.00001)` and JS's `String(1e21)` print) is a number, not a unit.
     let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+        .len();
     let (number, unit) = text.split_at(split);
     let not_a_duration = || {
         Error::invalid(

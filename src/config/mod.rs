@@ -28,7 +28,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 const MAX_CONNECTIONS_LIMIT: usize = 65_535;
 /// Upper bound for every other duration setting (a year): longer is "never" in practice, and
 /// keeps every `Instant` sum far from overflowing.
-pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Default `max_reply_bytes`: Redis's own `proto-max-bulk-len`.
 pub(crate) const DEFAULT_MAX_REPLY_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -425,7 +425,8 @@ impl Config {
                 return Err(Error::invalid(
                     name,
                     format!("{}s", value.as_secs_f64()),
-                    "must be at most 1h (bare numbers are seconds: write 5000ms for milliseconds)",
+                    "must be at most 1h (in URLs and environment variables a bare number is seconds: \
+                     write 5000ms for milliseconds)",
                 ));
             }
         }
@@ -435,8 +436,12 @@ impl Config {
         if self.max_reply_bytes == 0 {
             return Err(Error::invalid("max_reply_bytes", 0, "must be at least 1"));
         }
-        if self.db < 0 {
-            return Err(Error::invalid("db", self.db, "must not be negative"));
+        if !(0..=i64::from(i32::MAX)).contains(&self.db) {
+            return Err(Error::invalid(
+                "db",
+                self.db,
+                "must be a database index from 0 to 2147483647",
+            ));
         }
         if self
             .client_name
@@ -630,6 +635,8 @@ fn positive(name: &str, value: Duration) -> Result<()> {
 #[derive(Clone, Debug, Default)]
 pub struct ConfigBuilder {
     config: Config,
+    /// Knobs a binding set under its own option names (knob, name as written), for messages.
+    spellings: Vec<(String, String)>,
 }
 
 impl ConfigBuilder {
@@ -655,7 +662,9 @@ impl ConfigBuilder {
     /// Validates every setting and returns the configuration, or an error naming the first
     /// invalid field, its value and the rule.
     pub fn build(&self) -> Result<Config> {
-        self.config.validate()?;
+        self.config
+            .validate()
+            .map_err(|err| self.in_callers_words(err))?;
         Ok(self.config.clone())
     }
 

@@ -106,7 +106,7 @@ pub unsafe extern "C" fn redpool_pool_resize(
     boundary(|| {
         // SAFETY: per this function's contract.
         let pool = unsafe { borrow(pool) }?;
-        pool.resize(max_connections, min_idle)
+        pool.resize(max_connections, Some(min_idle))
     })
 }
 

@@ -112,8 +112,9 @@ impl PooledConnection {
         }
     }
 
-    /// The pool's `socket_timeout`.
-    pub(crate) fn socket_timeout(&self) -> Duration {
+    /// The pool's `socket_timeout`: how long a reply is awaited unless a call says otherwise
+    /// (see [`crate::blocking_reply_timeout`] for blocking commands).
+    pub fn socket_timeout(&self) -> Duration {
         self.shared.config().socket_timeout()
     }
 

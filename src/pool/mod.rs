@@ -352,11 +352,12 @@ impl Pool {
         prometheus::render(&[self.metrics()])
     }
 
-    /// Changes `max_connections` and `min_idle` at run time (same rules as in the config). Safe
+    /// Changes `max_connections` and `min_idle` at run time (same rules as in the config;
+    /// `min_idle` None keeps the current one, lowered to `max_connections` if above it). Safe
     /// under load: growing serves queued callers at once; shrinking closes idle connections above
     /// the new cap now and busy ones as they are returned (no call fails because of it). The
     /// process registry still finds the pool under its original settings.
-    pub fn resize(&self, max_connections: usize, min_idle: usize) -> Result<()> {
+    pub fn resize(&self, max_connections: usize, min_idle: Option<usize>) -> Result<()> {
         self.shared.resize(max_connections, min_idle)
     }
 

@@ -857,13 +857,14 @@ impl Shared {
     /// Changes the cap and the number of connections kept open, at run time. Growing grants the
     /// new slots to queued callers at once; shrinking closes idle connections above the new cap
     /// now and checked-out ones when they are returned (never one in use).
-    pub(super) fn resize(&self, max_connections: usize, min_idle: usize) -> Result<()> {
-        crate::config::check_pool_size(max_connections, min_idle)?;
+    pub(super) fn resize(&self, max_connections: usize, min_idle: Option<usize>) -> Result<()> {
         let surplus = {
             let mut state = self.lock();
             if self.is_closed() {
                 return Err(self.closed_error());
             }
+            let min_idle = min_idle.unwrap_or(state.min_idle.min(max_connections));
+            crate::config::check_pool_size(max_connections, min_idle)?;
             state.max_connections = max_connections;
             state.min_idle = min_idle;
             // New room goes to the queue first (each granted slot is opened by its waiter).

@@ -1,12 +1,27 @@
 //! Pool settings from JS: an optional URL, an optional address, then core knobs by name (the JS
-//! layer maps ioredis's option names onto them). Validation is the core's, messages included
-//! (a count above the core's 32-bit fields is refused by its knob table, naming the knob).
+//! layer maps ioredis's option names onto them and passes the values as the user gave them).
+//! Validation is the core's, messages included, naming the option as the user wrote it.
 
+use napi::bindgen_prelude::Either3;
 use napi_derive::napi;
 use redpool::config::KnobInput;
 use redpool::{Config, ConfigBuilder};
 
 use crate::errors::Failure;
+use crate::numbers;
+
+/// One setting: the core knob it sets, the value as the user gave it, and the option's name in
+/// the user's code (`connectTimeout`, `breaker.window`, `knobs.max_lifetime`).
+#[napi(object)]
+pub struct NativeKnob {
+    /// The core knob (see the core's `KNOBS`).
+    pub knob: String,
+    /// A number (milliseconds for a duration, as every Node option), a string (a duration's
+    /// text needs its unit: `'2s'`) or a boolean.
+    pub value: Either3<f64, String, bool>,
+    /// The option's name as the user wrote it; errors name it.
+    pub written_as: String,
+}
 
 /// What the JS layer passes to create a pool.
 #[napi(object)]
@@ -20,11 +35,8 @@ pub struct NativeOptions {
     pub path: Option<String>,
     /// Use TLS.
     pub tls: Option<bool>,
-    /// Core knobs as `[name, value]` pairs (see the core's `KNOBS`; `host` and `port` among
-    /// them), applied in order. A third element says how the user wrote a value of the
-    /// `knobs` option (the core's `KnobInput`): `"number"` (a JS number: milliseconds for a
-    /// duration knob) or `"text"` (a string: a duration needs its unit).
-    pub knobs: Vec<Vec<String>>,
+    /// Core knobs (`host` and `port` among them), applied in order.
+    pub knobs: Vec<NativeKnob>,
 }
 
 /// Builds and validates the pool configuration.
@@ -47,27 +59,18 @@ pub fn build(options: NativeOptions) -> Result<Config, Failure> {
     if let Some(tls) = options.tls {
         builder = builder.tls(tls);
     }
-    for pair in &options.knobs {
-        match pair.as_slice() {
-            [name, value] => {
-                builder.set(name, value)?;
-            }
-            [name, value, how] if how == "number" || how == "text" => {
-                let input = if how == "number" {
-                    KnobInput::Millis(value)
-                } else {
-                    KnobInput::UnitRequired(value)
-                };
-                builder.set_input(name, input)?;
-            }
-            _ => {
-                return Err(Failure::from(redpool::Error::invalid(
-                    "knobs",
-                    pair.len(),
-                    "each entry must be a [name, value] pair",
-                )));
-            }
-        }
+    for NativeKnob {
+        knob,
+        value,
+        written_as,
+    } in &options.knobs
+    {
+        let input = match value {
+            Either3::A(number) => KnobInput::Millis(numbers::exact(written_as, *number)?),
+            Either3::B(text) => KnobInput::UnitRequired(text),
+            Either3::C(flag) => KnobInput::Text(if *flag { "true" } else { "false" }),
+        };
+        builder.set_written(knob, input, written_as)?;
     }
     Ok(builder.build()?)
 }

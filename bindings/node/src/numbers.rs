@@ -9,12 +9,9 @@ use std::time::Duration;
 
 use crate::errors::Failure;
 
-/// The longest duration the addon takes, in milliseconds: 365 days, the core's bound for every
-/// duration setting and per-call duration.
-pub const MAX_DURATION_MS: f64 = 365.0 * 24.0 * 3600.0 * 1000.0;
-
-/// 365 days: a blocking command that may block forever waits this long for its reply.
-pub const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The longest duration the addon takes, in milliseconds: the core's bound for every duration
+/// setting and per-call duration (365 days).
+const MAX_DURATION_MS: f64 = redpool::config::MAX_DURATION.as_millis() as f64;
 
 /// A number as JS would print it in a message (`NaN`, `Infinity`, `1e+21` aside, plain digits).
 fn show(value: f64) -> String {
@@ -31,21 +28,32 @@ fn invalid(name: &str, value: f64, rule: &str) -> Failure {
     Failure::invalid(format!("invalid {name} = {}: {rule}", show(value)))
 }
 
-/// A whole number in `min..=max`.
-pub fn whole(name: &str, value: f64, min: u64, max: u64) -> Result<u64, Failure> {
+/// A number that JS holds exactly: whole numbers beyond 2^53 - 1 are not (`2 ** 53 + 1` is
+/// `2 ** 53`), so such a value is refused rather than passed on as another number. NaN and
+/// ±Infinity pass: the core refuses them, naming the setting.
+pub fn exact(name: &str, value: f64) -> Result<f64, Failure> {
+    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+    if value.is_finite() && value.abs() > MAX_SAFE_INTEGER {
+        return Err(invalid(
+            name,
+            value,
+            "must be at most 9007199254740991 (Number.MAX_SAFE_INTEGER)",
+        ));
+    }
+    Ok(value)
+}
+
+/// A count: a whole number from 0 to what a `usize` holds (the core checks the range of the
+/// setting it is for, and names it).
+pub fn count(name: &str, value: f64) -> Result<usize, Failure> {
+    let value = exact(name, value)?;
     if !value.is_finite() {
         return Err(invalid(name, value, "must be a finite number"));
     }
-    if value.fract() != 0.0 {
-        return Err(invalid(name, value, "must be a whole number"));
+    if value.fract() != 0.0 || value < 0.0 || value > usize::MAX as f64 {
+        return Err(invalid(name, value, "must be a whole number >= 0"));
     }
-    if value < min as f64 {
-        return Err(invalid(name, value, &format!("must be >= {min}")));
-    }
-    if value > max as f64 {
-        return Err(invalid(name, value, &format!("must be <= {max}")));
-    }
-    Ok(value as u64)
+    Ok(value as usize)
 }
 
 /// A duration in milliseconds: finite, >= 0, at most 365 days.
@@ -71,18 +79,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn whole_numbers() {
-        assert_eq!(whole("n", 7.0, 0, 10).unwrap(), 7);
-        for bad in [
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            -1.0,
-            1e20,
-            0.5,
-            11.0,
-        ] {
-            let err = whole("n", bad, 0, 10).unwrap_err();
+    fn counts() {
+        assert_eq!(count("n", 7.0).unwrap(), 7);
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 1e20, 0.5] {
+            let err = count("n", bad).unwrap_err();
             assert_eq!(err.code, "ERR_INVALID_ARGUMENT");
             assert!(err.message.starts_with("invalid n = "), "{}", err.message);
         }
@@ -91,7 +91,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(millis("t", 1500.0).unwrap(), Duration::from_millis(1500));
-        assert_eq!(millis("t", MAX_DURATION_MS).unwrap(), FOREVER);
+        assert_eq!(
+            millis("t", MAX_DURATION_MS).unwrap(),
+            redpool::config::MAX_DURATION
+        );
         for bad in [
             f64::NAN,
             f64::INFINITY,

@@ -29,9 +29,6 @@ use crate::numbers;
 use crate::stats::{HealthReport, PoolStats};
 use crate::task;
 
-/// The largest pool size `resize()` passes on (the core's own rules then apply).
-const MAX_COUNT: u64 = u32::MAX as u64;
-
 enum Slot {
     Unopened,
     Open(Pool),
@@ -315,22 +312,27 @@ impl NativePool {
     }
 
     /// Changes `maxConnections` and `minIdle` under load (whole numbers; the core's rules, else
-    /// `ERR_INVALID_ARGUMENT`). Runs on a worker: it opens the pool if needed, and closes idle
-    /// surplus sockets.
+    /// `ERR_INVALID_ARGUMENT`; no `minIdle`: the current one, lowered to `maxConnections` if
+    /// above it). Runs on a worker: it opens the pool if needed, and closes idle surplus sockets.
     #[napi(ts_return_type = "Promise<void>", catch_unwind)]
     pub fn resize<'env>(
         &self,
         env: &'env Env,
         max_connections: f64,
-        min_idle: f64,
+        min_idle: Option<f64>,
     ) -> Result<Object<'env>> {
         errors::boundary(env, || {
-            let max =
-                numbers::whole("maxConnections", max_connections, 1, MAX_COUNT).or_throw(env)?;
-            let min = numbers::whole("minIdle", min_idle, 0, MAX_COUNT).or_throw(env)?;
+            let max = numbers::count("maxConnections", max_connections).or_throw(env)?;
+            let min = min_idle
+                .map(|n| numbers::count("minIdle", n))
+                .transpose()
+                .or_throw(env)?;
             let inner = self.inner.clone();
             task::promise(env, move || {
-                inner.pool()?.resize(max as usize, min as usize)?;
+                inner.pool()?.resize(max, min).map_err(|err| {
+                    err.naming("max_connections", "maxConnections")
+                        .naming("min_idle", "minIdle")
+                })?;
                 Ok(())
             })
         })

@@ -1,7 +1,8 @@
 //! A core `Config` from what the Python layer passes: a URL or a socket path, then knobs by name
-//! (the Python layer has already translated redis-py's keyword arguments into knob names; `host`
-//! and `port` are knobs, so their defaults and checks are the core's).
+//! (the Python layer has already translated redis-py's keyword arguments into knob names, and
+//! values into text; `host` and `port` are knobs, so their defaults and checks are the core's).
 
+use redpool::config::KnobInput;
 use redpool::{Config, ConfigBuilder};
 
 /// Where to connect, when no URL is given (without a socket path: the `host` and `port` knobs,
@@ -11,13 +12,14 @@ pub struct Address {
     pub tls: bool,
 }
 
-/// Builds and validates the configuration: `url` (or `address`), then each `(knob, value)` in
-/// order through `ConfigBuilder::set`, then `build()`. Errors name the knob and never echo a
-/// password.
+/// Builds and validates the configuration: `url` (or `address`), then each
+/// `(knob, value, written_as)` in order through `ConfigBuilder::set_written` (values are the
+/// core's text: a bare number of a duration is seconds, as in Python), then `build()`. Errors
+/// name the argument as the caller wrote it and never echo a password.
 pub fn build(
     url: Option<&str>,
     address: Address,
-    settings: &[(String, String)],
+    settings: &[(String, String, String)],
 ) -> redpool::Result<Config> {
     let mut builder = match url {
         Some(url) => ConfigBuilder::from_url(url)?,
@@ -29,8 +31,8 @@ pub fn build(
             }
         }
     };
-    for (knob, value) in settings {
-        builder.set(knob, value)?;
+    for (knob, value, written_as) in settings {
+        builder.set_written(knob, KnobInput::Text(value), written_as)?;
     }
     builder.build()
 }

@@ -68,8 +68,10 @@ impl Pool {
 #[pymethods]
 impl Pool {
     /// A pool for `url` (or `unix_socket_path`, or the core's default address), with `settings`
-    /// applied in order as `(knob, value)` pairs (`host` and `port` are knobs too). `shared=True` uses the process-wide registry (one
-    /// pool per distinct configuration); `False` creates a dedicated pool.
+    /// applied in order as `(knob, value, written_as)` triples (`host` and `port` are knobs too;
+    /// `written_as` is the argument's name in the caller's code, which errors name).
+    /// `shared=True` uses the process-wide registry (one pool per distinct configuration);
+    /// `False` creates a dedicated pool.
     #[new]
     #[pyo3(signature = (url=None, *, unix_socket_path=None, tls=false, settings=Vec::new(), shared=true))]
     fn new(
@@ -77,7 +79,7 @@ impl Pool {
         url: Option<String>,
         unix_socket_path: Option<String>,
         tls: bool,
-        settings: Vec<(String, String)>,
+        settings: Vec<(String, String, String)>,
         shared: bool,
     ) -> PyResult<Pool> {
         let address = Address {
@@ -209,18 +211,14 @@ impl Pool {
     /// Changes `max_connections` and `min_idle` at run time (None: the current `min_idle`,
     /// lowered to `max_connections` when above it). Safe under load: no call fails because of it.
     #[pyo3(signature = (max_connections, min_idle=None))]
-    fn resize(
-        &self,
-        py: Python<'_>,
-        max_connections: usize,
-        min_idle: Option<usize>,
-    ) -> PyResult<()> {
+    fn resize(&self, py: Python<'_>, max_connections: i64, min_idle: Option<i64>) -> PyResult<()> {
+        let max_connections = count("max_connections", max_connections).or_raise(py)?;
+        let min_idle = min_idle
+            .map(|n| count("min_idle", n))
+            .transpose()
+            .or_raise(py)?;
         let pool = self.inner.clone();
-        blocking::run(py, move || {
-            let min_idle = min_idle.unwrap_or_else(|| pool.stats().min_idle.min(max_connections));
-            pool.resize(max_connections, min_idle)
-        })?
-        .or_raise(py)
+        blocking::run(py, move || pool.resize(max_connections, min_idle))?.or_raise(py)
     }
 
     /// `"closed"`, `"open"` or `"half_open"`.
@@ -506,4 +504,9 @@ impl Drop for Connection {
             Python::attach(|py| py.detach(move || drop(conn)));
         }
     }
+}
+
+/// A Python int as a count (the core checks the range and names the argument).
+fn count(name: &str, n: i64) -> redpool::Result<usize> {
+    usize::try_from(n).map_err(|_| redpool::Error::invalid(name, n, "must be a whole number >= 0"))
 }
