@@ -140,7 +140,8 @@ fn every_invalid_setting_names_field_value_and_rule() {
         ("redis://h:0", &["port", "0", "between 1 and 65535"]),
         ("redis://h:70000", &["invalid url", "port"]),
         ("redis://h/abc", &["db", "abc", "database number"]),
-        ("redis://h?db=-1", &["db", "-1", "negative"]),
+        ("redis://h?db=-1", &["db", "-1", "from 0 to 2147483647"]),
+        ("redis://h?db=2147483648", &["db", "2147483648", "from 0 to 2147483647"]),
         (
             "redis://h?reuse=random",
             &["reuse", "random", "lifo or fifo"],
@@ -336,6 +337,7 @@ fn equal_settings_are_equal_configs() {
 fn every_duration_is_bounded_so_no_deadline_can_overflow() {
     for knob in redpool::config::KNOBS
         .iter()
+        .map(|k| k.name())
         .filter(|k| k.ends_with("timeout") || k.ends_with("interval") || k.ends_with("lifetime"))
     {
         let url = format!("redis://127.0.0.1:1/0?{knob}=10000000000000000000s");

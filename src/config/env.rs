@@ -23,7 +23,11 @@ pub(super) fn parse(var: impl Fn(&str) -> Option<String>) -> Result<ConfigBuilde
             b
         }
     };
-    for knob in KNOBS.iter().filter(|k| !SERVER_KNOBS.contains(k)) {
+    for knob in KNOBS
+        .iter()
+        .map(|k| k.name())
+        .filter(|k| !SERVER_KNOBS.contains(k))
+    {
         apply(&mut builder, knob, &present)?;
     }
     Ok(builder)

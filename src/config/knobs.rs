@@ -4,90 +4,284 @@
 use std::path::PathBuf;
 
 use super::policies::Jitter;
-use super::{Address, ConfigBuilder, ReuseOrder, Secret, TlsConfig};
+use super::{Address, Config, ConfigBuilder, ReuseOrder, Secret, TlsConfig};
 use crate::error::{Error, Result};
 use std::time::Duration;
 
-/// Every knob name accepted by [`ConfigBuilder::set`].
-pub const KNOBS: &[&str] = &[
-    "host",
-    "port",
-    "max_connections",
-    "min_idle",
-    "acquire_timeout",
-    "connect_timeout",
-    "socket_timeout",
-    "idle_timeout",
-    "max_lifetime",
-    "health_check_interval",
-    "health_report_interval",
-    "reuse",
-    "client_name",
-    "pool_name",
-    "db",
-    "username",
-    "password",
-    "tcp_nodelay",
-    "tcp_keepalive",
-    "tcp_keepalive_idle",
-    "tcp_keepalive_interval",
-    "tcp_keepalive_count",
-    "tcp_user_timeout",
-    "tls_ca_file",
-    "tls_cert_file",
-    "tls_key_file",
-    "tls_insecure",
-    "breaker",
-    "breaker_failure_threshold",
-    "breaker_failure_rate",
-    "breaker_window",
-    "breaker_min_calls",
-    "breaker_recovery_timeout",
-    "breaker_half_open_probes",
-    "breaker_success_threshold",
-    "breaker_probe_timeout",
-    "retries",
-    "retry_backoff_base",
-    "retry_backoff_cap",
-    "retry_jitter",
-    "retry_non_idempotent",
-    "reconnect_backoff_base",
-    "reconnect_backoff_cap",
-    "health_degraded_latency",
-    "health_unhealthy_latency",
-    "leak_detection_threshold",
-    "max_reply_bytes",
+/// How a knob's text is read, and where the value goes: the one description of each knob, so
+/// its parsing, its kind (what [`is_duration_knob`] and [`KnobInput`] ask) and the bound every
+/// duration is checked against cannot drift apart.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A duration (`500ms`, `2s`, `1.5s`, `2m`, `1h`; a bare number is seconds), with how to read
+    /// it back for the bound all durations share ([`super::check_duration`]).
+    Duration(fn(&mut Config, Duration), fn(&Config) -> Duration),
+    /// A whole number >= 0.
+    Count(fn(&mut Config, usize)),
+    /// A whole number kept in 32 bits: above 4294967295 is refused, never clamped.
+    Number(fn(&mut Config, u32)),
+    /// `true/false`, `yes/no`, `on/off`, `1/0`.
+    Flag(fn(&mut Config, bool)),
+    /// Text the knob reads itself (`knob`, `value`).
+    Text(fn(&mut Config, &str, &str) -> Result<()>),
+}
+
+/// One knob: its name and [`Kind`].
+#[derive(Clone, Copy)]
+pub struct Knob {
+    name: &'static str,
+    kind: Kind,
+}
+
+impl Knob {
+    /// The knob's name, as URL query options, `REDIS_<NAME>` variables and the setters take it.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// True when the knob takes a duration.
+    pub fn takes_duration(&self) -> bool {
+        matches!(self.kind, Kind::Duration(..))
+    }
+}
+
+const fn knob(name: &'static str, kind: Kind) -> Knob {
+    Knob { name, kind }
+}
+
+/// Every knob accepted by [`ConfigBuilder::set`], in the order of the README's table.
+pub const KNOBS: &[Knob] = &[
+    knob("host", Kind::Text(set_host)),
+    knob("port", Kind::Text(set_port)),
+    knob("max_connections", Kind::Count(|c, n| c.max_connections = n)),
+    knob("min_idle", Kind::Count(|c, n| c.min_idle = n)),
+    knob(
+        "acquire_timeout",
+        Kind::Duration(|c, d| c.acquire_timeout = d, |c| c.acquire_timeout),
+    ),
+    knob(
+        "connect_timeout",
+        Kind::Duration(|c, d| c.connect_timeout = d, |c| c.connect_timeout),
+    ),
+    knob(
+        "socket_timeout",
+        Kind::Duration(|c, d| c.socket_timeout = d, |c| c.socket_timeout),
+    ),
+    knob(
+        "idle_timeout",
+        Kind::Duration(|c, d| c.idle_timeout = d, |c| c.idle_timeout),
+    ),
+    knob(
+        "max_lifetime",
+        Kind::Duration(|c, d| c.max_lifetime = d, |c| c.max_lifetime),
+    ),
+    knob(
+        "health_check_interval",
+        Kind::Duration(
+            |c, d| c.health_check_interval = d,
+            |c| c.health_check_interval,
+        ),
+    ),
+    knob(
+        "health_report_interval",
+        Kind::Duration(
+            |c, d| c.health_report_interval = d,
+            |c| c.health_report_interval,
+        ),
+    ),
+    knob("reuse", Kind::Text(set_reuse)),
+    knob(
+        "client_name",
+        Kind::Text(|c, _, v| {
+            c.client_name = v.to_string();
+            Ok(())
+        }),
+    ),
+    knob(
+        "pool_name",
+        Kind::Text(|c, _, v| {
+            c.pool_name = v.to_string();
+            Ok(())
+        }),
+    ),
+    knob("db", Kind::Text(set_db)),
+    knob(
+        "username",
+        Kind::Text(|c, _, v| {
+            c.username = Some(v.to_string()).filter(|u| !u.is_empty());
+            Ok(())
+        }),
+    ),
+    knob(
+        "password",
+        Kind::Text(|c, _, v| {
+            c.password = Some(Secret::new(v)).filter(|p| !p.0.is_empty());
+            Ok(())
+        }),
+    ),
+    knob("tcp_nodelay", Kind::Flag(|c, on| c.tcp_nodelay = on)),
+    knob(
+        "tcp_keepalive",
+        Kind::Flag(|c, on| c.keepalive.enabled = on),
+    ),
+    knob(
+        "tcp_keepalive_idle",
+        Kind::Duration(|c, d| c.keepalive.idle = d, |c| c.keepalive.idle),
+    ),
+    knob(
+        "tcp_keepalive_interval",
+        Kind::Duration(|c, d| c.keepalive.interval = d, |c| c.keepalive.interval),
+    ),
+    knob(
+        "tcp_keepalive_count",
+        Kind::Number(|c, n| c.keepalive.count = n),
+    ),
+    knob(
+        "tcp_user_timeout",
+        Kind::Duration(
+            |c, d| c.keepalive.user_timeout = Some(d),
+            |c| c.keepalive.user_timeout.unwrap_or_default(),
+        ),
+    ),
+    knob(
+        "tls_ca_file",
+        Kind::Text(|c, k, v| {
+            tls_mut(&mut c.tls, k)?.ca_file = Some(PathBuf::from(v));
+            Ok(())
+        }),
+    ),
+    knob(
+        "tls_cert_file",
+        Kind::Text(|c, k, v| {
+            tls_mut(&mut c.tls, k)?.cert_file = Some(PathBuf::from(v));
+            Ok(())
+        }),
+    ),
+    knob(
+        "tls_key_file",
+        Kind::Text(|c, k, v| {
+            tls_mut(&mut c.tls, k)?.key_file = Some(PathBuf::from(v));
+            Ok(())
+        }),
+    ),
+    knob(
+        "tls_insecure",
+        Kind::Text(|c, k, v| {
+            let insecure = parse_bool(k, v)?;
+            tls_mut(&mut c.tls, k)?.insecure = insecure;
+            Ok(())
+        }),
+    ),
+    knob("breaker", Kind::Flag(|c, on| c.breaker.enabled = on)),
+    knob(
+        "breaker_failure_threshold",
+        Kind::Number(|c, n| c.breaker.failure_threshold = n),
+    ),
+    knob(
+        "breaker_failure_rate",
+        Kind::Number(|c, n| c.breaker.failure_rate_percent = n),
+    ),
+    knob(
+        "breaker_window",
+        Kind::Duration(|c, d| c.breaker.window = d, |c| c.breaker.window),
+    ),
+    knob(
+        "breaker_min_calls",
+        Kind::Number(|c, n| c.breaker.min_calls = n),
+    ),
+    knob(
+        "breaker_recovery_timeout",
+        Kind::Duration(
+            |c, d| c.breaker.recovery_timeout = d,
+            |c| c.breaker.recovery_timeout,
+        ),
+    ),
+    knob(
+        "breaker_half_open_probes",
+        Kind::Number(|c, n| c.breaker.half_open_probes = n),
+    ),
+    knob(
+        "breaker_success_threshold",
+        Kind::Number(|c, n| c.breaker.success_threshold = n),
+    ),
+    knob(
+        "breaker_probe_timeout",
+        Kind::Duration(
+            |c, d| c.breaker.probe_timeout = d,
+            |c| c.breaker.probe_timeout,
+        ),
+    ),
+    knob("retries", Kind::Number(|c, n| c.retry.retries = n)),
+    knob(
+        "retry_backoff_base",
+        Kind::Duration(|c, d| c.retry.backoff.base = d, |c| c.retry.backoff.base),
+    ),
+    knob(
+        "retry_backoff_cap",
+        Kind::Duration(|c, d| c.retry.backoff.cap = d, |c| c.retry.backoff.cap),
+    ),
+    knob("retry_jitter", Kind::Text(set_retry_jitter)),
+    knob(
+        "retry_non_idempotent",
+        Kind::Flag(|c, on| c.retry.retry_non_idempotent = on),
+    ),
+    knob(
+        "reconnect_backoff_base",
+        Kind::Duration(
+            |c, d| c.reconnect_backoff.base = d,
+            |c| c.reconnect_backoff.base,
+        ),
+    ),
+    knob(
+        "reconnect_backoff_cap",
+        Kind::Duration(
+            |c, d| c.reconnect_backoff.cap = d,
+            |c| c.reconnect_backoff.cap,
+        ),
+    ),
+    knob(
+        "health_degraded_latency",
+        Kind::Duration(
+            |c, d| c.health.degraded_latency = d,
+            |c| c.health.degraded_latency,
+        ),
+    ),
+    knob(
+        "health_unhealthy_latency",
+        Kind::Duration(
+            |c, d| c.health.unhealthy_latency = d,
+            |c| c.health.unhealthy_latency,
+        ),
+    ),
+    knob(
+        "leak_detection_threshold",
+        Kind::Duration(
+            |c, d| c.leak_detection_threshold = d,
+            |c| c.leak_detection_threshold,
+        ),
+    ),
+    knob(
+        "max_reply_bytes",
+        Kind::Count(|c, n| c.max_reply_bytes = n as u64),
+    ),
 ];
 
-/// The knobs whose value is a duration (`500ms`, `2s`, `1.5s`, `2m`, `1h`; bare text is seconds).
-/// `ConfigBuilder::set` parses exactly these with [`parse_duration`] (a unit test holds the two
-/// together). In alphabetical order.
-pub const DURATION_KNOBS: &[&str] = &[
-    "acquire_timeout",
-    "breaker_probe_timeout",
-    "breaker_recovery_timeout",
-    "breaker_window",
-    "connect_timeout",
-    "health_check_interval",
-    "health_degraded_latency",
-    "health_report_interval",
-    "health_unhealthy_latency",
-    "idle_timeout",
-    "leak_detection_threshold",
-    "max_lifetime",
-    "reconnect_backoff_base",
-    "reconnect_backoff_cap",
-    "retry_backoff_base",
-    "retry_backoff_cap",
-    "socket_timeout",
-    "tcp_keepalive_idle",
-    "tcp_keepalive_interval",
-    "tcp_user_timeout",
-];
+/// The knob called `name`, if there is one.
+fn find(name: &str) -> Option<&'static Knob> {
+    KNOBS.iter().find(|k| k.name == name)
+}
 
 /// True when `knob` takes a duration.
 pub fn is_duration_knob(knob: &str) -> bool {
-    DURATION_KNOBS.contains(&knob)
+    find(knob).is_some_and(Knob::takes_duration)
+}
+
+/// Every duration setting of `config` by its knob name, for the bound they all share.
+pub(super) fn durations(config: &Config) -> impl Iterator<Item = (&'static str, Duration)> + '_ {
+    KNOBS.iter().filter_map(move |k| match k.kind {
+        Kind::Duration(_, get) => Some((k.name, get(config))),
+        _ => None,
+    })
 }
 
 /// How a binding's caller wrote a knob value, for bindings whose own options are in other units
@@ -172,112 +366,79 @@ impl ConfigBuilder {
     /// Booleans take `true/false`, `yes/no`, `on/off`, `1/0`. Unknown names are rejected with the
     /// list of valid ones. Values are checked for form here and for range in `build()`.
     pub fn set(&mut self, knob: &str, value: &str) -> Result<&mut Self> {
-        let c = &mut self.config;
-        let duration = || parse_duration(knob, value);
-        let count = || parse_count(knob, value);
-        let number = || {
-            parse_count(knob, value).and_then(|n| {
-                u32::try_from(n)
-                    .map_err(|_| Error::invalid(knob, quoted(value), "must be at most 4294967295"))
-            })
+        let Some(found) = find(knob) else {
+            let names: Vec<&str> = KNOBS.iter().map(Knob::name).collect();
+            return Err(Error::invalid(
+                "option",
+                quoted(knob),
+                &format!("unknown; valid options are {}", names.join(", ")),
+            ));
         };
-        let flag = || parse_bool(knob, value);
-        match knob {
-            "host" => {
-                let port = match &c.address {
-                    Address::Tcp { port, .. } => *port,
-                    Address::Unix(_) => 6379,
-                };
-                c.address = Address::Tcp {
-                    host: value.trim().to_string(),
-                    port,
-                };
-            }
-            "port" => {
-                let port = parse_port(value)?;
-                let host = match &c.address {
-                    Address::Tcp { host, .. } => host.clone(),
-                    Address::Unix(_) => "127.0.0.1".to_string(),
-                };
-                c.address = Address::Tcp { host, port };
-            }
-            "max_connections" => c.max_connections = count()?,
-            "min_idle" => c.min_idle = count()?,
-            "acquire_timeout" => c.acquire_timeout = duration()?,
-            "connect_timeout" => c.connect_timeout = duration()?,
-            "socket_timeout" => c.socket_timeout = duration()?,
-            "idle_timeout" => c.idle_timeout = duration()?,
-            "max_lifetime" => c.max_lifetime = duration()?,
-            "health_check_interval" => c.health_check_interval = duration()?,
-            "health_report_interval" => c.health_report_interval = duration()?,
-            "reuse" => {
-                c.reuse_order = match value.to_ascii_lowercase().as_str() {
-                    "lifo" => ReuseOrder::Lifo,
-                    "fifo" => ReuseOrder::Fifo,
-                    _ => return Err(Error::invalid(knob, quoted(value), "must be lifo or fifo")),
-                }
-            }
-            "client_name" => c.client_name = value.to_string(),
-            "pool_name" => c.pool_name = value.to_string(),
-            "db" => {
-                c.db = value
-                    .trim()
-                    .parse::<i64>()
-                    .map_err(|_| Error::invalid(knob, quoted(value), "must be a whole number"))?
-            }
-            "username" => c.username = Some(value.to_string()).filter(|u| !u.is_empty()),
-            "password" => c.password = Some(Secret::new(value)).filter(|p| !p.0.is_empty()),
-            "tcp_nodelay" => c.tcp_nodelay = flag()?,
-            "tcp_keepalive" => c.keepalive.enabled = flag()?,
-            "tcp_keepalive_idle" => c.keepalive.idle = duration()?,
-            "tcp_keepalive_interval" => c.keepalive.interval = duration()?,
-            "tcp_keepalive_count" => c.keepalive.count = number()?,
-            "tcp_user_timeout" => c.keepalive.user_timeout = Some(duration()?),
-            "tls_ca_file" => tls_mut(&mut c.tls, knob)?.ca_file = Some(PathBuf::from(value)),
-            "tls_cert_file" => tls_mut(&mut c.tls, knob)?.cert_file = Some(PathBuf::from(value)),
-            "tls_key_file" => tls_mut(&mut c.tls, knob)?.key_file = Some(PathBuf::from(value)),
-            "tls_insecure" => {
-                let insecure = flag()?;
-                tls_mut(&mut c.tls, knob)?.insecure = insecure;
-            }
-            "breaker" => c.breaker.enabled = flag()?,
-            "breaker_failure_threshold" => c.breaker.failure_threshold = number()?,
-            "breaker_failure_rate" => c.breaker.failure_rate_percent = number()?,
-            "breaker_window" => c.breaker.window = duration()?,
-            "breaker_min_calls" => c.breaker.min_calls = number()?,
-            "breaker_recovery_timeout" => c.breaker.recovery_timeout = duration()?,
-            "breaker_half_open_probes" => c.breaker.half_open_probes = number()?,
-            "breaker_success_threshold" => c.breaker.success_threshold = number()?,
-            "breaker_probe_timeout" => c.breaker.probe_timeout = duration()?,
-            "retries" => c.retry.retries = number()?,
-            "retry_backoff_base" => c.retry.backoff.base = duration()?,
-            "retry_backoff_cap" => c.retry.backoff.cap = duration()?,
-            "retry_jitter" => {
-                c.retry.backoff.jitter = Jitter::parse(value).ok_or_else(|| {
-                    Error::invalid(
-                        knob,
-                        quoted(value),
-                        "must be full, equal, decorrelated or none",
-                    )
-                })?
-            }
-            "retry_non_idempotent" => c.retry.retry_non_idempotent = flag()?,
-            "reconnect_backoff_base" => c.reconnect_backoff.base = duration()?,
-            "reconnect_backoff_cap" => c.reconnect_backoff.cap = duration()?,
-            "health_degraded_latency" => c.health.degraded_latency = duration()?,
-            "health_unhealthy_latency" => c.health.unhealthy_latency = duration()?,
-            "leak_detection_threshold" => c.leak_detection_threshold = duration()?,
-            "max_reply_bytes" => c.max_reply_bytes = count()? as u64,
-            _ => {
-                return Err(Error::invalid(
-                    "option",
-                    quoted(knob),
-                    &format!("unknown; valid options are {}", KNOBS.join(", ")),
-                ));
-            }
+        let c = &mut self.config;
+        match found.kind {
+            Kind::Duration(set, _) => set(c, parse_duration(knob, value)?),
+            Kind::Count(set) => set(c, parse_count(knob, value)?),
+            Kind::Number(set) => set(
+                c,
+                u32::try_from(parse_count(knob, value)?).map_err(|_| {
+                    Error::invalid(knob, quoted(value), "must be at most 4294967295")
+                })?,
+            ),
+            Kind::Flag(set) => set(c, parse_bool(knob, value)?),
+            Kind::Text(set) => set(c, knob, value)?,
         }
         Ok(self)
     }
+}
+
+fn set_host(c: &mut Config, _: &str, value: &str) -> Result<()> {
+    let port = match &c.address {
+        Address::Tcp { port, .. } => *port,
+        Address::Unix(_) => 6379,
+    };
+    c.address = Address::Tcp {
+        host: value.trim().to_string(),
+        port,
+    };
+    Ok(())
+}
+
+fn set_port(c: &mut Config, _: &str, value: &str) -> Result<()> {
+    let port = parse_port(value)?;
+    let host = match &c.address {
+        Address::Tcp { host, .. } => host.clone(),
+        Address::Unix(_) => "127.0.0.1".to_string(),
+    };
+    c.address = Address::Tcp { host, port };
+    Ok(())
+}
+
+fn set_reuse(c: &mut Config, knob: &str, value: &str) -> Result<()> {
+    c.reuse_order = match value.to_ascii_lowercase().as_str() {
+        "lifo" => ReuseOrder::Lifo,
+        "fifo" => ReuseOrder::Fifo,
+        _ => return Err(Error::invalid(knob, quoted(value), "must be lifo or fifo")),
+    };
+    Ok(())
+}
+
+fn set_db(c: &mut Config, knob: &str, value: &str) -> Result<()> {
+    c.db = value
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| Error::invalid(knob, quoted(value), "must be a whole number"))?;
+    Ok(())
+}
+
+fn set_retry_jitter(c: &mut Config, knob: &str, value: &str) -> Result<()> {
+    c.retry.backoff.jitter = Jitter::parse(value).ok_or_else(|| {
+        Error::invalid(
+            knob,
+            quoted(value),
+            "must be full, equal, decorrelated or none",
+        )
+    })?;
+    Ok(())
 }
 
 fn tls_mut<'a>(tls: &'a mut Option<TlsConfig>, knob: &str) -> Result<&'a mut TlsConfig> {

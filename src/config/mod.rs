@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use knobs::{DURATION_KNOBS, KNOBS, KnobInput, is_duration_knob, parse_duration};
+pub use knobs::{KNOBS, Knob, KnobInput, is_duration_knob, parse_duration};
 
 use crate::error::{Error, Result};
 use policies::{Backoff, BreakerConfig, Jitter, RetryConfig};
@@ -430,7 +430,7 @@ impl Config {
                 ));
             }
         }
-        for (name, value) in self.durations() {
+        for (name, value) in knobs::durations(self) {
             check_duration(name, value)?;
         }
         if self.max_reply_bytes == 0 {
@@ -481,33 +481,6 @@ impl Config {
             }
         }
         self.validate_resilience()
-    }
-
-    /// Every duration setting by its knob name.
-    fn durations(&self) -> [(&'static str, Duration); 20] {
-        let (k, b, r, h) = (&self.keepalive, &self.breaker, &self.retry, &self.health);
-        [
-            ("acquire_timeout", self.acquire_timeout),
-            ("connect_timeout", self.connect_timeout),
-            ("socket_timeout", self.socket_timeout),
-            ("idle_timeout", self.idle_timeout),
-            ("max_lifetime", self.max_lifetime),
-            ("health_check_interval", self.health_check_interval),
-            ("health_report_interval", self.health_report_interval),
-            ("tcp_keepalive_idle", k.idle),
-            ("tcp_keepalive_interval", k.interval),
-            ("tcp_user_timeout", k.user_timeout.unwrap_or_default()),
-            ("breaker_window", b.window),
-            ("breaker_recovery_timeout", b.recovery_timeout),
-            ("breaker_probe_timeout", b.probe_timeout),
-            ("retry_backoff_base", r.backoff.base),
-            ("retry_backoff_cap", r.backoff.cap),
-            ("reconnect_backoff_base", self.reconnect_backoff.base),
-            ("reconnect_backoff_cap", self.reconnect_backoff.cap),
-            ("health_degraded_latency", h.degraded_latency),
-            ("health_unhealthy_latency", h.unhealthy_latency),
-            ("leak_detection_threshold", self.leak_detection_threshold),
-        ]
     }
 
     fn validate_resilience(&self) -> Result<()> {
