@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use crate::sync::Condvar;
 
 use super::Conn;
@@ -25,6 +26,30 @@ pub enum Priority {
     Normal,
     /// Served before every normal waiter, in arrival order among high-priority waiters.
     High,
+}
+
+impl Priority {
+    /// Every priority with the name the Python and Node bindings take for it (`priority="high"`,
+    /// `{ priority: 'high' }`); C uses the `redpool_priority` enum instead.
+    pub const NAMES: [(&'static str, Priority); 2] =
+        [("normal", Priority::Normal), ("high", Priority::High)];
+
+    /// The priority named `name` (one of [`Priority::NAMES`], in lower case), or an
+    /// invalid-argument error naming `priority`, the value and the names that exist.
+    pub fn parse(name: &str) -> crate::error::Result<Priority> {
+        Priority::NAMES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, priority)| *priority)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Priority::NAMES.iter().map(|(known, _)| *known).collect();
+                Error::invalid(
+                    "priority",
+                    format!("{name:?}"),
+                    &format!("must be {}", names.join(" or ")),
+                )
+            })
+    }
 }
 
 /// What a waiter is handed.
@@ -238,6 +263,20 @@ mod tests {
         assert_eq!(queue.nudged, None, "a granted waiter takes its nudge along");
         assert!(matches!(queue.take_grant(&next), Some(Grant::Slot)));
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn priorities_by_name() {
+        assert_eq!(Priority::parse("normal").unwrap(), Priority::Normal);
+        assert_eq!(Priority::parse("high").unwrap(), Priority::High);
+        for bad in ["", "HIGH", "urgent", " high"] {
+            let err = Priority::parse(bad).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+            assert_eq!(
+                err.to_string(),
+                format!("invalid priority = {bad:?}: must be normal or high")
+            );
+        }
     }
 
     #[test]
