@@ -41,8 +41,8 @@
  *   safe default); a panic never unwinds into C.
  *
  * ABI: before 1.0 any minor version may change the ABI; compare redpool_version_number() with
- *   REDPOOL_VERSION_NUMBER. Snapshot structs start with struct_size (set it to sizeof) and only
- *   ever grow at the end.
+ *   REDPOOL_VERSION_NUMBER. Snapshot and options structs start with struct_size (set it to
+ *   sizeof) and only ever grow at the end.
  */
 
 #ifndef REDPOOL_H
@@ -211,6 +211,25 @@ typedef uint32_t redpool_health_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Queue positions of an acquire (`redpool_acquire_options.priority`).
+enum redpool_priority
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // First come, first served (the default).
+  REDPOOL_PRIORITY_NORMAL = 0,
+  // Served before every normal waiter, in arrival order among high-priority waiters.
+  REDPOOL_PRIORITY_HIGH = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum redpool_priority redpool_priority;
+#else
+typedef uint32_t redpool_priority;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Pool settings under construction. Created by `redpool_config_new`, `redpool_config_from_url`
 // or `redpool_config_from_env`; freed by `redpool_config_free`. Creating a pool copies it, so it
 // may be freed right after. Use from one thread at a time.
@@ -226,6 +245,18 @@ typedef struct redpool_conn redpool_conn;
 // be called concurrently from any number of threads on the same pool. Each handle obtained from a
 // `redpool_pool_new*` / `redpool_pool_shared*` call is released with one `redpool_pool_free`.
 typedef struct redpool_pool redpool_pool;
+
+// Options of `redpool_pool_acquire_with`. Set `struct_size = sizeof(redpool_acquire_options)`;
+// every other field's zero is its default, so a zeroed struct with `struct_size` set asks for
+// the defaults (as NULL does). The library reads at most `struct_size` bytes, so programs built
+// against an older header keep working when fields are appended.
+typedef struct redpool_acquire_options {
+  // Set by the caller to `sizeof(redpool_acquire_options)`.
+  size_t struct_size;
+  // Queue position while waiting: a `redpool_priority` (default `REDPOOL_PRIORITY_NORMAL`).
+  // Any other value fails with `REDPOOL_STATUS_INVALID_ARGUMENT`.
+  uint32_t priority;
+} redpool_acquire_options;
 
 // A reply. Owned by whoever received it from a `redpool_*` call, and freed, children included,
 // by one call to `redpool_reply_free` on the root. Children (`element[i]`) are borrowed from their
@@ -459,13 +490,28 @@ redpool_status redpool_config_validate(const struct redpool_config *config);
 void redpool_config_free(struct redpool_config *config);
 
 // Checks out a connection, waiting up to `timeout_ms` (`REDPOOL_TIMEOUT_DEFAULT`: the pool's
-// `acquire_timeout`; 0: never wait). On success `*out` owns the connection.
+// `acquire_timeout`; 0: never wait, failing at once with `REDPOOL_STATUS_POOL_EXHAUSTED` when no
+// connection is free). On success `*out` owns the connection. Same as
+// `redpool_pool_acquire_with(pool, timeout_ms, NULL, out)`.
 //
 // # Safety
 // `pool` is NULL or a live handle; `out` is NULL or valid for a write.
 redpool_status redpool_pool_acquire(const struct redpool_pool *pool,
                                     uint32_t timeout_ms,
                                     struct redpool_conn **out);
+
+// Checks out a connection like `redpool_pool_acquire`, with `options` (NULL: the defaults): a
+// `REDPOOL_PRIORITY_HIGH` caller is served before every `REDPOOL_PRIORITY_NORMAL` one waiting.
+// `options` is only read during the call. On success `*out` owns the connection; free it with
+// `redpool_conn_release` or `redpool_conn_discard`.
+//
+// # Safety
+// `pool` is NULL or a live handle; `options` is NULL or valid for reads of
+// `options->struct_size` bytes; `out` is NULL or valid for a write.
+redpool_status redpool_pool_acquire_with(const struct redpool_pool *pool,
+                                         uint32_t timeout_ms,
+                                         const struct redpool_acquire_options *options,
+                                         struct redpool_conn **out);
 
 // Runs one command on the checked-out connection (no retry: the session's state matters). On
 // success `*reply` owns the reply; server errors are ERROR replies.

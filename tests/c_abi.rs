@@ -43,6 +43,7 @@ use support::{RedisServer, ServerOptions, unique_name, unused_port, with_timeout
 
 /// Every C program in `tests/c/`, each run by the test of the same name below.
 const PROGRAMS: &[&str] = &[
+    "acquire",
     "alignment",
     "auth",
     "deadlines",
@@ -392,6 +393,12 @@ fn c_session() {
 #[test]
 fn c_threads() {
     check_program("threads", &[], true);
+}
+
+/// Try-acquire, priority order among waiters, and the options struct's checks.
+#[test]
+fn c_acquire() {
+    check_program("acquire", &[], true);
 }
 
 #[test]

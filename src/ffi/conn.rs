@@ -8,9 +8,9 @@ use super::args::redpool_cmd;
 use super::pool::{borrow, redpool_pool};
 use super::reply::redpool_reply;
 use super::request::{self, check_out};
-use super::{REDPOOL_TIMEOUT_DEFAULT, boundary, write_out};
-use crate::error::Result;
-use crate::pool::{AcquireOptions, PooledConnection};
+use super::{REDPOOL_TIMEOUT_DEFAULT, boundary, read_sized, write_out};
+use crate::error::{Error, Result};
+use crate::pool::{AcquireOptions, PooledConnection, Priority};
 
 /// A connection checked out of a pool. May move between threads but must not be used by two at
 /// once. Give it back with `redpool_conn_release` (returned to the pool if clean) or
@@ -20,8 +20,60 @@ pub struct redpool_conn {
     inner: PooledConnection,
 }
 
+/// Queue positions of an acquire (`redpool_acquire_options.priority`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum redpool_priority {
+    /// First come, first served (the default).
+    REDPOOL_PRIORITY_NORMAL = 0,
+    /// Served before every normal waiter, in arrival order among high-priority waiters.
+    REDPOOL_PRIORITY_HIGH = 1,
+}
+
+/// Options of `redpool_pool_acquire_with`. Set `struct_size = sizeof(redpool_acquire_options)`;
+/// every other field's zero is its default, so a zeroed struct with `struct_size` set asks for
+/// the defaults (as NULL does). The library reads at most `struct_size` bytes, so programs built
+/// against an older header keep working when fields are appended.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct redpool_acquire_options {
+    /// Set by the caller to `sizeof(redpool_acquire_options)`.
+    pub struct_size: usize,
+    /// Queue position while waiting: a `redpool_priority` (default `REDPOOL_PRIORITY_NORMAL`).
+    /// Any other value fails with `REDPOOL_STATUS_INVALID_ARGUMENT`.
+    pub priority: u32,
+}
+
+impl redpool_acquire_options {
+    /// The defaults (what NULL options mean).
+    const DEFAULT: redpool_acquire_options = redpool_acquire_options {
+        struct_size: std::mem::size_of::<redpool_acquire_options>(),
+        priority: redpool_priority::REDPOOL_PRIORITY_NORMAL as u32,
+    };
+
+    /// The core's options for these, waiting up to `timeout_ms`.
+    fn to_core(self, timeout_ms: u32) -> Result<AcquireOptions> {
+        let priority = match self.priority {
+            p if p == redpool_priority::REDPOOL_PRIORITY_NORMAL as u32 => Priority::Normal,
+            p if p == redpool_priority::REDPOOL_PRIORITY_HIGH as u32 => Priority::High,
+            p => {
+                return Err(Error::invalid(
+                    "options->priority",
+                    p,
+                    "must be REDPOOL_PRIORITY_NORMAL (0) or REDPOOL_PRIORITY_HIGH (1)",
+                ));
+            }
+        };
+        let timeout = (timeout_ms != REDPOOL_TIMEOUT_DEFAULT)
+            .then(|| Duration::from_millis(u64::from(timeout_ms)));
+        Ok(AcquireOptions { timeout, priority })
+    }
+}
+
 /// Checks out a connection, waiting up to `timeout_ms` (`REDPOOL_TIMEOUT_DEFAULT`: the pool's
-/// `acquire_timeout`; 0: never wait). On success `*out` owns the connection.
+/// `acquire_timeout`; 0: never wait, failing at once with `REDPOOL_STATUS_POOL_EXHAUSTED` when no
+/// connection is free). On success `*out` owns the connection. Same as
+/// `redpool_pool_acquire_with(pool, timeout_ms, NULL, out)`.
 ///
 /// # Safety
 /// `pool` is NULL or a live handle; `out` is NULL or valid for a write.
@@ -31,16 +83,36 @@ pub unsafe extern "C" fn redpool_pool_acquire(
     timeout_ms: u32,
     out: *mut *mut redpool_conn,
 ) -> super::redpool_status {
+    // SAFETY: per this function's contract (NULL options are allowed).
+    unsafe { redpool_pool_acquire_with(pool, timeout_ms, std::ptr::null(), out) }
+}
+
+/// Checks out a connection like `redpool_pool_acquire`, with `options` (NULL: the defaults): a
+/// `REDPOOL_PRIORITY_HIGH` caller is served before every `REDPOOL_PRIORITY_NORMAL` one waiting.
+/// `options` is only read during the call. On success `*out` owns the connection; free it with
+/// `redpool_conn_release` or `redpool_conn_discard`.
+///
+/// # Safety
+/// `pool` is NULL or a live handle; `options` is NULL or valid for reads of
+/// `options->struct_size` bytes; `out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_acquire_with(
+    pool: *const redpool_pool,
+    timeout_ms: u32,
+    options: *const redpool_acquire_options,
+    out: *mut *mut redpool_conn,
+) -> super::redpool_status {
     boundary(|| {
         // SAFETY: per this function's contract.
         let pool = unsafe { borrow(pool) }?;
         check_out(out, "out")?;
-        let timeout = (timeout_ms != REDPOOL_TIMEOUT_DEFAULT)
-            .then(|| Duration::from_millis(u64::from(timeout_ms)));
-        let inner = pool.acquire_with(AcquireOptions {
-            timeout,
-            ..AcquireOptions::default()
-        })?;
+        let options = if options.is_null() {
+            redpool_acquire_options::DEFAULT
+        } else {
+            // SAFETY: per this function's contract.
+            unsafe { read_sized(options, redpool_acquire_options::DEFAULT, "options") }?
+        };
+        let inner = pool.acquire_with(options.to_core(timeout_ms)?)?;
         let handle = Box::into_raw(Box::new(redpool_conn { inner }));
         // SAFETY: per this function's contract.
         unsafe { write_out(out, "out", handle) }

@@ -27,7 +27,7 @@ mod version;
 
 pub use args::redpool_cmd;
 pub use config::redpool_config;
-pub use conn::redpool_conn;
+pub use conn::{redpool_acquire_options, redpool_conn, redpool_priority};
 pub use events::{redpool_event, redpool_event_cb, redpool_event_type};
 pub use pool::redpool_pool;
 pub use reply::{redpool_reply, redpool_reply_type};
@@ -102,4 +102,31 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, what: &str, value: T) -> Result<(
     // SAFETY: non-NULL and writable per the caller's promise.
     unsafe { out.write(value) };
     Ok(())
+}
+
+/// Reads a caller's options struct that starts with `struct_size: usize`: the first
+/// `min(struct_size, sizeof(T))` bytes of `*ptr` over `default` (fields the caller's older header
+/// does not have keep their defaults). A `struct_size` too small to hold itself is refused.
+///
+/// # Safety
+/// `ptr` is non-NULL and valid for reads of `(*ptr).struct_size` bytes; `T` is plain data (`Copy`,
+/// any bit pattern valid) starting with `struct_size: usize`.
+pub(crate) unsafe fn read_sized<T: Copy>(ptr: *const T, default: T, what: &str) -> Result<T> {
+    // SAFETY: every options struct starts with `struct_size: usize`; `ptr` is readable.
+    let size = unsafe { ptr.cast::<usize>().read() };
+    if size < std::mem::size_of::<usize>() {
+        return Err(Error::invalid(
+            &format!("{what}->struct_size"),
+            size,
+            "must be set to sizeof the struct",
+        ));
+    }
+    let mut value = default;
+    let n = size.min(std::mem::size_of::<T>());
+    // SAFETY: `n` bytes are readable at `ptr` (at most `struct_size`) and writable at `value` (at
+    // most its size); every bit pattern of `T` is valid.
+    unsafe {
+        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&mut value as *mut T).cast::<u8>(), n)
+    };
+    Ok(value)
 }

@@ -222,6 +222,13 @@ static void test_pool_functions(const redpool_pool *pool) {
     NULL_CASE(redpool_pool_acquire(NULL, 100, &c), "pool");
     CHECK(c == untouched);
     NULL_CASE(redpool_pool_acquire(pool, 100, NULL), "out");
+    NULL_CASE(redpool_pool_acquire_with(NULL, 100, NULL, &c), "pool");
+    CHECK(c == untouched);
+    NULL_CASE(redpool_pool_acquire_with(pool, 100, NULL, NULL), "out");
+    redpool_acquire_options options;
+    memset(&options, 0, sizeof options); /* struct_size 0 */
+    NULL_CASE(redpool_pool_acquire_with(pool, 100, &options, &c), "options->struct_size");
+    CHECK(c == untouched);
     /* ... and it did not keep a connection checked out. */
     redpool_stats st;
     memset(&st, 0, sizeof st);
