@@ -14,7 +14,7 @@ section.
 """
 
 from . import _native
-from .client import Pipeline, Redis, StrictRedis, get_client
+from .client import Pipeline, PooledConnection, Redis, StrictRedis, get_client
 from .exceptions import (
     AuthenticationError,
     BusyLoadingError,
@@ -58,6 +58,7 @@ __all__ = [
     "Redis",
     "StrictRedis",
     "Pipeline",
+    "PooledConnection",
     "from_url",
     "get_client",
     "metrics",

@@ -33,9 +33,14 @@ class Pool:
     ) -> List[Any]: ...
     def transaction(self, commands: Sequence[_Args], decode: _Decode = None) -> Optional[List[Any]]: ...
     def acquire(
-        self, timeout: Optional[float] = None, holder: Optional[Tuple[str, str]] = None
+        self,
+        timeout: Optional[float] = None,
+        holder: Optional[Tuple[str, str]] = None,
+        priority: str = "normal",
     ) -> "Connection":
-        """``holder``: ``(thread, stack)`` named in leak reports (used only with leak detection)."""
+        """``timeout`` in seconds (None: ``acquire_timeout``; 0: never wait); ``priority``
+        ``"normal"`` or ``"high"``; ``holder``: ``(thread, stack)`` named in leak reports (used
+        only with leak detection)."""
     def stats(self) -> Dict[str, Any]: ...
     def health(self) -> Dict[str, Any]:
         """``status``, ``reasons``, ..., ``stats`` and ``sizing`` (``utilization``,

@@ -17,7 +17,7 @@ import inspect
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Generator, List, Optional, TypeVar, Union
 
 import redis.asyncio
 import redis.asyncio.client
@@ -25,7 +25,7 @@ import redis.asyncio.client
 from . import client as _sync
 from .client import PoolMethods
 
-__all__ = ["Redis", "StrictRedis", "Pipeline", "get_client", "MAX_WORKERS"]
+__all__ = ["Redis", "StrictRedis", "Pipeline", "PooledConnection", "get_client", "MAX_WORKERS"]
 
 #: Threads that run native calls for asyncio clients (shared by all of them). A call waiting for
 #: a connection or a reply occupies one; further calls queue for a free thread.
@@ -123,6 +123,14 @@ class Redis(PoolMethods, redis.asyncio.Redis):
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> "Pipeline":
         return Pipeline(self, transaction, shard_hint)
 
+    def acquire(self, timeout: Optional[float] = None, priority: str = "normal") -> "Acquiring":
+        """Checks out one connection for this caller alone (see :meth:`redpool.Redis.acquire`):
+        ``async with r.acquire(timeout=0.5, priority="high") as conn:`` releases it when the
+        block ends, ``conn = await r.acquire()`` leaves that to ``await conn.release()``."""
+        # The holder is captured here, in the caller's task, not on the worker thread.
+        holder = _sync.checkout_holder(self._pool)
+        return Acquiring(self, lambda: self._sync._pool.acquire(timeout, holder, priority))
+
     def pubsub(self, **kwargs: Any) -> Any:
         return self._sync.pubsub(**kwargs)
 
@@ -154,12 +162,92 @@ class Redis(PoolMethods, redis.asyncio.Redis):
 StrictRedis = Redis
 
 
+class Acquiring:
+    """What :meth:`Redis.acquire` returns: await it for the :class:`PooledConnection`, or use it
+    in ``async with`` (released on exit, closed instead after a connection error or timeout)."""
+
+    def __init__(self, client: Redis, acquire: Callable[[], Any]) -> None:
+        self._client = client
+        self._acquire = acquire
+        self._conn: Optional[PooledConnection] = None
+
+    def __await__(self) -> Generator[Any, None, "PooledConnection"]:
+        return self._checkout().__await__()
+
+    async def _checkout(self) -> "PooledConnection":
+        conn = await _off_loop(self._acquire)
+        return PooledConnection(self._client, _sync.PooledConnection(self._client._sync, conn))
+
+    async def __aenter__(self) -> "PooledConnection":
+        self._conn = await self._checkout()
+        return self._conn
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._conn is not None:
+            await self._conn.__aexit__(*exc)
+
+
+class PooledConnection(redis.asyncio.Redis):
+    """One connection checked out of an asyncio client's pool (:meth:`Redis.acquire`): a
+    :class:`redpool.client.PooledConnection` whose commands are awaitables run off the event
+    loop."""
+
+    def __init__(self, client: Redis, sync: _sync.PooledConnection) -> None:
+        self._sync = sync
+        self.connection_pool = client.connection_pool
+        self.response_callbacks = client.response_callbacks
+        self.connection = None
+        self.auto_close_connection_pool = False
+
+    def __repr__(self) -> str:
+        state = "released" if self._sync.released else "checked out"
+        return f"<{type(self).__module__}.{type(self).__name__}({self._sync._client._pool.url}, {state})>"
+
+    def __del__(self, *args: Any) -> None:
+        pass
+
+    async def __aenter__(self) -> "PooledConnection":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await _off_loop(self._sync.__exit__, *exc)
+
+    @property
+    def released(self) -> bool:
+        """True once released or discarded."""
+        return self._sync.released
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        result = await _off_loop(self._sync.execute_command, *args, **options)
+        return await result if inspect.isawaitable(result) else result
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> "Pipeline":
+        """A pipeline sent on this connection (see :meth:`redpool.PooledConnection.pipeline`)."""
+        return Pipeline(self, transaction, shard_hint)
+
+    async def release(self) -> None:
+        """Returns the connection to the pool."""
+        await _off_loop(self._sync.release)
+
+    async def discard(self) -> None:
+        """Closes the connection instead of returning it."""
+        await _off_loop(self._sync.discard)
+
+    async def aclose(self, close_connection_pool: Optional[bool] = None) -> None:
+        """Same as :meth:`release`."""
+        await self.release()
+
+    async def close(self, close_connection_pool: Optional[bool] = None) -> None:
+        await self.release()
+
+
 class Pipeline(redis.asyncio.client.Pipeline):
     """redis-py's asyncio pipeline on redpool's pool: a :class:`redpool.client.Pipeline` whose
     blocking steps run off the event loop. Queue commands, then ``await pipe.execute()``."""
 
-    def __init__(self, client: Redis, transaction: bool, shard_hint: Any = None) -> None:
-        self._sync = _sync.Pipeline(client._sync, transaction, shard_hint)
+    def __init__(self, client: Union[Redis, PooledConnection], transaction: bool,
+                 shard_hint: Any = None) -> None:
+        self._sync = client._sync.pipeline(transaction, shard_hint)
         self.connection_pool = client.connection_pool
         self.connection = None
         self.response_callbacks = client.response_callbacks

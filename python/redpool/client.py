@@ -21,7 +21,7 @@ from ._events import Event
 from ._protocol import Codec, Command, Target
 from .exceptions import ConfigError
 
-__all__ = ["Redis", "StrictRedis", "Pipeline", "get_client"]
+__all__ = ["Redis", "StrictRedis", "Pipeline", "PooledConnection", "get_client"]
 
 
 class _PoolView:
@@ -52,8 +52,8 @@ class _PoolView:
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
-            "redpool's connections are native: use the client's commands, pipeline() or "
-            "pipeline().watch() instead of taking a connection from the pool"
+            "redpool's connections are native: use the client's commands, pipeline(), "
+            "pipeline().watch() or acquire() instead of taking a connection from the pool"
         )
 
     def __repr__(self) -> str:
@@ -185,6 +185,21 @@ class Redis(PoolMethods, redis.Redis):
         ``transaction=True`` (the default) inside MULTI/EXEC."""
         return Pipeline(self, transaction, shard_hint)
 
+    def acquire(self, timeout: Optional[float] = None, priority: str = "normal") -> "PooledConnection":
+        """Checks out one connection of the pool for this caller alone, as a context manager::
+
+            with r.acquire(timeout=0.5, priority="high") as conn:
+                conn.set("k", "v")
+                conn.get("k")
+
+        It is returned to the pool when the block ends (closed instead when the block ended with
+        a connection error or timeout), or by ``conn.release()``. ``timeout`` is how long to wait
+        for a free connection in seconds (None: ``acquire_timeout``; ``0`` never waits and raises
+        ``PoolTimeoutError`` at once when none is free); ``priority`` is ``"normal"`` or
+        ``"high"`` (served before every normal waiter), anything else a ``ConfigError``."""
+        conn = self._pool.acquire(timeout, checkout_holder(self._pool), priority)
+        return PooledConnection(self, conn)
+
     def pubsub(self, **kwargs: Any) -> Any:
         raise NotImplementedError(
             "redpool does not offer pub/sub yet (it needs a dedicated, unpooled connection); "
@@ -198,8 +213,8 @@ class Redis(PoolMethods, redis.Redis):
 
     def client(self) -> Any:
         raise NotImplementedError(
-            "redpool has no single-connection client; use pipeline() with watch() for a "
-            "session on one connection"
+            "redpool has no single-connection client; use acquire() (or pipeline() with "
+            "watch()) for a session on one connection"
         )
 
     def set_retry(self, retry: Any) -> None:
@@ -230,6 +245,65 @@ class Redis(PoolMethods, redis.Redis):
 StrictRedis = Redis
 
 
+class PooledConnection(redis.Redis):
+    """One connection checked out of a client's pool (:meth:`Redis.acquire`): redis-py's command
+    methods, with the client's decoding and response callbacks, all run on this one connection
+    (no retries: its state matters). ``pipeline()`` runs on it too. Use it from one thread at a
+    time. ``release()`` returns it to the pool, which keeps it only if it is clean; ``discard()``
+    closes it; both are idempotent, and a command after them raises ``PoolClosedError``."""
+
+    def __init__(self, client: Redis, conn: _native.Connection) -> None:
+        self._client = client
+        self._conn = conn
+        self.connection_pool = client.connection_pool
+        self.response_callbacks = client.response_callbacks
+        self.connection = None
+        self.auto_close_connection_pool = False
+
+    def __repr__(self) -> str:
+        state = "released" if self._conn.released else "checked out"
+        return f"<{type(self).__module__}.{type(self).__name__}({self._client._pool.url}, {state})>"
+
+    def __del__(self) -> None:
+        # Garbage collection of the native connection returns it to the pool.
+        pass
+
+    def __enter__(self) -> "PooledConnection":
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        if isinstance(exc_value, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            self.discard()
+        else:
+            self.release()
+
+    @property
+    def released(self) -> bool:
+        """True once released or discarded."""
+        return self._conn.released
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        """Runs one command on this connection and returns redis-py's value for it."""
+        return self._client._codec.run(self._conn, args, options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> "Pipeline":
+        """A pipeline (``transaction=True``: MULTI/EXEC, ``watch()`` first for optimistic
+        locking) sent on this connection; it stays checked out afterwards."""
+        return Pipeline(self._client, transaction, shard_hint, self._conn)
+
+    def release(self) -> None:
+        """Returns the connection to the pool (an open WATCH or MULTI is ended first)."""
+        self._conn.release()
+
+    def discard(self) -> None:
+        """Closes the connection instead of returning it."""
+        self._conn.discard()
+
+    def close(self) -> None:
+        """Same as :meth:`release`."""
+        self.release()
+
+
 class Pipeline(redis.client.Pipeline):
     """redis-py's pipeline on redpool's pool.
 
@@ -238,15 +312,20 @@ class Pipeline(redis.client.Pipeline):
     pipeline holds one checked-out connection and runs commands immediately until ``multi()``,
     as in redis-py. Not thread-safe (like redis-py's); use one per thread.
 
-    That WATCH session is the package's only checkout that outlives a call, so it is the only
-    place a connection can leak: with ``leak_detection_threshold`` set, one held longer is
-    logged with the thread and Python stack that called ``watch()``. ``execute()``,
-    ``reset()``, leaving a ``with`` block or garbage collection returns it.
+    That WATCH session and :meth:`Redis.acquire` are the package's only checkouts that outlive a
+    call, so they are the only places a connection can leak: with ``leak_detection_threshold``
+    set, one held longer is logged with the thread and Python stack that called ``watch()`` (or
+    ``acquire()``). ``execute()``, ``reset()``, leaving a ``with`` block or garbage collection
+    returns it; a pipeline of a :class:`PooledConnection` leaves its connection to it.
     """
 
-    def __init__(self, client: Redis, transaction: bool, shard_hint: Any = None) -> None:
+    def __init__(self, client: Redis, transaction: bool, shard_hint: Any = None,
+                 conn: Optional[_native.Connection] = None) -> None:
         self._client = client
-        self._conn: Optional[_native.Connection] = None
+        self._conn: Optional[_native.Connection] = conn
+        #: The connection of a :class:`PooledConnection` this pipeline runs on: its owner
+        #: releases it, the pipeline never does.
+        self._borrowed = conn is not None
         self.connection_pool = client.connection_pool
         self.connection = None
         self.response_callbacks = client.response_callbacks
@@ -267,12 +346,19 @@ class Pipeline(redis.client.Pipeline):
             pass
 
     def reset(self) -> None:
-        """Forgets queued commands and returns the watching connection (the pool UNWATCHes it)."""
+        """Forgets queued commands and returns the watching connection (the pool UNWATCHes it);
+        on a :class:`PooledConnection`'s connection, which stays checked out, sends UNWATCH."""
+        watching = self.watching
         self.command_stack = []
         self.scripts = set()
         self.watching = False
         self.explicit_transaction = False
-        conn, self._conn = self._conn, None
+        conn = self._conn
+        if self._borrowed:
+            if watching and conn is not None and not conn.released:
+                conn.execute([b"UNWATCH"])
+            return
+        self._conn = None
         if conn is not None:
             conn.release()
 
@@ -282,7 +368,9 @@ class Pipeline(redis.client.Pipeline):
     def _lost(self, error: Exception) -> None:
         """A connection error while holding a connection: drop it; while WATCHing, the watch is
         gone with it, which redis-py reports as a ``WatchError``."""
-        conn, self._conn = self._conn, None
+        conn = self._conn
+        if not self._borrowed:
+            self._conn = None
         if conn is not None:
             conn.discard()
         if self.watching:

@@ -36,6 +36,24 @@ fn seconds(py: Python<'_>, name: &str, value: Option<f64>) -> PyResult<Option<Du
         .or_raise(py)
 }
 
+/// An acquire's `timeout` in seconds from Python: None (the pool's `acquire_timeout`), or finite
+/// and >= 0, zero never waiting (the core bounds it to 365 days).
+fn acquire_timeout(py: Python<'_>, value: Option<f64>) -> PyResult<Option<Duration>> {
+    let Some(secs) = value else { return Ok(None) };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(Error::invalid(
+            "timeout",
+            secs,
+            "must be a number of seconds >= 0 (0: never wait)",
+        ))
+        .or_raise(py);
+    }
+    Duration::try_from_secs_f64(secs)
+        .map(Some)
+        .map_err(|_| Error::invalid("timeout", secs, "is too large"))
+        .or_raise(py)
+}
+
 /// A pool of connections to one Redis server, safe to share between threads.
 #[pyclass(frozen, module = "redpool._native")]
 pub struct Pool {
@@ -162,19 +180,22 @@ impl Pool {
             .transpose()
     }
 
-    /// Checks out a connection, waiting up to `timeout` seconds (default: `acquire_timeout`).
-    /// `holder` is `(thread, stack)`: who takes it, named in leak reports instead of the native
-    /// thread and stack (only used when leak detection is on).
-    #[pyo3(signature = (timeout=None, holder=None))]
+    /// Checks out a connection, waiting up to `timeout` seconds (default: `acquire_timeout`; 0:
+    /// never wait, `PoolTimeoutError` at once when none is free). `priority` is one of the core's
+    /// names (`"normal"`, `"high"`: served before every normal waiter). `holder` is
+    /// `(thread, stack)`: who takes it, named in leak reports instead of the native thread and
+    /// stack (only used when leak detection is on).
+    #[pyo3(signature = (timeout=None, holder=None, priority="normal"))]
     fn acquire(
         &self,
         py: Python<'_>,
         timeout: Option<f64>,
         holder: Option<(String, String)>,
+        priority: &str,
     ) -> PyResult<Connection> {
         let options = AcquireOptions {
-            timeout: seconds(py, "timeout", timeout)?,
-            priority: Priority::Normal,
+            timeout: acquire_timeout(py, timeout)?,
+            priority: Priority::parse(priority).or_raise(py)?,
         };
         let pool = self.inner.clone();
         let conn = blocking::run(py, move || match holder {
