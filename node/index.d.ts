@@ -255,6 +255,43 @@ export class Pipeline {
   exec(callback?: Callback<PipelineResult | null>): Promise<PipelineResult | null>;
 }
 
+/** Options of `client.acquire()`. */
+export interface AcquireOptions {
+  /** Milliseconds to wait for a free connection (default `acquireTimeout`; 0 never waits). */
+  timeout?: number;
+  /** `'high'` is served before every `'normal'` (default) waiter. */
+  priority?: 'normal' | 'high';
+}
+
+/** A connection checked out by `client.acquire()`: every command runs on it, in order. */
+export interface PooledConnection extends Omit<GenericCommands, Typed> {}
+export class PooledConnection {
+  call(name: string, ...args: RedisArg[]): Promise<unknown>;
+  callBuffer(name: string, ...args: RedisArg[]): Promise<unknown>;
+
+  get(key: RedisKey, callback?: Callback<string | null>): Promise<string | null>;
+  getBuffer(key: RedisKey, callback?: Callback<Buffer | null>): Promise<Buffer | null>;
+  set(key: RedisKey, value: RedisValue, ...args: RedisArg[]): Promise<'OK' | string | null>;
+  del(...keys: (RedisKey | RedisKey[] | Callback<number>)[]): Promise<number>;
+  incr(key: RedisKey, callback?: Callback<number>): Promise<number>;
+  hget(key: RedisKey, field: RedisKey, callback?: Callback<string | null>): Promise<string | null>;
+  hgetall(key: RedisKey, callback?: Callback<Record<string, string>>): Promise<Record<string, string>>;
+  mget(...keys: (RedisKey | RedisKey[])[]): Promise<(string | null)[]>;
+  exists(...keys: (RedisKey | RedisKey[])[]): Promise<number>;
+  expire(key: RedisKey, seconds: number, ...args: RedisArg[]): Promise<number>;
+  ttl(key: RedisKey, callback?: Callback<number>): Promise<number>;
+  ping(message?: RedisValue): Promise<string>;
+  watch(...keys: (RedisKey | RedisKey[] | Callback<'OK'>)[]): Promise<'OK'>;
+  unwatch(callback?: Callback<'OK'>): Promise<'OK'>;
+
+  /** Commands sent together on this connection by `exec()`. */
+  pipeline(commands?: [string, ...RedisArg[]][]): Pipeline;
+  /** MULTI/EXEC on this connection (after `watch()`: null when a WATCHed key changed). */
+  multi(commands?: [string, ...RedisArg[]][]): Pipeline;
+  /** Returns the connection to the pool. Idempotent; commands after it fail with ERR_POOL_CLOSED. */
+  release(callback?: Callback<void>): Promise<void>;
+}
+
 export interface Redis extends Omit<GenericCommands, Typed> {}
 export class Redis extends EventEmitter {
   constructor();
@@ -287,6 +324,13 @@ export class Redis extends EventEmitter {
   expire(key: RedisKey, seconds: number, ...args: RedisArg[]): Promise<number>;
   ttl(key: RedisKey, callback?: Callback<number>): Promise<number>;
   ping(message?: RedisValue): Promise<string>;
+
+  /**
+   * Checks out a connection for this caller alone until `conn.release()`. `timeout: 0` never
+   * waits (ERR_POOL_TIMEOUT at once when none is free).
+   */
+  acquire(options?: AcquireOptions, callback?: Callback<PooledConnection>): Promise<PooledConnection>;
+  acquire(callback: Callback<PooledConnection>): Promise<PooledConnection>;
 
   /** WATCHes keys on a connection of this client's own until multi().exec() or unwatch(). */
   watch(...keys: (RedisKey | RedisKey[] | Callback<'OK'>)[]): Promise<'OK'>;

@@ -3,7 +3,7 @@
  * redpool for Node: `const Redis = require('redpool')` or `import Redis from 'redpool'`, then use it
  * as ioredis. See README.md ("Node") and index.d.ts.
  */
-const { Redis, metrics } = require('./lib/redis');
+const { Redis, PooledConnection, metrics } = require('./lib/redis');
 const { Pipeline } = require('./lib/pipeline');
 const { RedisError, ReplyError, RedpoolError } = require('./lib/errors');
 
@@ -11,6 +11,7 @@ module.exports = Redis;
 module.exports.default = Redis;
 module.exports.Redis = Redis;
 module.exports.Pipeline = Pipeline;
+module.exports.PooledConnection = PooledConnection;
 module.exports.RedisError = RedisError;
 module.exports.ReplyError = ReplyError;
 module.exports.RedpoolError = RedpoolError;

@@ -2,5 +2,5 @@
 import Redis from './index.js';
 
 export default Redis;
-export const { Pipeline, RedisError, ReplyError, RedpoolError, metrics, version, nativeVersion } = Redis;
+export const { Pipeline, PooledConnection, RedisError, ReplyError, RedpoolError, metrics, version, nativeVersion } = Redis;
 export { Redis };

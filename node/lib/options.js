@@ -220,4 +220,24 @@ function parse(args) {
   return { native, client, options: o, positional: { url, port, host, path } };
 }
 
-module.exports = { parse, FROM_ENV };
+/**
+ * The options of `client.acquire(options)` for the addon: `timeout` a number (its range, 0 to 365
+ * days, and `priority`'s names are the core's rules, applied by the addon), `priority` a string.
+ */
+function checkoutOptions(options = {}) {
+  if (!isObject(options)) throw invalid('invalid acquire(options): must be an options object');
+  const checkout = {};
+  if (options.timeout !== undefined) {
+    if (typeof options.timeout !== 'number') throw invalid(`invalid timeout = ${describe(options.timeout)}: must be a number`);
+    checkout.timeout = options.timeout;
+  }
+  if (options.priority !== undefined) {
+    if (typeof options.priority !== 'string') {
+      throw invalid(`invalid priority = ${describe(options.priority)}: must be a string`);
+    }
+    checkout.priority = options.priority;
+  }
+  return checkout;
+}
+
+module.exports = { parse, checkoutOptions, FROM_ENV };

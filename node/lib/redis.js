@@ -17,7 +17,7 @@ const { isMainThread, threadId } = require('node:worker_threads');
 const native = require('./native').load();
 const commands = require('./commands');
 const errors = require('./errors');
-const { parse, FROM_ENV } = require('./options');
+const { parse, checkoutOptions, FROM_ENV } = require('./options');
 const { Batcher } = require('./batcher');
 const { Pipeline } = require('./pipeline');
 
@@ -93,7 +93,42 @@ function splitCallback(args) {
   return typeof args[args.length - 1] === 'function' ? [args.slice(0, -1), args[args.length - 1]] : [args, undefined];
 }
 
-/** A WATCH session: a checked-out connection; its operations run one after the other. */
+/**
+ * Runs command `name` as ioredis does: an optional trailing callback, the wire form (arguments
+ * converted, keys prefixed with `keyPrefix`), the reply shaped for `name`. `send(build)` is given
+ * the function that builds the wire form and returns a promise of the reply; what either throws
+ * becomes the rejection.
+ */
+function runCommand(name, rawArgs, buffers, keyPrefix, send) {
+  const [args, callback] = splitCallback(rawArgs);
+  let promise;
+  try {
+    const reason = commands.unsupported(String(name));
+    if (reason) throw errors.invalid(`${String(name).toUpperCase()} is not supported: ${reason}`);
+    promise = send(() => commands.build(name, args, keyPrefix)).then((reply) => commands.transformReply(name, reply));
+  } catch (err) {
+    promise = Promise.reject(err);
+  }
+  return withCallback(promise, callback);
+}
+
+/** The reply of `wire` from a native call: an error reply or a failure becomes the coded error. */
+function replyOf(sent, wire) {
+  return sent.then(
+    (reply) => {
+      if (reply instanceof Error) throw errors.fromNative(reply, wire);
+      return reply;
+    },
+    (err) => {
+      throw errors.fromNative(err, wire);
+    },
+  );
+}
+
+/**
+ * A checked-out connection (a `watch()` session, or `client.acquire()`): its operations run one
+ * after the other.
+ */
 class Session {
   constructor(connection) {
     this.connection = connection;
@@ -106,8 +141,82 @@ class Session {
     return result;
   }
 
+  /** Sends one command; resolves to its reply (a blocking command waits its block time). */
+  send(wire, buffers) {
+    const blocks = commands.mayBlock(wire) && sync(() => native.isBlocking(wire));
+    return replyOf(
+      this.run((conn) => (blocks ? conn.blocking(wire, buffers) : conn.pipeline([wire], [buffers]).then((r) => r[0]))),
+      wire,
+    );
+  }
+
+  /** Sends commands together: a pipeline, or MULTI/EXEC (`null` if a WATCHed key changed). */
+  batch(wires, buffers, transaction) {
+    return this.run((conn) => (transaction ? conn.transaction(wires, buffers) : conn.pipeline(wires, buffers)));
+  }
+
   release() {
     return this.run((conn) => conn.release());
+  }
+}
+
+/**
+ * A connection checked out by `client.acquire()` for one caller: ioredis's command methods
+ * (`get`, `set`, ..., their `...Buffer` variants, `call`, `callBuffer`), `pipeline()` and `multi()`,
+ * all run in order on this one connection (no retries: its state matters; session commands such
+ * as SELECT or CLIENT SETNAME work, and the connection is then closed when released). `release()`
+ * returns it to the pool; a command after it fails with ERR_POOL_CLOSED.
+ */
+class PooledConnection {
+  #session;
+  #keyPrefix;
+
+  constructor(session, keyPrefix) {
+    this.#session = session;
+    this.#keyPrefix = keyPrefix;
+  }
+
+  /** Any command by name: `call('get', 'key')`. */
+  call(name, ...args) {
+    return this._command(name, args, false);
+  }
+
+  /** `call` with Buffer replies. */
+  callBuffer(name, ...args) {
+    return this._command(name, args, true);
+  }
+
+  /** Sends one command on this connection (used by every command method). */
+  _command(name, rawArgs, buffers) {
+    return runCommand(name, rawArgs, buffers, this.#keyPrefix, (build) => this.#session.send(build(), buffers));
+  }
+
+  /** A chain of commands sent together on this connection by `exec()`. */
+  pipeline(commandList) {
+    return new Pipeline((w, b, t) => this.#batch(w, b, t), this.#keyPrefix, false, commandList);
+  }
+
+  /** MULTI/EXEC on this connection (after `watch()`, for optimistic locking). */
+  multi(commandList) {
+    const list = Array.isArray(commandList) ? commandList : [];
+    return new Pipeline((w, b, t) => this.#batch(w, b, t), this.#keyPrefix, true, list);
+  }
+
+  #batch(wires, buffers, transaction) {
+    return this.#session.batch(wires, buffers, transaction).catch((err) => {
+      throw errors.fromNative(err);
+    });
+  }
+
+  /**
+   * Returns the connection to the pool (after the commands already sent on it; an open WATCH or
+   * MULTI is ended first, a connection left in another state is closed). Idempotent.
+   */
+  release(callback) {
+    const promise = this.#session.release().catch((err) => {
+      throw errors.fromNative(err);
+    });
+    return withCallback(promise, callback);
   }
 }
 
@@ -185,45 +294,27 @@ class Redis extends EventEmitter {
 
   /** Sends one command (used by every command method); resolves to its shaped reply. */
   _command(name, rawArgs, buffers) {
-    const [args, callback] = splitCallback(rawArgs);
-    let promise;
-    try {
-      const reason = commands.unsupported(String(name));
-      if (reason) throw errors.invalid(`${String(name).toUpperCase()} is not supported: ${reason}`);
+    return runCommand(name, rawArgs, buffers, this.#settings.client.keyPrefix, (build) => {
       if (this.#status === 'end') throw errors.closed();
-      const wire = commands.build(name, args, this.#settings.client.keyPrefix);
+      const wire = build();
       if (!this.#session) checkOneShot(wire); // a watch() session's connection is its own
-      promise = this.#send(wire, buffers).then((reply) => commands.transformReply(name, reply));
-    } catch (err) {
-      promise = Promise.reject(err);
-    }
-    return withCallback(promise, callback);
+      return this.#send(wire, buffers);
+    });
   }
 
   #send(wire, buffers) {
+    if (this.#session) return this.#session.send(wire, buffers);
     const blocks = commands.mayBlock(wire) && sync(() => native.isBlocking(wire));
     const timeout = this.#settings.client.commandTimeout;
     let sent;
-    if (this.#session) {
-      sent = this.#session.run((conn) =>
-        blocks ? conn.blocking(wire, buffers) : conn.pipeline([wire], [buffers]).then((r) => r[0]),
-      );
-    } else if (blocks) {
+    if (blocks) {
       sent = this.#call(promised(() => this.#pool.blocking(wire, buffers, timeout)));
     } else if (this.#settings.client.enableAutoPipelining) {
       return this.#batcher.push(wire, buffers);
     } else {
       sent = this.#call(promised(() => this.#pool.pipeline([wire], [buffers], timeout))).then((r) => r[0]);
     }
-    return sent.then(
-      (reply) => {
-        if (reply instanceof Error) throw errors.fromNative(reply, wire);
-        return reply;
-      },
-      (err) => {
-        throw errors.fromNative(err, wire);
-      },
-    );
+    return replyOf(sent, wire);
   }
 
   /** Tracks a native call (for quit), and follows the server's reachability from its outcome. */
@@ -301,7 +392,7 @@ class Redis extends EventEmitter {
     const session = this.#session;
     let sent;
     if (session) {
-      sent = session.run((conn) => (transaction ? conn.transaction(wires, buffers) : conn.pipeline(wires, buffers)));
+      sent = session.batch(wires, buffers, transaction);
       if (transaction) this.#endSession();
     } else {
       sent = this.#call(
@@ -326,6 +417,35 @@ class Redis extends EventEmitter {
       this.#session = session;
     }
     return this._command('watch', args, false);
+  }
+
+  /**
+   * Checks out a connection of the pool for this caller alone: `const conn = await
+   * client.acquire({ timeout, priority })`, then `await conn.get('k')`, ..., `await
+   * conn.release()`. `timeout`: milliseconds to wait for a free connection (default
+   * `acquireTimeout`; 0 never waits: ERR_POOL_TIMEOUT at once when none is free); `priority`:
+   * `'normal'` (default) or `'high'` (served before every normal waiter). A bad one is
+   * ERR_INVALID_ARGUMENT naming it.
+   */
+  acquire(options, callback) {
+    if (typeof options === 'function') [options, callback] = [undefined, options];
+    let promise;
+    try {
+      if (this.#status === 'end') throw errors.closed();
+      const checkout = checkoutOptions(options);
+      const holder = this.#holder(this.acquire);
+      const session = new Session(this.#call(promised(() => this.#pool.acquire(holder, checkout))));
+      const keyPrefix = this.#settings.client.keyPrefix;
+      promise = session.connection.then(
+        () => new PooledConnection(session, keyPrefix),
+        (err) => {
+          throw errors.fromNative(err);
+        },
+      );
+    } catch (err) {
+      promise = Promise.reject(errors.fromNative(err));
+    }
+    return withCallback(promise, callback);
   }
 
   /** Forgets WATCHed keys and returns the watching connection to the pool. */
@@ -466,22 +586,27 @@ class Redis extends EventEmitter {
   }
 }
 
-for (const name of commands.NAMES) {
-  if (!(name in Redis.prototype)) {
-    Redis.prototype[name] = function (...args) {
-      return this._command(name, args, false);
-    };
-  }
-  if (!(`${name}Buffer` in Redis.prototype)) {
-    Redis.prototype[`${name}Buffer`] = function (...args) {
-      return this._command(name, args, true);
-    };
+/** Adds ioredis's command methods (and their `...Buffer` variants) the class does not define. */
+function addCommandMethods(prototype) {
+  for (const name of commands.NAMES) {
+    if (!(name in prototype)) {
+      prototype[name] = function (...args) {
+        return this._command(name, args, false);
+      };
+    }
+    if (!(`${name}Buffer` in prototype)) {
+      prototype[`${name}Buffer`] = function (...args) {
+        return this._command(name, args, true);
+      };
+    }
   }
 }
+addCommandMethods(Redis.prototype);
+addCommandMethods(PooledConnection.prototype);
 
 /** Every open pool of the process (every client) in the Prometheus text format (sync, no I/O). */
 function metrics() {
   return sync(() => native.metricsText());
 }
 
-module.exports = { Redis, metrics };
+module.exports = { Redis, PooledConnection, metrics };

@@ -18,6 +18,7 @@ use napi_derive::napi;
 use parking_lot::Mutex;
 use redpool::{
     AcquireOptions, BLOCK_FOREVER, CallOptions, CloseReason, Config, ErrorKind, Holder, Pool,
+    Priority,
 };
 
 use crate::config::{self, NativeOptions};
@@ -120,6 +121,35 @@ pub struct CheckoutHolder {
     pub thread: String,
     /// The JS stack where the connection was checked out.
     pub stack: String,
+}
+
+/// Options of one checkout (`client.acquire({ timeout, priority })`).
+#[napi(object)]
+pub struct CheckoutOptions {
+    /// Milliseconds to wait for a connection (none: the pool's `acquireTimeout`; 0: never wait).
+    pub timeout: Option<f64>,
+    /// One of the core's priority names, `normal` (the default) or `high` (served before every
+    /// normal waiter).
+    pub priority: Option<String>,
+}
+
+impl CheckoutOptions {
+    /// The core's options: the timeout checked by [`numbers::millis`], the priority by
+    /// [`Priority::parse`].
+    fn to_core(&self) -> std::result::Result<AcquireOptions, Failure> {
+        Ok(AcquireOptions {
+            timeout: self
+                .timeout
+                .map(|ms| numbers::millis("timeout", ms))
+                .transpose()?,
+            priority: self
+                .priority
+                .as_deref()
+                .map(Priority::parse)
+                .transpose()?
+                .unwrap_or_default(),
+        })
+    }
 }
 
 /// A pool of connections to one Redis server, created from validated settings.
@@ -250,23 +280,30 @@ impl NativePool {
         })
     }
 
-    /// Checks out a connection of its own (for WATCH sessions). With leak detection on, `holder`
-    /// (the JS thread and stack) is what a leak report names instead of the worker thread.
+    /// Checks out a connection of its own (for WATCH sessions and `client.acquire()`), with
+    /// `options` (none: the pool's `acquireTimeout`, normal priority). With leak detection on,
+    /// `holder` (the JS thread and stack) is what a leak report names instead of the worker
+    /// thread.
     #[napi(ts_return_type = "Promise<NativeConnection>", catch_unwind)]
     pub fn acquire<'env>(
         &self,
         env: &'env Env,
         holder: Option<CheckoutHolder>,
+        options: Option<CheckoutOptions>,
     ) -> Result<Object<'env>> {
         errors::boundary(env, || {
+            let options = match options {
+                Some(options) => options.to_core().or_throw(env)?,
+                None => AcquireOptions::default(),
+            };
             let inner = self.inner.clone();
             task::promise(env, move || {
                 let pool = inner.pool()?;
                 let conn = match holder {
                     Some(CheckoutHolder { thread, stack }) => {
-                        pool.acquire_for(AcquireOptions::default(), Holder { thread, stack })?
+                        pool.acquire_for(options, Holder { thread, stack })?
                     }
-                    None => pool.acquire()?,
+                    None => pool.acquire_with(options)?,
                 };
                 Ok(NativeConnection::new(conn, inner.config.socket_timeout()))
             })
