@@ -21,7 +21,8 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use redpool::ffi::{
-    redpool_cmd, redpool_health, redpool_reply, redpool_reply_type, redpool_stats, redpool_status,
+    REDPOOL_TIMEOUT_DEFAULT, redpool_acquire_options, redpool_cmd, redpool_health,
+    redpool_priority, redpool_reply, redpool_reply_type, redpool_stats, redpool_status,
 };
 use serde_json::{Value as Json, json};
 use support::{RedisServer, unused_port, with_timeout};
@@ -45,6 +46,12 @@ const KINDS: &[(&str, redpool_status)] = &[
         redpool_status::REDPOOL_STATUS_INVALID_ARGUMENT,
     ),
     ("closed", redpool_status::REDPOOL_STATUS_CLOSED),
+];
+
+/// The scenarios' priority names and the `redpool_priority` a C program passes for each.
+const PRIORITIES: &[(&str, redpool_priority)] = &[
+    ("normal", redpool_priority::REDPOOL_PRIORITY_NORMAL),
+    ("high", redpool_priority::REDPOOL_PRIORITY_HIGH),
 ];
 
 const BREAKER_STATES: &[&str] = &["closed", "open", "half_open"];
@@ -91,6 +98,12 @@ unsafe extern "C" {
     fn redpool_pool_acquire(
         pool: *const redpool_pool,
         timeout_ms: u32,
+        out: *mut *mut redpool_conn,
+    ) -> u32;
+    fn redpool_pool_acquire_with(
+        pool: *const redpool_pool,
+        timeout_ms: u32,
+        options: *const redpool_acquire_options,
         out: *mut *mut redpool_conn,
     ) -> u32;
     fn redpool_conn_release(conn: *mut *mut redpool_conn);
@@ -291,6 +304,7 @@ impl Client {
                     status(unsafe { redpool_pool_acquire(self.pool, u32::MAX, &mut self.held) });
                 held.map_err(|(kind, message)| format!("hold: {kind}: {message}"))
             }
+            "acquire" => check(expect, &self.acquire(step)),
             "release" => {
                 // SAFETY: `self.held` is a checkout of this pool (or NULL); it is set to NULL.
                 unsafe { redpool_conn_release(&mut self.held) };
@@ -376,6 +390,34 @@ impl Client {
             }
             value => Ok(value),
         }
+    }
+
+    /// `redpool_pool_acquire_with` with the step's `timeout_ms` (absent: the pool's) and
+    /// `priority` (by `PRIORITIES`; a name not there is a value no `redpool_priority` has), the
+    /// connection released at once.
+    fn acquire(&self, step: &Json) -> Outcome {
+        let timeout_ms = step["timeout_ms"]
+            .as_u64()
+            .map_or(REDPOOL_TIMEOUT_DEFAULT, |ms| {
+                u32::try_from(ms).expect("timeout_ms fits in 32 bits")
+            });
+        let priority = match step["priority"].as_str() {
+            None => redpool_priority::REDPOOL_PRIORITY_NORMAL as u32,
+            Some(name) => PRIORITIES
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map_or(u32::MAX, |(_, priority)| *priority as u32),
+        };
+        let options = redpool_acquire_options {
+            struct_size: size_of::<redpool_acquire_options>(),
+            priority,
+        };
+        let mut conn = std::ptr::null_mut();
+        // SAFETY: `self.pool` is live; `options` and `conn` outlive the call.
+        status(unsafe { redpool_pool_acquire_with(self.pool, timeout_ms, &options, &mut conn) })?;
+        // SAFETY: `conn` is the checkout just made; released once.
+        unsafe { redpool_conn_release(&mut conn) };
+        Ok(Json::Null)
     }
 
     /// A pipeline or a transaction (`run`: `redpool_pool_pipeline` or `redpool_pool_transaction`).

@@ -156,6 +156,12 @@ async function runStep(redis, server, step, held) {
       assert.equal(redis.stats().inUse, busy + 1, 'the blocking command did not take a connection');
       return { blocked }; // wrapped: an async function's returned promise would be awaited
     }
+    case 'acquire':
+      check(expect, await outcome(async () => {
+        const conn = await redis.acquire({ timeout: step.timeout_ms, priority: step.priority });
+        await conn.release();
+      }));
+      return held;
     case 'release':
       await release(server, held);
       return null;

@@ -193,6 +193,12 @@ class Scenario:
         elif op == "hold":
             self.held = client.pipeline()
             call(self.held.watch, "conformance:held")  # a WATCH session keeps its connection
+        elif op == "acquire":
+            def acquire() -> None:
+                timeout = step.get("timeout_ms")
+                client.acquire(None if timeout is None else timeout / 1000,
+                               step.get("priority", "normal")).release()
+            check(expect, outcome_of(acquire))
         elif op == "release":
             self.held.reset()
             self.held = None
