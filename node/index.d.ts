@@ -255,17 +255,8 @@ export class Pipeline {
   exec(callback?: Callback<PipelineResult | null>): Promise<PipelineResult | null>;
 }
 
-/** Options of `client.acquire()`. */
-export interface AcquireOptions {
-  /** Milliseconds to wait for a free connection (default `acquireTimeout`; 0 never waits). */
-  timeout?: number;
-  /** `'high'` is served before every `'normal'` (default) waiter. */
-  priority?: 'normal' | 'high';
-}
-
-/** A connection checked out by `client.acquire()`: every command runs on it, in order. */
-export interface PooledConnection extends Omit<GenericCommands, Typed> {}
-export class PooledConnection {
+/** The commands typed one by one, on a client and on a checked-out connection alike. */
+export interface TypedCommands {
   call(name: string, ...args: RedisArg[]): Promise<unknown>;
   callBuffer(name: string, ...args: RedisArg[]): Promise<unknown>;
 
@@ -281,6 +272,19 @@ export class PooledConnection {
   expire(key: RedisKey, seconds: number, ...args: RedisArg[]): Promise<number>;
   ttl(key: RedisKey, callback?: Callback<number>): Promise<number>;
   ping(message?: RedisValue): Promise<string>;
+}
+
+/** Options of `client.acquire()`. */
+export interface AcquireOptions {
+  /** Milliseconds to wait for a free connection (default `acquireTimeout`; 0 never waits). */
+  timeout?: number;
+  /** `'high'` is served before every `'normal'` (default) waiter. */
+  priority?: 'normal' | 'high';
+}
+
+/** A connection checked out by `client.acquire()`: every command runs on it, in order. */
+export interface PooledConnection extends Omit<GenericCommands, Typed>, TypedCommands {}
+export class PooledConnection {
   watch(...keys: (RedisKey | RedisKey[] | Callback<'OK'>)[]): Promise<'OK'>;
   unwatch(callback?: Callback<'OK'>): Promise<'OK'>;
 
@@ -292,7 +296,7 @@ export class PooledConnection {
   release(callback?: Callback<void>): Promise<void>;
 }
 
-export interface Redis extends Omit<GenericCommands, Typed> {}
+export interface Redis extends Omit<GenericCommands, Typed>, TypedCommands {}
 export class Redis extends EventEmitter {
   constructor();
   constructor(options: RedisOptions);
@@ -309,21 +313,6 @@ export class Redis extends EventEmitter {
   readonly breakerState: BreakerState;
 
   connect(callback?: Callback<void>): Promise<void>;
-  call(name: string, ...args: RedisArg[]): Promise<unknown>;
-  callBuffer(name: string, ...args: RedisArg[]): Promise<unknown>;
-
-  get(key: RedisKey, callback?: Callback<string | null>): Promise<string | null>;
-  getBuffer(key: RedisKey, callback?: Callback<Buffer | null>): Promise<Buffer | null>;
-  set(key: RedisKey, value: RedisValue, ...args: RedisArg[]): Promise<'OK' | string | null>;
-  del(...keys: (RedisKey | RedisKey[] | Callback<number>)[]): Promise<number>;
-  incr(key: RedisKey, callback?: Callback<number>): Promise<number>;
-  hget(key: RedisKey, field: RedisKey, callback?: Callback<string | null>): Promise<string | null>;
-  hgetall(key: RedisKey, callback?: Callback<Record<string, string>>): Promise<Record<string, string>>;
-  mget(...keys: (RedisKey | RedisKey[])[]): Promise<(string | null)[]>;
-  exists(...keys: (RedisKey | RedisKey[])[]): Promise<number>;
-  expire(key: RedisKey, seconds: number, ...args: RedisArg[]): Promise<number>;
-  ttl(key: RedisKey, callback?: Callback<number>): Promise<number>;
-  ping(message?: RedisValue): Promise<string>;
 
   /**
    * Checks out a connection for this caller alone until `conn.release()`. `timeout: 0` never

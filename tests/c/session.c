@@ -11,14 +11,6 @@
 
 #include <pthread.h>
 
-static redpool_stats stats_of(const redpool_pool *pool) {
-    redpool_stats st;
-    memset(&st, 0, sizeof st);
-    st.struct_size = sizeof st;
-    CHECK_OK(redpool_pool_stats(pool, &st));
-    return st;
-}
-
 /* The server-side id of a connection (CLIENT ID). */
 static long long client_id(redpool_conn *c) {
     redpool_reply *r = CONN_CMD(c, "CLIENT", "ID");

@@ -12,24 +12,6 @@
 
 #include <pthread.h>
 
-static redpool_stats stats_of(const redpool_pool *pool) {
-    redpool_stats st;
-    memset(&st, 0, sizeof st);
-    st.struct_size = sizeof st;
-    CHECK_OK(redpool_pool_stats(pool, &st));
-    return st;
-}
-
-/* Waits (at most 20 s) until `waiting` callers are queued in the pool. */
-static void wait_for_waiters(const redpool_pool *pool, uint64_t waiting) {
-    double deadline = now_ms() + 20000;
-    while (stats_of(pool).waiting < waiting) {
-        CHECKF(now_ms() < deadline, "only %" PRIu64 " of %" PRIu64 " callers queued after 20 s",
-               stats_of(pool).waiting, waiting);
-        sleep_ms(5);
-    }
-}
-
 static redpool_pool *pool_with(const char *url, const char *query) {
     char buf[256];
     redpool_pool *pool = NULL;
