@@ -25,12 +25,23 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 static INSTALL: Once = Once::new();
 static GUARDED: Mutex<Vec<Weak<dyn ForkGuarded>>> = Mutex::new(Vec::new());
 
+/// What `prepare` took for the fork in progress: the items, kept alive while their locks are
+/// held, and the locks, in the order they were taken.
+#[derive(Default)]
+struct Held {
+    items: Vec<Arc<dyn ForkGuarded>>,
+    locks: Vec<HeldLock>,
+}
+
 thread_local! {
-    /// The items locked for the fork in progress (kept alive until their guards are dropped).
-    static HELD_ITEMS: RefCell<Vec<Arc<dyn ForkGuarded>>> = const { RefCell::new(Vec::new()) };
-    /// The locks held across the fork in progress, in the order they were taken. Thread-local:
-    /// the handlers all run on the forking thread, which is also the only thread of the child.
-    static HELD_LOCKS: RefCell<Vec<HeldLock>> = const { RefCell::new(Vec::new()) };
+    /// Thread-local: the handlers all run on the forking thread, which is also the only thread of
+    /// the child.
+    static HELD: RefCell<Held> = const {
+        RefCell::new(Held {
+            items: Vec::new(),
+            locks: Vec::new(),
+        })
+    };
 }
 
 /// Something whose locks must be held across `fork()` so the child gets them unlocked and
@@ -73,17 +84,16 @@ extern "C" fn prepare() {
     for item in &items {
         item.lock_for_fork(&mut held);
     }
-    HELD_LOCKS.with(|locks| *locks.borrow_mut() = held);
-    HELD_ITEMS.with(|kept| *kept.borrow_mut() = items);
+    HELD.with(|kept| *kept.borrow_mut() = Held { items, locks: held });
 }
 
 /// Drops every kept guard (last taken first) and returns the items they belonged to.
 fn release_all() -> Vec<Arc<dyn ForkGuarded>> {
-    let locks = HELD_LOCKS.with(|held| std::mem::take(&mut *held.borrow_mut()));
+    let Held { items, locks } = HELD.with(|held| std::mem::take(&mut *held.borrow_mut()));
     for lock in locks.into_iter().rev() {
         drop(lock);
     }
-    HELD_ITEMS.with(|held| std::mem::take(&mut *held.borrow_mut()))
+    items
 }
 
 extern "C" fn after_in_parent() {

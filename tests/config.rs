@@ -141,7 +141,10 @@ fn every_invalid_setting_names_field_value_and_rule() {
         ("redis://h:70000", &["invalid url", "port"]),
         ("redis://h/abc", &["db", "abc", "database number"]),
         ("redis://h?db=-1", &["db", "-1", "from 0 to 2147483647"]),
-        ("redis://h?db=2147483648", &["db", "2147483648", "from 0 to 2147483647"]),
+        (
+            "redis://h?db=2147483648",
+            &["db", "2147483648", "from 0 to 2147483647"],
+        ),
         (
             "redis://h?reuse=random",
             &["reuse", "random", "lifo or fifo"],
