@@ -276,7 +276,7 @@ export interface TypedCommands {
 
 /** Options of `client.acquire()`. */
 export interface AcquireOptions {
-  /** Milliseconds to wait for a free connection (default `acquireTimeout`; 0 never waits). */
+  /** Milliseconds to wait for a free connection (default `acquireTimeout`; 0 never waits for another caller's connection). */
   timeout?: number;
   /** `'high'` is served before every `'normal'` (default) waiter. */
   priority?: 'normal' | 'high';

@@ -175,6 +175,17 @@ fn errors_name_the_option_as_the_binding_caller_wrote_it() {
             .starts_with("invalid maxConnections = 0: must be between 1"),
         "{err}"
     );
+    // The latest setting of a knob names it (Python: timeout=5, then acquire_timeout=0).
+    let mut b = redpool::Config::builder();
+    b.set_written("acquire_timeout", KnobInput::Text("5"), "timeout")
+        .unwrap();
+    b.set_written("acquire_timeout", KnobInput::Text("0"), "acquire_timeout")
+        .unwrap();
+    let err = b.build().unwrap_err();
+    assert!(
+        err.message().starts_with("invalid acquire_timeout = 0"),
+        "{err}"
+    );
     // Numbers as languages print them: exponent forms are numbers, not units.
     let mut b = redpool::Config::builder();
     b.set_written("socket_timeout", KnobInput::Text("1e-05"), "socket_timeout")

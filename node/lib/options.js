@@ -81,7 +81,8 @@ function boolean(name, value) {
 function add(knobs, knob, name, value, type = 'any') {
   if (!TYPES[type].includes(typeof value)) {
     const what = type === 'any' ? 'a number, a string or a boolean' : `a ${type}`;
-    throw invalid(`invalid ${name} = ${describe(value)}: must be ${what}`);
+    // The type only, never the value: it may be a password.
+    throw invalid(`invalid ${name}: must be ${what}, got ${value === null ? 'null' : `a ${typeof value}`}`);
   }
   knobs.push({ knob, value, writtenAs: name });
 }

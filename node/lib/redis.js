@@ -503,7 +503,7 @@ class Redis extends EventEmitter {
     try {
       if (this.#status === 'end') throw errors.closed();
       for (const [name, value] of [['maxConnections', maxConnections], ['minIdle', minIdle ?? 0]]) {
-        if (typeof value !== 'number') throw errors.invalid(`invalid ${name} = ${typeof value}: must be a number`);
+        if (typeof value !== 'number') throw errors.invalid(`invalid ${name}: must be a number, got a ${typeof value}`);
       }
       promise = this.#track(promised(() => this.#pool.resize(maxConnections, minIdle))).catch((err) => {
         throw errors.fromNative(err);

@@ -253,7 +253,7 @@ test('the addon refuses bad numbers even when the JS checks are bypassed', async
   for (const port of [...BAD_WHOLE, 0, 65536, 2 ** 32 + server.port]) {
     const err = await coded(`NativePool port ${port}`, () => new native.NativePool(options(port)));
     assert.equal(err.code, 'ERR_INVALID_ARGUMENT');
-    assert.match(err.message, /invalid port = /);
+    assert.match(err.message, /invalid port[ :=]/);
   }
   const pool = new native.NativePool(options(server.port));
   const ping = [['PING']];

@@ -38,7 +38,7 @@ class Pool:
         holder: Optional[Tuple[str, str]] = None,
         priority: str = "normal",
     ) -> "Connection":
-        """``timeout`` in seconds (None: ``acquire_timeout``; 0: never wait); ``priority``
+        """``timeout`` in seconds (None: ``acquire_timeout``; 0: never wait for another caller's connection); ``priority``
         ``"normal"`` or ``"high"``; ``holder``: ``(thread, stack)`` named in leak reports (used
         only with leak detection)."""
     def stats(self) -> Dict[str, Any]: ...

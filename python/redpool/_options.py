@@ -77,11 +77,12 @@ URL_ARGUMENTS = {
     "timeout",
 }
 
+#: socket.TCP_* option → (its name, the knob, the unit of its value: seconds unless "ms").
 _KEEPALIVE_OPTIONS = {
-    getattr(socket, "TCP_KEEPIDLE", None): ("tcp_keepalive_idle", ""),
-    getattr(socket, "TCP_KEEPINTVL", None): ("tcp_keepalive_interval", ""),
-    getattr(socket, "TCP_KEEPCNT", None): ("tcp_keepalive_count", ""),
-    getattr(socket, "TCP_USER_TIMEOUT", None): ("tcp_user_timeout", "ms"),
+    getattr(socket, "TCP_KEEPIDLE", None): ("TCP_KEEPIDLE", "tcp_keepalive_idle", ""),
+    getattr(socket, "TCP_KEEPINTVL", None): ("TCP_KEEPINTVL", "tcp_keepalive_interval", ""),
+    getattr(socket, "TCP_KEEPCNT", None): ("TCP_KEEPCNT", "tcp_keepalive_count", ""),
+    getattr(socket, "TCP_USER_TIMEOUT", None): ("TCP_USER_TIMEOUT", "tcp_user_timeout", "ms"),
 }
 
 _JITTER = {
@@ -146,14 +147,17 @@ def knob_value(name: str, value: Any, unit: str = "") -> str:
     default, range and message (naming ``name``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return f"{value!r}{unit}"
+    # int()/float() first: a subclass (NumPy's float64) may print otherwise.
+    if isinstance(value, int):
+        return f"{int(value)}{unit}"
+    if isinstance(value, float):
+        return f"{float(value)!r}{unit}"
     if isinstance(value, str):
         return value
     raise ConfigError(f"invalid {name}: must be a number, a string or True/False, not {type(value).__name__}")
 
 
-def _keepalive(options: Mapping[Any, Any]) -> List[Tuple[str, str]]:
+def _keepalive(options: Mapping[Any, Any]) -> List[Tuple[str, str, str]]:
     knobs = []
     for option, value in options.items():
         if option is None or option not in _KEEPALIVE_OPTIONS:
@@ -162,8 +166,11 @@ def _keepalive(options: Mapping[Any, Any]) -> List[Tuple[str, str]]:
                 option,
                 "supported keys are socket.TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT and TCP_USER_TIMEOUT",
             )
-        knob, unit = _KEEPALIVE_OPTIONS[option]
-        name = f"socket_keepalive_options[{knob}]"
+        option_name, knob, unit = _KEEPALIVE_OPTIONS[option]
+        name = f"socket_keepalive_options[socket.{option_name}]"
+        # Socket options are whole numbers (setsockopt's int), in the option's own unit.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"invalid {name}: must be a whole number, not {type(value).__name__}")
         knobs.append((knob, knob_value(name, value, unit), name))
     return knobs
 

@@ -99,6 +99,9 @@ class PoolMethods:
         growing serves waiting callers at once; shrinking closes idle connections above the new
         cap now and busy ones as they are returned. The pool is shared by every client of the
         same settings, so they are all resized."""
+        for name, value in (("max_connections", max_connections), ("min_idle", min_idle)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"invalid {name}: must be a whole number, not {type(value).__name__}")
         self._pool.resize(max_connections, min_idle)
 
     def add_event_listener(self, listener: Callable[[Event], Any]) -> int:
@@ -194,8 +197,9 @@ class Redis(PoolMethods, redis.Redis):
 
         It is returned to the pool when the block ends (closed instead when the block ended with
         a connection error or timeout), or by ``conn.release()``. ``timeout`` is how long to wait
-        for a free connection in seconds (None: ``acquire_timeout``; ``0`` never waits and raises
-        ``PoolTimeoutError`` at once when none is free); ``priority`` is ``"normal"`` or
+        for a free connection in seconds (None: ``acquire_timeout``; ``0`` never waits for another
+        caller's connection and raises ``PoolTimeoutError`` at once when none is free and the pool
+        is at its cap); ``priority`` is ``"normal"`` or
         ``"high"`` (served before every normal waiter), anything else a ``ConfigError``."""
         conn = self._pool.acquire(timeout, checkout_holder(self._pool), priority)
         return PooledConnection(self, conn)

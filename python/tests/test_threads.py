@@ -112,12 +112,20 @@ def run_and_interrupt(server, body: str) -> float:
         time.sleep(0.3)  # well inside the wait
         sent = time.monotonic()
         child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=10)
+        try:
+            # A bound that only tells a hang from an answer: the waits below last 30 s.
+            _, err = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            _, err = child.communicate()
+            raise AssertionError(f"the child did not end within 60 s of SIGINT; stderr:\n{err}")
         elapsed = time.monotonic() - sent
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
+        child.stdout.close()
+        child.stderr.close()
     assert "KeyboardInterrupt" in err, err
     assert child.returncode != 0
     return elapsed
@@ -128,8 +136,8 @@ def test_ctrl_c_interrupts_a_long_reply_wait(server, oracle):
         print("waiting", flush=True)
         r.blpop(["never"], timeout=30)
     """)
-    # Interrupted, not waited out (30 s); the bound is generous for a loaded machine.
-    assert elapsed < 5.0
+    # Interrupted, not waited out (30 s): a bound that tells the two apart on a loaded machine.
+    assert elapsed < 20.0, elapsed
 
 
 def test_ctrl_c_interrupts_a_wait_for_a_connection(server, oracle):
@@ -141,7 +149,7 @@ def test_ctrl_c_interrupts_a_wait_for_a_connection(server, oracle):
         print("waiting", flush=True)
         r.get("k")
     """.replace("{url}", server.url))
-    assert elapsed < 5.0
+    assert elapsed < 20.0, elapsed
 
 
 def helper_threads() -> int:

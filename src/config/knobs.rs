@@ -314,8 +314,9 @@ impl ConfigBuilder {
     ) -> Result<&mut Self> {
         self.set_input(knob, input)
             .map_err(|err| err.naming(knob, written_as))?;
+        // The latest setting of a knob is the one its errors are about.
+        self.spellings.retain(|(k, _)| k != knob);
         if knob != written_as {
-            self.spellings.retain(|(k, _)| k != knob);
             self.spellings
                 .push((knob.to_string(), written_as.to_string()));
         }

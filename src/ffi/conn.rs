@@ -71,8 +71,9 @@ impl redpool_acquire_options {
 }
 
 /// Checks out a connection, waiting up to `timeout_ms` (`REDPOOL_TIMEOUT_DEFAULT`: the pool's
-/// `acquire_timeout`; 0: never wait, failing at once with `REDPOOL_STATUS_POOL_EXHAUSTED` when no
-/// connection is free). On success `*out` owns the connection. Same as
+/// `acquire_timeout`; 0: never wait for another caller's connection, failing at once with
+/// `REDPOOL_STATUS_POOL_EXHAUSTED` when none is idle and the pool is at its cap; below the cap a
+/// new connection is still opened, within `connect_timeout`). On success `*out` owns the connection. Same as
 /// `redpool_pool_acquire_with(pool, timeout_ms, NULL, out)`.
 ///
 /// # Safety

@@ -36,6 +36,9 @@ pub struct PooledConnection {
     /// The deadline of the one-shot call this checkout serves, if the caller gave one: every
     /// exchange ends by it (see [`PooledConnection::exchange_deadline`]).
     call_deadline: Option<Instant>,
+    /// False for the pool's own checkout ([`Tracking::Maintenance`]): its hold time, commands
+    /// and errors stay out of the statistics.
+    counted: bool,
 }
 
 /// What one exchange sends, for per-command metrics.
@@ -79,8 +82,9 @@ impl PooledConnection {
         permit: Option<Permit>,
         tracking: Tracking,
     ) -> Self {
+        let counted = !matches!(tracking, Tracking::Maintenance);
         let lease = shared.leaks().and_then(|tracker| match tracking {
-            Tracking::None => None,
+            Tracking::None | Tracking::Maintenance => None,
             Tracking::CallerStack => Some(tracker.register(conn.id, None)),
             Tracking::Given(holder) => Some(tracker.register(conn.id, Some(holder))),
         });
@@ -92,6 +96,7 @@ impl PooledConnection {
             checked_out_at,
             lease,
             call_deadline: None,
+            counted,
         }
     }
 
@@ -194,12 +199,14 @@ impl PooledConnection {
             Some(conn) => {
                 let started = Instant::now();
                 let result = f(conn);
-                self.count(exchange, &result, started.elapsed());
+                if self.counted {
+                    self.count(exchange, &result, started.elapsed());
+                }
                 result
             }
             None => Err(self.shared.closed_error()),
         };
-        if let Err(err) = &result {
+        if let (Err(err), true) = (&result, self.counted) {
             self.shared.counters().error(err.kind());
         }
         if self.reports_to_breaker {
@@ -257,9 +264,11 @@ impl AsRawFd for PooledConnection {
 impl Drop for PooledConnection {
     fn drop(&mut self) {
         let now = Instant::now();
-        self.shared
-            .counters()
-            .released(now.saturating_duration_since(self.checked_out_at));
+        if self.counted {
+            self.shared
+                .counters()
+                .released(now.saturating_duration_since(self.checked_out_at));
+        }
         if let Some((tracker, lease)) = self.shared.leaks().zip(self.lease) {
             tracker.release(lease);
         }

@@ -92,8 +92,9 @@ impl Pool {
 
 /// The maintenance thread's health check: runs when `health_report_interval` has passed since
 /// the previous check (background or on demand), and never waits for a connection (a pool with
-/// none free is checked at a later pass). Its checkout is not the callers' load: it counts as no
-/// acquire, acquire timeout or error in the pool's statistics.
+/// none free is checked at a later pass). Its checkout is not the callers' load: no acquire,
+/// acquire timeout, hold time, command or error of it is counted in the pool's statistics
+/// ([`Tracking::Maintenance`]); its outcome still goes to the breaker.
 pub(crate) fn check_in_background(shared: &Arc<Shared>) {
     let Some(interval) = shared.config().health_report_interval() else {
         return;
@@ -110,7 +111,7 @@ pub(crate) fn check_in_background(shared: &Arc<Shared>) {
         shared: shared.clone(),
     };
     let sample = pool.load_before_check();
-    let probe = match shared.permit() {
+    let probe = match shared.ask_breaker() {
         Err(err) => Err(err),
         Ok(permit) => match shared.checkout_if_free() {
             // Every connection is busy or awaited: the callers come first; a later pass checks.
@@ -120,8 +121,12 @@ pub(crate) fn check_in_background(shared: &Arc<Shared>) {
                 Err(err)
             }
             Some(Ok(conn)) => {
-                let conn =
-                    PooledConnection::new(shared.clone(), conn, Some(permit), Tracking::None);
+                let conn = PooledConnection::new(
+                    shared.clone(),
+                    conn,
+                    Some(permit),
+                    Tracking::Maintenance,
+                );
                 ping_and_info(conn)
             }
         },

@@ -48,6 +48,10 @@ pub(crate) enum Tracking {
     CallerStack,
     /// Tracked with the holder a binding described (its own language's thread and stack).
     Given(Holder),
+    /// The pool's own checkout (the background health check): not tracked, and none of its
+    /// hold time, commands or errors is counted in the pool's statistics, which describe the
+    /// callers' load alone.
+    Maintenance,
 }
 
 /// Options of one acquire.

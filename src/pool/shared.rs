@@ -222,11 +222,17 @@ impl Shared {
 
     // ----- circuit breaker -------------------------------------------------------------------
 
-    /// Asks the breaker for permission to make a call.
+    /// Asks the breaker for permission to make a call; a refusal is counted as an error.
     pub(crate) fn permit(&self) -> Result<Permit> {
+        self.ask_breaker()
+            .inspect_err(|err| self.counters.error(err.kind()))
+    }
+
+    /// Asks the breaker for permission without counting a refusal (the pool's own checks).
+    pub(crate) fn ask_breaker(&self) -> Result<Permit> {
         let (permit, transition) = self.breaker.permit(&SystemClock, self.server());
         self.report(transition);
-        permit.inspect_err(|err| self.counters.error(err.kind()))
+        permit
     }
 
     /// Tells the breaker how a call ended.

@@ -30,15 +30,14 @@ fn invalid(name: &str, value: f64, rule: &str) -> Failure {
 
 /// A number that JS holds exactly: whole numbers beyond 2^53 - 1 are not (`2 ** 53 + 1` is
 /// `2 ** 53`), so such a value is refused rather than passed on as another number. NaN and
-/// ±Infinity pass: the core refuses them, naming the setting.
+/// ±Infinity pass: the core refuses them, naming the setting. The message names the setting but
+/// not the value (it may be a password given as a number).
 pub fn exact(name: &str, value: f64) -> Result<f64, Failure> {
     const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
     if value.is_finite() && value.abs() > MAX_SAFE_INTEGER {
-        return Err(invalid(
-            name,
-            value,
-            "must be at most 9007199254740991 (Number.MAX_SAFE_INTEGER)",
-        ));
+        return Err(Failure::invalid(format!(
+            "invalid {name}: must be at most 9007199254740991 (Number.MAX_SAFE_INTEGER) in size"
+        )));
     }
     Ok(value)
 }
