@@ -7,7 +7,7 @@
  * option as written here (`connectTimeout`, `breaker.window`, `knobs.max_lifetime`). A number for
  * a duration is milliseconds, as every Node option; a string for one needs its unit (`'2s'`).
  * ioredis options that mean nothing for a pool (enableReadyCheck, enableOfflineQueue, family,
- * reconnectOnError, ...) are ignored.
+ * reconnectOnError, ...) are ignored with a warning naming them (`IGNORED`).
  */
 const { invalid } = require('./errors');
 
@@ -43,6 +43,48 @@ const NAMED = [
   ['leakDetectionThreshold', 'leak_detection_threshold', 'number'],
   ['poolName', 'pool_name', 'string'],
 ];
+
+/** Options read by `parse()` itself, besides `NAMED`. */
+const READ = ['host', 'port', 'path', 'tls', 'keepAlive', 'retryStrategy', 'breaker', 'knobs', 'enableAutoPipelining', 'lazyConnect', 'keyPrefix'];
+
+/**
+ * ioredis options that mean nothing for a pool, and why. Given, each is ignored with a warning
+ * (once per process); an option neither ioredis's nor redpool's gets a warning too: never silent.
+ */
+const IGNORED = {
+  family: 'the address decides the IP family',
+  enableReadyCheck: 'connections are checked by the pool (healthCheckInterval)',
+  enableOfflineQueue: 'commands wait for a pooled connection instead (acquireTimeout)',
+  autoResubscribe: 'pub/sub is not supported yet',
+  autoResendUnfulfilledCommands: 'the core retries only what is safe to send again',
+  reconnectOnError: 'the core reconnects, and retries only what is safe to send again',
+  maxLoadingRetryTime: 'the core retries a LOADING server with its own backoff',
+  showFriendlyErrorStack: 'errors carry the calling stack as they are',
+  stringNumbers: 'integers are numbers, as ioredis gives them by default',
+  readOnly: 'READONLY is for Redis Cluster, not supported yet',
+  sentinels: 'Sentinel is not supported yet: connect to the master directly',
+  name: 'Sentinel is not supported yet: connect to the master directly',
+  role: 'Sentinel is not supported yet',
+  sentinelPassword: 'Sentinel is not supported yet',
+  autoPipeliningIgnoredCommands: 'commands the core does not call ordinary are never auto-pipelined',
+  disconnectTimeout: 'quit() closes the pool within its own grace period',
+  monitor: 'MONITOR is refused on a shared pool',
+  Connector: 'connections are made by the core',
+};
+
+/** Options already warned about in this process. */
+const WARNED = new Set();
+
+/** Warns (once per option and process) about each option `parse()` did not use. */
+function warnUnused(options) {
+  const used = new Set([...READ, ...NAMED.map(([name]) => name)]);
+  for (const name of Object.keys(options)) {
+    if (used.has(name) || options[name] === undefined || WARNED.has(name)) continue;
+    WARNED.add(name);
+    const why = IGNORED[name] ?? 'neither an ioredis nor a redpool option';
+    process.emitWarning(`redpool ignores the option ${name}: ${why}`, 'RedpoolIgnoredOptionWarning');
+  }
+}
 
 /** The JS types a setting's value may have, by what the option takes. */
 const TYPES = {
@@ -212,6 +254,7 @@ function parse(args) {
     for (const [name, value] of Object.entries(o.knobs)) add(knobs, name, `knobs.${name}`, value);
   }
 
+  warnUnused(o);
   const client = {
     enableAutoPipelining: o.enableAutoPipelining === undefined ? true : boolean('enableAutoPipelining', o.enableAutoPipelining),
     lazyConnect: o.lazyConnect === undefined ? false : boolean('lazyConnect', o.lazyConnect),

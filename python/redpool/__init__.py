@@ -16,6 +16,7 @@ section.
 from . import _native
 from .client import Pipeline, PooledConnection, Redis, StrictRedis, get_client
 from .exceptions import (
+    IgnoredArgumentWarning,
     AuthenticationError,
     BusyLoadingError,
     CircuitOpenError,
@@ -59,6 +60,7 @@ __all__ = [
     "StrictRedis",
     "Pipeline",
     "PooledConnection",
+    "IgnoredArgumentWarning",
     "from_url",
     "get_client",
     "metrics",

@@ -11,6 +11,7 @@ argument the caller actually wrote.
 from __future__ import annotations
 
 import socket
+import warnings
 import ssl as _ssl
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -18,20 +19,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis import backoff as _backoff
 
-from .exceptions import ConfigError
+from .exceptions import ConfigError, IgnoredArgumentWarning
 
-#: redis-py arguments accepted for compatibility that change nothing here, and why.
+#: redis-py arguments accepted for compatibility that change nothing here: why, and the values
+#: that ask for what redpool does anyway. Any other value is ignored with an
+#: :class:`IgnoredArgumentWarning` naming the argument: never silently.
 IGNORED = {
-    "socket_read_size": "replies are read by the core",
-    "retry_on_timeout": "the core retries timeouts of idempotent commands by itself",
-    "retry_on_error": "the core decides what is safe to retry",
-    "lib_name": "CLIENT SETINFO is not sent",
-    "lib_version": "CLIENT SETINFO is not sent",
-    "driver_info": "CLIENT SETINFO is not sent",
-    "event_dispatcher": "redpool has its own events (add_event_listener)",
-    "legacy_responses": "responses are always redis-py's RESP2 shapes",
-    "ssl_min_version": "TLS 1.2 is always the minimum",
+    "socket_read_size": ("replies are read by the core", (None, 65536)),
+    "retry_on_timeout": ("the core retries timeouts of idempotent commands by itself", (None, False)),
+    "retry_on_error": ("the core decides what is safe to retry", (None,)),
+    "lib_name": ("CLIENT SETINFO is not sent", (None,)),
+    "lib_version": ("CLIENT SETINFO is not sent", (None,)),
+    "driver_info": ("CLIENT SETINFO is not sent", (None,)),
+    "event_dispatcher": ("redpool has its own events (add_event_listener)", (None,)),
+    "legacy_responses": ("responses are always redis-py's RESP2 shapes", (None, True)),
+    "ssl_min_version": ("TLS 1.2 is always the minimum", (None,)),
 }
+
 
 #: redis-py arguments redpool cannot honour; passing one (other than its default) is an error.
 UNSUPPORTED = {
@@ -302,7 +306,12 @@ def translate(
         if name in UNSUPPORTED:
             if value not in (None, False):
                 raise ConfigError(f"{name} is not supported by redpool: {UNSUPPORTED[name]}")
-        elif name not in IGNORED:
+        elif name in IGNORED:
+            reason, harmless = IGNORED[name]
+            if not any(value is h or (type(value) is type(h) and value == h) for h in harmless):
+                # stacklevel: this function, Redis.__init__ or from_url, then the caller's line.
+                warnings.warn(f"redpool ignores {name}: {reason}", IgnoredArgumentWarning, stacklevel=3)
+        else:
             raise TypeError(f"Redis() got an unexpected keyword argument {name!r}")
     if protocol not in (None, 2, "2"):
         raise _fail("protocol", protocol, "redpool speaks RESP2 (protocol=2) only")

@@ -184,3 +184,8 @@ def from_server_reply(message: str) -> BaseException:
     error.__dict__.update(parsed.__dict__)
     error.code = message.split(" ", 1)[0]
     return error
+
+
+class IgnoredArgumentWarning(UserWarning):
+    """A redis-py argument that redpool accepts but does not use was given a value of its own
+    (the warning names it and says why)."""

@@ -3,6 +3,8 @@ Python package agrees with the Rust, C and Node ones."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import redis
 
@@ -143,3 +145,16 @@ def test_resize_is_checked_by_the_core(server):
     client.resize(1)  # min_idle lowered to the new cap by the core
     stats = client.pool_stats()
     assert (stats["max_connections"], stats["min_idle"]) == (1, 1)
+
+
+def test_an_ignored_argument_is_named_in_a_warning_never_silent(server):
+    with pytest.warns(redpool.IgnoredArgumentWarning, match="ignores retry_on_timeout") as caught:
+        redpool.Redis(port=server.port, retry_on_timeout=True, shared_pool=False)
+    assert caught[0].filename == __file__  # points at the caller's line
+    with pytest.warns(redpool.IgnoredArgumentWarning, match="ignores socket_read_size"):
+        redpool.Redis.from_url(server.url + "?socket_read_size=1024", shared_pool=False)
+    # redis-py's defaults ask for what redpool does anyway: nothing to warn about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        redpool.Redis(port=server.port, retry_on_timeout=False, socket_read_size=65536,
+                      lib_name=None, shared_pool=False)

@@ -113,15 +113,21 @@ def test_close_pool_and_replacement(server, oracle):
 
 
 def test_redis_py_arguments_become_knobs():
-    settings = _options.translate(
-        host="h", port=7000, db=2, password="pw", username="u", socket_timeout=1.5,
-        socket_connect_timeout=2, socket_keepalive=True,
-        socket_keepalive_options={socket.TCP_KEEPIDLE: 30, socket.TCP_KEEPINTVL: 5,
-                                  socket.TCP_KEEPCNT: 3},
-        health_check_interval=0, max_connections=20, client_name="app",
-        retry=Retry(ExponentialBackoff(cap=2, base=0.05), 4), min_idle=2, acquire_timeout=3,
-        lib_name="ignored", retry_on_timeout=True,
-    )
+    with pytest.warns(_options.IgnoredArgumentWarning) as ignored:
+        settings = _options.translate(
+            host="h", port=7000, db=2, password="pw", username="u", socket_timeout=1.5,
+            socket_connect_timeout=2, socket_keepalive=True,
+            socket_keepalive_options={socket.TCP_KEEPIDLE: 30, socket.TCP_KEEPINTVL: 5,
+                                      socket.TCP_KEEPCNT: 3},
+            health_check_interval=0, max_connections=20, client_name="app",
+            retry=Retry(ExponentialBackoff(cap=2, base=0.05), 4), min_idle=2, acquire_timeout=3,
+            lib_name="ignored", retry_on_timeout=True, retry_on_error=None,
+        )
+    # Given a value of their own, the arguments redpool does not use are named, never silent.
+    assert sorted(str(w.message) for w in ignored) == [
+        "redpool ignores lib_name: CLIENT SETINFO is not sent",
+        "redpool ignores retry_on_timeout: the core retries timeouts of idempotent commands by itself",
+    ]
     knobs = {knob: value for knob, value, _ in settings.knobs}
     assert settings.shared is True
     assert knobs == {
