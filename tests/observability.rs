@@ -650,3 +650,34 @@ fn a_busy_pool_skips_the_background_check_without_counting_it() {
         assert!(after.errors.iter().all(|(_, n)| *n == 0), "{after:?}");
     });
 }
+
+/// While the background health check holds a connection (its PING waits on a stopped server),
+/// that connection is the pool's, not a caller's: `in_use` stays 0 (tests/c/threads.c under
+/// valgrind read `in_use` 1 after every caller had finished).
+#[test]
+fn the_background_checks_connection_is_not_in_the_callers_in_use() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let pool = Pool::from_url(&format!(
+            "{}/0?pool_name=check-in-use&health_report_interval=50ms&socket_timeout=5s",
+            server.url()
+        ))
+        .unwrap();
+        wait_until("a first background check", LIMIT, || {
+            pool.last_health().is_some()
+        });
+        server.stop_process();
+        let mut held = None;
+        wait_until("the check to hold its connection", LIMIT, || {
+            let s = pool.stats();
+            let holding = s.open == 1 && s.idle == 0 && s.connecting == 0;
+            if holding {
+                held = Some(s);
+            }
+            holding
+        });
+        server.cont_process();
+        let stats = held.unwrap();
+        assert_eq!(stats.in_use, 0, "{stats:?}");
+    });
+}

@@ -87,6 +87,10 @@ struct State {
     waiters: WaitQueue,
     /// Descriptors of checked-out connections, so `close()` can shut them down after its grace.
     in_use_fds: IdMap<RawFd>,
+    /// The connection the pool's own health check holds, if any: checked out (in `in_use_fds`),
+    /// but not by a caller, so not in `in_use()`. Set under the lock that checks it out, cleared
+    /// under the one that takes it back.
+    held_by_pool: Option<u64>,
     reconnect: ReconnectGate,
     fork_generation: u64,
     /// The maintenance thread of this process (its fork generation and handle), if one runs.
@@ -139,6 +143,14 @@ impl Leased {
     }
 }
 
+/// Who a checkout is for: a caller, or the pool itself (its background health check, which is
+/// not in the callers' `in_use`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Borrower {
+    Caller,
+    Pool,
+}
+
 /// A connection ready for use, and whether a new one was opened for it.
 struct Ready {
     conn: Conn,
@@ -146,11 +158,16 @@ struct Ready {
 }
 
 impl State {
-    /// Connections checked out by callers (open minus idle minus connecting).
+    /// Connections checked out by callers (open minus idle minus connecting, minus the one the
+    /// pool's own health check may hold).
     fn in_use(&self) -> usize {
+        let pool_own = self
+            .held_by_pool
+            .is_some_and(|id| self.in_use_fds.contains_key(&id));
         self.open
             .saturating_sub(self.idle.len())
             .saturating_sub(self.connecting)
+            .saturating_sub(usize::from(pool_own))
     }
 }
 
@@ -174,6 +191,7 @@ impl Shared {
                 connecting: 0,
                 waiters: WaitQueue::default(),
                 in_use_fds: IdMap::default(),
+                held_by_pool: None,
                 reconnect: ReconnectGate::default(),
                 fork_generation: fork::generation(),
                 maintainer: None,
@@ -337,7 +355,7 @@ impl Shared {
     ) -> Result<(Conn, Instant)> {
         let started = Instant::now();
         let result = self.lease(priority, started, timeout).and_then(|leased| {
-            let ready = self.ready(leased.lease, started, limit)?;
+            let ready = self.ready(leased.lease, started, limit, Borrower::Caller)?;
             // (A slot always opens a connection: not opened means an idle one, as it was.)
             Ok((ready.conn, !leased.queued && !ready.opened))
         });
@@ -365,10 +383,14 @@ impl Shared {
             if self.closed.load(Ordering::Relaxed) || !state.waiters.is_empty() {
                 return None;
             }
-            self.lease_now(&mut state)?
+            let lease = self.lease_now(&mut state)?;
+            if let Lease::Idle(conn) = &lease {
+                state.held_by_pool = Some(conn.id);
+            }
+            lease
         };
         Some(
-            self.ready(lease, started, None)
+            self.ready(lease, started, None, Borrower::Pool)
                 .map(|ready| (ready.conn, Instant::now())),
         )
     }
@@ -473,7 +495,13 @@ impl Shared {
     /// Turns a lease into a usable connection: checks an idle one (peer closed? expired? PING after
     /// `health_check_interval`) and replaces it in the same slot if needed, or opens a new one.
     /// Both end by `limit` too, if given.
-    fn ready(&self, lease: Lease, now: Instant, limit: Option<Instant>) -> Result<Ready> {
+    fn ready(
+        &self,
+        lease: Lease,
+        now: Instant,
+        limit: Option<Instant>,
+        borrower: Borrower,
+    ) -> Result<Ready> {
         if let Lease::Idle(mut conn) = lease {
             let Some(reason) = self.unfit_for_use(&mut conn, now, limit) else {
                 return Ok(Ready {
@@ -498,6 +526,9 @@ impl Shared {
             return Err(self.closed_error());
         }
         state.in_use_fds.insert(conn.id, conn.raw_fd());
+        if borrower == Borrower::Pool {
+            state.held_by_pool = Some(conn.id);
+        }
         Ok(Ready { conn, opened: true })
     }
 
@@ -680,6 +711,9 @@ impl Shared {
             None
         };
         let (id, fd) = (conn.id, conn.raw_fd());
+        if state.held_by_pool == Some(id) {
+            state.held_by_pool = None;
+        }
         match reason {
             None => {
                 conn.last_used = now;
