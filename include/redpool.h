@@ -343,7 +343,7 @@ typedef struct redpool_stats {
   uint64_t open;
   // Open connections waiting in the pool.
   uint64_t idle;
-  // Connections checked out.
+  // Connections checked out by callers (the pool's own background health check is not one).
   uint64_t in_use;
   // Connections being opened.
   uint64_t connecting;

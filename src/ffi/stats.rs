@@ -72,7 +72,7 @@ pub struct redpool_stats {
     pub open: u64,
     /// Open connections waiting in the pool.
     pub idle: u64,
-    /// Connections checked out.
+    /// Connections checked out by callers (the pool's own background health check is not one).
     pub in_use: u64,
     /// Connections being opened.
     pub connecting: u64,

@@ -229,7 +229,7 @@ pub struct PoolStats {
     pub open: usize,
     /// Open connections waiting in the pool.
     pub idle: usize,
-    /// Connections checked out by callers.
+    /// Connections checked out by callers (the pool's own background health check is not one).
     pub in_use: usize,
     /// Connections being opened right now.
     pub connecting: usize,
