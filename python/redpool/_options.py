@@ -144,6 +144,15 @@ def _text(name: str, value: Any) -> str:
     return value
 
 
+def check_type(name: str, value: Any, of: Any) -> None:
+    """Refuses ``value`` of argument ``name`` unless it is of type ``of`` (``_NUMBER``, ``int``,
+    ``bool``, ``str`` or ``object``; True and False are no numbers), naming the type only, never
+    the value: it may be a password."""
+    if not isinstance(value, of) or (of in (_NUMBER, int) and isinstance(value, bool)):
+        kind = {_NUMBER: "a number", int: "a whole number", bool: "True or False", str: "a string"}
+        raise ConfigError(f"invalid {name}: must be {kind[of]}, not {type(value).__name__}")
+
+
 def knob_value(name: str, value: Any, unit: str = "") -> str:
     """A value as the core's knob text: True/False as ``true``/``false``, a number as Python
     prints it followed by ``unit`` (a bare number of a duration is seconds, as everywhere in
@@ -331,10 +340,7 @@ def translate(
         ``of`` (as redis-py types it); None leaves the core's default."""
         if value is None:
             return
-        if not isinstance(value, of) or (of in (_NUMBER, int) and isinstance(value, bool)):
-            kind = {_NUMBER: "a number", int: "a whole number", bool: "True or False", str: "a string"}
-            # The type only, never the value: it may be a password.
-            raise ConfigError(f"invalid {name}: must be {kind[of]}, not {type(value).__name__}")
+        check_type(name, value, of)
         knobs.append((knob or name, knob_value(name, value), name))
 
     if url is None:

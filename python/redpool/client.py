@@ -99,9 +99,9 @@ class PoolMethods:
         growing serves waiting callers at once; shrinking closes idle connections above the new
         cap now and busy ones as they are returned. The pool is shared by every client of the
         same settings, so they are all resized."""
-        for name, value in (("max_connections", max_connections), ("min_idle", min_idle)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ConfigError(f"invalid {name}: must be a whole number, not {type(value).__name__}")
+        _options.check_type("max_connections", max_connections, int)
+        if min_idle is not None:
+            _options.check_type("min_idle", min_idle, int)
         self._pool.resize(max_connections, min_idle)
 
     def add_event_listener(self, listener: Callable[[Event], Any]) -> int:
