@@ -645,6 +645,14 @@ redpool_status redpool_pool_resize(const struct redpool_pool *pool,
                                    size_t max_connections,
                                    size_t min_idle);
 
+// Closes every connection of the pool, as redis-py's `ConnectionPool.disconnect()`: idle ones
+// now, checked-out ones when they are released (never under a caller). The pool stays open and
+// opens new connections on demand. Returns `REDPOOL_STATUS_CLOSED` for a closed pool.
+//
+// # Safety
+// `pool` is NULL or a live handle.
+redpool_status redpool_pool_disconnect(const struct redpool_pool *pool);
+
 // Starts the built-in HTTP endpoint on `addr`, a loopback `ip:port` such as `"127.0.0.1:9464"`
 // (port 0: any free port). Off by default; the environment variable `REDPOOL_METRICS_ADDR`
 // starts it with the first pool instead. On success `*port` (if not NULL) receives the port it

@@ -32,7 +32,8 @@ fn defaults_are_documented_values() {
     assert_eq!(c.max_lifetime(), Some(Duration::from_secs(1800)));
     assert_eq!(c.health_check_interval(), Some(Duration::from_secs(30)));
     assert_eq!(c.reuse_order(), ReuseOrder::Lifo);
-    assert_eq!(c.client_name(), "redpool");
+    assert_eq!(c.client_name(), "");
+    assert_eq!(c.pool_name(), "redpool");
     assert!(c.tcp_nodelay());
     assert!(c.tls().is_none());
 }
@@ -395,11 +396,18 @@ fn a_password_without_its_colon_is_never_echoed() {
         message.contains("username") && message.contains("redis://:PASSWORD@host"),
         "{message}"
     );
-    let err = Config::builder()
-        .set("username", "s3cr3t-Pa55")
+}
+
+#[test]
+fn a_username_alone_set_by_name_is_an_acl_user_without_a_password() {
+    // As redis-py's `username=` without `password=`: AUTH user with an empty password, which
+    // an ACL user with `nopass` accepts. Only the URL form is refused (see above).
+    let config = Config::builder()
+        .set("username", "reader")
         .and_then(|b| b.build())
-        .unwrap_err();
-    assert!(!err.message().contains("s3cr3t"), "{err}");
+        .expect("a username alone");
+    assert_eq!(config.username(), Some("reader"));
+    assert!(config.password().is_none());
 }
 
 #[test]

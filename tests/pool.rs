@@ -750,3 +750,35 @@ fn registry_shares_one_pool_per_configuration() {
         assert!(fresh.execute(&cmd("PING")).is_ok());
     });
 }
+
+#[test]
+fn disconnect_closes_idle_connections_now_and_busy_ones_when_returned() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let name = unique_name("disconnect");
+        let pool = pool(&server, &name, "max_connections=4");
+        let busy = pool.acquire().expect("a connection");
+        let idle: Vec<_> = (0..2).map(|_| pool.acquire().expect("a connection")).collect();
+        drop(idle);
+        assert_eq!(server.count_clients_named(&name), 3);
+
+        pool.disconnect().expect("disconnect");
+        // The two idle ones are closed at once; the busy one keeps working for its caller.
+        wait_until("the idle ones to close", Duration::from_secs(10), || {
+            server.count_clients_named(&name) == 1
+        });
+        let mut busy = busy;
+        assert_eq!(busy.execute(&cmd("PING")).expect("ping"), Value::SimpleString("PONG".into()));
+        drop(busy);
+        wait_until("the returned one to close", Duration::from_secs(10), || {
+            server.count_clients_named(&name) == 0
+        });
+        assert_eq!(pool.stats().closed(CloseReason::Discarded), 3);
+
+        // The pool stays open: the next call opens a new connection.
+        pool.execute(&cmd("SET").arg("k").arg("v")).expect("set");
+        assert_eq!(server.count_clients_named(&name), 1);
+        pool.close(Duration::ZERO);
+        assert_eq!(pool.disconnect().unwrap_err().kind(), ErrorKind::Closed);
+    });
+}

@@ -210,7 +210,7 @@ impl Default for Config {
             db: 0,
             username: None,
             password: None,
-            client_name: "redpool".into(),
+            client_name: String::new(),
             pool_name: String::new(),
             max_connections: 50,
             min_idle: 0,
@@ -275,16 +275,20 @@ impl Config {
     pub fn password(&self) -> Option<&Secret> {
         self.password.as_ref()
     }
-    /// Name given to every connection with `CLIENT SETNAME` (empty: none).
+    /// Name given to every connection with `CLIENT SETNAME` (empty, the default: none, as in
+    /// redis-py, ioredis and hiredis).
     pub fn client_name(&self) -> &str {
         &self.client_name
     }
-    /// The pool's name in metrics (the `pool` label): `pool_name` when set, else `client_name`.
+    /// The pool's name in metrics (the `pool` label): `pool_name` when set, else `client_name`,
+    /// else `redpool`.
     pub fn pool_name(&self) -> &str {
-        if self.pool_name.is_empty() {
+        if !self.pool_name.is_empty() {
+            &self.pool_name
+        } else if !self.client_name.is_empty() {
             &self.client_name
         } else {
-            &self.pool_name
+            "redpool"
         }
     }
     /// A connection checked out longer than this is reported as a suspected leak (None: off).
@@ -459,16 +463,6 @@ impl Config {
                 "pool_name",
                 format!("{:?}", self.pool_name),
                 "must not contain control characters",
-            ));
-        }
-        if self.password.is_none() && self.username.is_some() {
-            // The value is not shown: `redis://s3cr3t@host` is usually a password whose colon
-            // was forgotten.
-            return Err(Error::invalid(
-                "username",
-                "(not shown: it may be a password without its colon)",
-                "needs a password; write redis://:PASSWORD@host for a password alone, or \
-                 redis://USER:PASSWORD@host",
             ));
         }
         if let Some(tls) = &self.tls {

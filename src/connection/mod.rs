@@ -51,6 +51,12 @@ const UNWATCH_FACTS: Facts = Facts {
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The id the next connection opened in this process will get: every connection opened before
+/// this call has a smaller one (ids only grow).
+pub(crate) fn next_connection_id() -> u64 {
+    NEXT_CONNECTION_ID.load(Ordering::Relaxed)
+}
+
 /// An open, authenticated connection. Owned by the pool while idle and by one caller while in use.
 pub(crate) struct Connection {
     stream: Stream,

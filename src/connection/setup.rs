@@ -39,12 +39,14 @@ impl Connector {
         };
         let mut handshake = Vec::new();
         let mut handshake_replies = 0;
-        if let Some(password) = config.password() {
+        if config.password().is_some() || config.username().is_some() {
+            // A user alone (set by name, not in a URL) authenticates with an empty password, as
+            // for an ACL user with `nopass`, like redis-py's AUTH of a user without a password.
             let mut auth = redis::cmd("AUTH");
             if let Some(user) = config.username() {
                 auth.arg(user);
             }
-            auth.arg(password.expose())
+            auth.arg(config.password().map_or("", |p| p.expose()))
                 .write_packed_command(&mut handshake);
             handshake_replies += 1;
         }

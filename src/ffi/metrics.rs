@@ -110,6 +110,21 @@ pub unsafe extern "C" fn redpool_pool_resize(
     })
 }
 
+/// Closes every connection of the pool, as redis-py's `ConnectionPool.disconnect()`: idle ones
+/// now, checked-out ones when they are released (never under a caller). The pool stays open and
+/// opens new connections on demand. Returns `REDPOOL_STATUS_CLOSED` for a closed pool.
+///
+/// # Safety
+/// `pool` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn redpool_pool_disconnect(pool: *const redpool_pool) -> super::redpool_status {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let pool = unsafe { borrow(pool) }?;
+        pool.disconnect()
+    })
+}
+
 /// Starts the built-in HTTP endpoint on `addr`, a loopback `ip:port` such as `"127.0.0.1:9464"`
 /// (port 0: any free port). Off by default; the environment variable `REDPOOL_METRICS_ADDR`
 /// starts it with the first pool instead. On success `*port` (if not NULL) receives the port it

@@ -21,7 +21,8 @@ use crate::error::ErrorKind;
 pub enum CloseReason {
     /// A connection, timeout or protocol error, or a request interrupted half way.
     Broken,
-    /// The caller left it in a state that cannot be reset (SELECT, SUBSCRIBE, ...), or discarded it.
+    /// The caller left it in a state that cannot be reset (SELECT, SUBSCRIBE, ...), or discarded it
+    /// (one connection, or all of them with `Pool::disconnect`).
     Discarded,
     /// Unused for longer than `idle_timeout`.
     IdleTimeout,

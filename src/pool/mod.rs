@@ -365,6 +365,15 @@ impl Pool {
         self.shared.resize(max_connections, min_idle)
     }
 
+    /// Closes every connection of the pool, as redis-py's `ConnectionPool.disconnect()`: idle
+    /// ones now, checked-out ones when they are returned (never under a caller). The pool stays
+    /// open: later calls open new connections (`min_idle` of them are reopened by maintenance).
+    /// Closed connections count as `discarded`. Safe under load and from several threads. An
+    /// error of kind `Closed` when the pool is closed.
+    pub fn disconnect(&self) -> Result<()> {
+        self.shared.disconnect()
+    }
+
     /// Subscribes to the pool's events; returns an id for [`Pool::unsubscribe`]. See
     /// [`crate::events`] for how they are delivered.
     pub fn subscribe(&self, listener: impl Fn(&Event) + Send + Sync + 'static) -> u64 {

@@ -91,6 +91,9 @@ struct State {
     /// but not by a caller, so not in `in_use()`. Set under the lock that checks it out, cleared
     /// under the one that takes it back.
     held_by_pool: Option<u64>,
+    /// Connections with a smaller id were open at the last `disconnect()`: they are closed when
+    /// returned instead of being reused.
+    disconnected_below: u64,
     reconnect: ReconnectGate,
     fork_generation: u64,
     /// The maintenance thread of this process (its fork generation and handle), if one runs.
@@ -192,6 +195,7 @@ impl Shared {
                 waiters: WaitQueue::default(),
                 in_use_fds: IdMap::default(),
                 held_by_pool: None,
+                disconnected_below: 0,
                 reconnect: ReconnectGate::default(),
                 fork_generation: fork::generation(),
                 maintainer: None,
@@ -701,7 +705,7 @@ impl Shared {
             Some(CloseReason::PoolClosed)
         } else if state.open > state.max_connections {
             Some(CloseReason::Resized)
-        } else if conn.is_discarded() {
+        } else if conn.is_discarded() || conn.id < state.disconnected_below {
             Some(CloseReason::Discarded)
         } else if !reusable {
             Some(CloseReason::Broken)
@@ -924,6 +928,26 @@ impl Shared {
             surplus
         };
         self.closed_connections(surplus, CloseReason::Resized);
+        Ok(())
+    }
+
+    /// Closes the idle connections now and the checked-out ones when they are returned; the pool
+    /// stays open and opens new connections on demand. Freed slots go to queued callers first.
+    pub(super) fn disconnect(&self) -> Result<()> {
+        let idle = {
+            let mut state = self.lock();
+            if self.is_closed() {
+                return Err(self.closed_error());
+            }
+            state.disconnected_below = crate::connection::next_connection_id();
+            let idle = std::mem::take(&mut state.idle);
+            for _ in 0..idle.len() {
+                self.release_slot(&mut state);
+            }
+            Shared::wake_maintenance(&state);
+            idle
+        };
+        self.closed_connections(idle, CloseReason::Discarded);
         Ok(())
     }
 

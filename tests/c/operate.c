@@ -168,6 +168,27 @@ static void test_resize(const char *url) {
     close_and_free(pool);
 }
 
+/* ---- disconnect --------------------------------------------------------------------------- */
+
+static void test_disconnect(const char *url) {
+    redpool_pool *pool = pool_with(url, "/0?max_connections=2");
+    redpool_reply_free(POOL_CMD(pool, "PING"));
+    CHECK_OK(redpool_pool_disconnect(pool));
+    redpool_stats st;
+    st.struct_size = sizeof st;
+    CHECK_OK(redpool_pool_stats(pool, &st));
+    CHECK_EQ_INT(st.idle, 0);
+    CHECK_EQ_INT(st.closed_discarded, 1);
+    /* The pool stays open: the next command opens a new connection. */
+    redpool_reply *r = POOL_CMD(pool, "PING");
+    CHECK_STATUS_REPLY(r, "PONG");
+    redpool_reply_free(r);
+    CHECK_FAILS(redpool_pool_disconnect(NULL), REDPOOL_STATUS_INVALID_ARGUMENT);
+    CHECK_OK(redpool_pool_close(pool, 0));
+    CHECK_FAILS(redpool_pool_disconnect(pool), REDPOOL_STATUS_CLOSED);
+    redpool_pool_free(pool);
+}
+
 /* ---- the HTTP endpoint -------------------------------------------------------------------- */
 
 /* GET `path` from 127.0.0.1:`port`; returns the whole response in `buf`. */
@@ -224,6 +245,7 @@ int main(void) {
     test_leak_event(url);
     test_leak_warning_on_stderr(url);
     test_resize(url);
+    test_disconnect(url);
     test_endpoint(url);
     let_background_threads_finish();
     return finish("operate");
