@@ -81,7 +81,8 @@ stage_node() {
 # Stage: the Python package (python/): a virtualenv at .venv with the build and test tools, the
 # package built from source and installed by pip exactly as a user would (`pip install ./python`:
 # maturin compiles bindings/python and the core), then pytest on python/tests against real
-# redis-server processes the tests start themselves.
+# redis-server processes the tests start themselves; then redis-py's own command and pipeline
+# tests against redpool.Redis (python/tests/redis_py_suite).
 stage_python() {
     banner "Python: pip install ./python, pytest python/tests"
     local venv="$REPO_ROOT/.venv"
@@ -94,13 +95,14 @@ stage_python() {
         python3 -m venv "$venv"
     fi
     export PIP_DISABLE_PIP_VERSION_CHECK=1
-    "$venv/bin/python" -m pip install -q "maturin>=1.9.4,<2" "redis>=5.0,<9" pytest pytest-timeout mypy \
+    "$venv/bin/python" -m pip install -q "maturin>=1.9.4,<2" "redis==8.1.0" pytest pytest-timeout mypy \
         "prometheus_client>=0.17"
     # No build isolation: the venv's maturin builds it (no download per run; the backend runs
     # the `maturin` binary from PATH); cargo's target/ keeps the build incremental.
     PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip install -q --no-build-isolation ./python
     echo "python: $("$venv/bin/python" --version), redis-py $("$venv/bin/python" -c 'import redis; print(redis.__version__)')"
     "$venv/bin/python" -m pytest python/tests
+    bash python/tests/redis_py_suite/run.sh "$venv/bin/python"
 }
 
 main() {

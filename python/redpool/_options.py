@@ -34,13 +34,15 @@ IGNORED = {
     "event_dispatcher": ("redpool has its own events (add_event_listener)", (None,)),
     "legacy_responses": ("responses are always redis-py's RESP2 shapes", (None, True)),
     "ssl_min_version": ("TLS 1.2 is always the minimum", (None,)),
+    # A redis-py pool's connection arguments (connection_pool=):
+    "parser_class": ("replies are parsed by the core", (None,)),
+    "socket_type": ("the address decides the socket type", (None, 0)),
+    "command_packer": ("commands are packed by redpool", (None,)),
 }
 
 
 #: redis-py arguments redpool cannot honour; passing one (other than its default) is an error.
 UNSUPPORTED = {
-    "connection_pool": "redpool manages the pool: use max_connections, shared_pool=False or options=",
-    "single_connection_client": "use pipeline() with watch() for a session on one connection",
     "credential_provider": "pass username= and password=",
     "redis_connect_func": "connection setup is the core's",
     "cache": "client-side caching needs RESP3",
@@ -55,7 +57,6 @@ UNSUPPORTED = {
     "ssl_validate_ocsp_stapled": "OCSP is not supported",
     "ssl_ocsp_context": "OCSP is not supported",
     "ssl_ocsp_expected_cert": "OCSP is not supported",
-    "maint_notifications_config": "needs RESP3",
     "oss_cluster_maint_notifications_handler": "needs RESP3",
 }
 
@@ -115,6 +116,9 @@ class Settings:
     encoding: str = "utf-8"
     encoding_errors: str = "strict"
     decode_responses: bool = False
+    #: What redis-py's pool would hold as ``connection_kwargs`` (without secrets), for code that
+    #: reads ``r.connection_pool.connection_kwargs``.
+    connection_kwargs: Dict[str, Any] = field(default_factory=dict)
 
     def native_args(self) -> Dict[str, Any]:
         """Keyword arguments of ``_native.Pool``."""
@@ -131,7 +135,7 @@ def _fail(name: str, value: Any, rule: str) -> ConfigError:
     return ConfigError(f"invalid {name} = {value!r}: {rule}")
 
 
-def _flag(name: str, value: Any) -> bool:
+def flag(name: str, value: Any) -> bool:
     """An argument of this package's own (not a core knob) that must be True or False."""
     if not isinstance(value, bool):
         raise _fail(name, value, "must be True or False")
@@ -312,7 +316,13 @@ def translate(
     ``leak_detection_threshold`` (seconds, 0 = off), ``pool_name`` (the ``pool`` label in
     metrics), ``shared_pool`` and ``options``: any core knob by name) as :class:`Settings`."""
     for name, value in others.items():
-        if name in UNSUPPORTED:
+        if name == "maint_notifications_config":
+            # redis-py's default ("auto") turns them on only where the server sends them, which
+            # it does not on redpool's RESP2 connections.
+            if value is not None and getattr(value, "enabled", None) not in (False, "auto"):
+                raise ConfigError("maint_notifications_config is not supported by redpool: "
+                                  "maintenance notifications need RESP3; leave it unset")
+        elif name in UNSUPPORTED:
             if value not in (None, False):
                 raise ConfigError(f"{name} is not supported by redpool: {UNSUPPORTED[name]}")
         elif name in IGNORED:
@@ -328,11 +338,17 @@ def translate(
         raise _fail("decode_responses", decode_responses, "must be True or False")
     settings = Settings(
         url=url,
-        shared=_flag("shared_pool", shared_pool),
+        shared=flag("shared_pool", shared_pool),
         encoding=_text("encoding", encoding),
         encoding_errors=_text("encoding_errors", encoding_errors),
         decode_responses=decode_responses,
     )
+    settings.connection_kwargs = {
+        "encoding": settings.encoding,
+        "encoding_errors": settings.encoding_errors,
+        "decode_responses": decode_responses,
+        "protocol": 2,
+    }
     knobs = settings.knobs
 
     def knob(name: str, value: Any, knob: Optional[str] = None, of: Any = object) -> None:
@@ -351,7 +367,7 @@ def translate(
             # core checks the port (a number from 1 to 65535) and names it.
             knob("host", host, of=str)
             knob("port", port)
-            settings.tls = _flag("ssl", ssl)
+            settings.tls = flag("ssl", ssl)
         knob("db", db, of=int)
     elif not _url_has_db(url):
         # As in redis-py: the URL's db wins; the keyword applies when the URL has none.
@@ -382,4 +398,61 @@ def translate(
             knobs.append(("tls_insecure", insecure, "ssl_cert_reqs"))
     for name, value in (options or {}).items():
         knob(_text("options key", name), value)
+    return settings
+
+
+#: redis-py's connection classes (sync and asyncio) and the argument each one implies.
+_CONNECTION_CLASSES = (
+    (("UnixDomainSocketConnection",), "unix"),
+    (("SSLConnection",), "ssl"),
+    (("Connection",), "tcp"),
+)
+
+
+def _transport(connection_class: Any) -> str:
+    """``"unix"``, ``"ssl"`` or ``"tcp"`` for a redis-py connection class (or a subclass)."""
+    names = {klass.__name__ for klass in getattr(connection_class, "__mro__", ())
+             if klass.__module__.startswith("redis.")}
+    for candidates, transport in _CONNECTION_CLASSES:
+        if names.intersection(candidates):
+            return transport
+    raise ConfigError(
+        f"connection_class {getattr(connection_class, '__name__', connection_class)!r} is not "
+        "supported: redpool makes its own connections (TCP, TLS or a Unix socket)"
+    )
+
+
+#: What a redis-py pool adds to its ``connection_kwargs`` for its own connections.
+_POOL_INTERNALS = {"himport_registry", "maint_notifications_pool_handler", "orig_host_address",
+                   "orig_socket_timeout", "orig_socket_connect_timeout"}
+
+#: redis-py's default ``max_connections`` of a ``ConnectionPool``: no cap. redpool's own default
+#: cap applies instead.
+_NO_CAP = 2**31
+
+
+def translate_pool(pool: Any) -> Settings:
+    """A redis-py ``ConnectionPool`` / ``BlockingConnectionPool`` (sync or asyncio) as the
+    :class:`Settings` of a dedicated native pool: its connection arguments as :func:`translate`
+    takes them, its ``max_connections`` (unless redis-py's unlimited default) and a blocking
+    pool's ``timeout`` as the wait for a free connection. A plain redis-py pool raises at once
+    when it is full; redpool's waits up to ``acquire_timeout`` first."""
+    kwargs = {name: value for name, value in pool.connection_kwargs.items()
+              if name not in _POOL_INTERNALS}
+    transport = _transport(pool.connection_class)
+    if transport == "unix":
+        kwargs["unix_socket_path"] = kwargs.pop("path", None)
+    elif transport == "ssl":
+        kwargs["ssl"] = True
+    cap = pool.max_connections
+    if isinstance(cap, int) and cap < _NO_CAP:
+        kwargs.setdefault("max_connections", cap)
+    if "Blocking" in type(pool).__name__ and getattr(pool, "timeout", None) is not None:
+        kwargs.setdefault("timeout", pool.timeout)
+    settings = translate(shared_pool=False, **kwargs)
+    settings.connection_kwargs = {
+        name: value for name, value in pool.connection_kwargs.items()
+        if name not in _POOL_INTERNALS and name not in ("password", "credential_provider")
+    }
+    settings.connection_kwargs["protocol"] = 2
     return settings

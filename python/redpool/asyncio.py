@@ -82,6 +82,13 @@ class Redis(PoolMethods, redis.asyncio.Redis):
         return client
 
     @classmethod
+    def from_pool(cls, connection_pool: Any) -> "Redis":
+        """See :meth:`redpool.Redis.from_pool`."""
+        client = cls.__new__(cls)
+        client._bind(_sync.Redis.from_pool(connection_pool))
+        return client
+
+    @classmethod
     def from_env(cls, **kwargs: Any) -> "Redis":
         """See :meth:`redpool.Redis.from_env`."""
         client = cls.__new__(cls)
@@ -137,8 +144,11 @@ class Redis(PoolMethods, redis.asyncio.Redis):
     def monitor(self) -> Any:
         return self._sync.monitor()
 
-    def client(self) -> Any:
-        return self._sync.client()
+    def client(self) -> "Redis":
+        """See :meth:`redpool.Redis.client`."""
+        client = type(self).__new__(type(self))
+        client._bind(self._sync.client())
+        return client
 
     def set_retry(self, retry: Any) -> None:
         self._sync.set_retry(retry)

@@ -8,8 +8,10 @@ opened on first use (or ``min_idle`` of them at once).
 
 from __future__ import annotations
 
+import re
 import threading
 import traceback
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import redis
@@ -19,25 +21,22 @@ from redis.exceptions import ResponseError, WatchError
 from . import _native, _options
 from ._events import Event
 from ._protocol import Codec, Command, Target
-from .exceptions import ConfigError
+from .exceptions import ConfigError, ExecAbortError, from_server_reply
 
 __all__ = ["Redis", "StrictRedis", "Pipeline", "PooledConnection", "get_client"]
 
 
 class _PoolView:
-    """Stands where redis-py keeps its ``ConnectionPool``, for the code of redis-py's that reads
-    it (the encoder, ``connection_kwargs``). It hands out no connections: the pool is native."""
+    """Stands where redis-py keeps its ``ConnectionPool``: for the code of redis-py's that reads
+    it (the encoder, ``connection_kwargs``), for ``disconnect()``, and to share the native pool
+    with another client (``Redis(connection_pool=r.connection_pool)``, ``r.client()``). It hands
+    out no connections: the pool is native."""
 
-    def __init__(self, pool: _native.Pool, codec: Codec) -> None:
+    def __init__(self, pool: _native.Pool, settings: _options.Settings, codec: Codec) -> None:
         self._pool = pool
+        self._settings = settings
         self._codec = codec
-        encoder = codec.encoder
-        self.connection_kwargs: Dict[str, Any] = {
-            "encoding": encoder.encoding,
-            "encoding_errors": encoder.encoding_errors,
-            "decode_responses": encoder.decode_responses,
-            "protocol": 2,
-        }
+        self.connection_kwargs: Dict[str, Any] = dict(settings.connection_kwargs)
 
     @property
     def max_connections(self) -> int:
@@ -53,11 +52,52 @@ class _PoolView:
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
             "redpool's connections are native: use the client's commands, pipeline(), "
-            "pipeline().watch() or acquire() instead of taking a connection from the pool"
+            "pipeline().watch(), client() or acquire() instead of taking a connection from the pool"
         )
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        """Closes the pool's connections, as redis-py's: idle ones now, the ones in use when
+        they are returned (never under a caller, whatever ``inuse_connections`` says). The pool
+        stays usable and opens new connections on demand."""
+        self._pool.disconnect()
+
+    def close(self) -> None:
+        """Same as :meth:`disconnect`, as in redis-py."""
+        self.disconnect()
+
+    def reset(self) -> None:
+        """Same as :meth:`disconnect`."""
+        self.disconnect()
 
     def __repr__(self) -> str:
         return f"<redpool pool {self._pool.url} ({'shared' if self._pool.shared else 'dedicated'})>"
+
+
+#: The native pool standing for each redis-py pool object given as ``connection_pool=`` (one
+#: per object, as redis-py has one pool per object), alive as long as that object.
+_ADOPTED: "weakref.WeakKeyDictionary[Any, Tuple[_native.Pool, _options.Settings]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _native_pool_of(connection_pool: Any) -> Tuple[_native.Pool, _options.Settings]:
+    """The native pool and settings for ``connection_pool=``: a redpool client's
+    ``connection_pool`` (the same pool), or a ``redis.ConnectionPool`` /
+    ``BlockingConnectionPool`` (its settings mapped onto a dedicated native pool, one per
+    object)."""
+    if isinstance(connection_pool, _PoolView):
+        return connection_pool._pool, connection_pool._settings
+    if not isinstance(connection_pool, redis.ConnectionPool):
+        raise ConfigError(
+            "connection_pool must be a redis.ConnectionPool, a redis.BlockingConnectionPool or "
+            f"a redpool client's connection_pool, not {type(connection_pool).__name__}"
+        )
+    adopted = _ADOPTED.get(connection_pool)
+    if adopted is None:
+        settings = _options.translate_pool(connection_pool)
+        adopted = _ADOPTED.setdefault(connection_pool,
+                                      (_native.Pool(**settings.native_args()), settings))
+    return adopted
 
 
 def checkout_holder(pool: _native.Pool) -> Optional[Tuple[str, str]]:
@@ -131,9 +171,16 @@ class Redis(PoolMethods, redis.Redis):
     """
 
     def __init__(self, host: Optional[str] = None, port: Optional[int] = None, db: Optional[int] = None,
-                 password: Optional[str] = None, **kwargs: Any) -> None:
-        settings = _options.translate(host=host, port=port, db=db, password=password, **kwargs)
-        self._attach(_native.Pool(**settings.native_args()), settings)
+                 password: Optional[str] = None, *, connection_pool: Any = None,
+                 single_connection_client: bool = False, **kwargs: Any) -> None:
+        if connection_pool is not None:
+            # As in redis-py, the pool's settings are the client's: the other arguments are unused.
+            pool, settings = _native_pool_of(connection_pool)
+            owned = False
+        else:
+            settings = _options.translate(host=host, port=port, db=db, password=password, **kwargs)
+            pool, owned = _native.Pool(**settings.native_args()), True
+        self._attach(pool, settings, owned, single_connection_client)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "Redis":
@@ -141,10 +188,22 @@ class Redis(PoolMethods, redis.Redis):
         ``rediss://...`` or ``unix:///path?db=N``. Query options are redis-py's
         (``socket_timeout``, ``decode_responses``, ...) or any core knob; they win over
         keyword arguments, as in redis-py."""
+        single = kwargs.pop("single_connection_client", False)
+        if "connection_pool" in kwargs:
+            raise ConfigError("from_url() takes no connection_pool: use Redis(connection_pool=...)")
         url = _options.split_url(url, kwargs)
         settings = _options.translate(url=url, **kwargs)
         client = cls.__new__(cls)
-        client._attach(_native.Pool(**settings.native_args()), settings)
+        client._attach(_native.Pool(**settings.native_args()), settings, True, single)
+        return client
+
+    @classmethod
+    def from_pool(cls, connection_pool: Any) -> "Redis":
+        """A client that owns ``connection_pool`` (a ``redis.ConnectionPool``, a
+        ``BlockingConnectionPool`` or a redpool client's ``connection_pool``), as in redis-py:
+        :meth:`close` disconnects the pool's connections."""
+        client = cls(connection_pool=connection_pool)
+        client.auto_close_connection_pool = True
         return client
 
     @classmethod
@@ -156,32 +215,60 @@ class Redis(PoolMethods, redis.Redis):
         settings = _options.translate(decode_responses=decode_responses, encoding=encoding,
                                       encoding_errors=encoding_errors, shared_pool=shared_pool)
         client = cls.__new__(cls)
-        client._attach(_native.Pool.from_env(shared_pool), settings)
+        client._attach(_native.Pool.from_env(shared_pool), settings, True, False)
         return client
 
-    def _attach(self, pool: _native.Pool, settings: _options.Settings) -> None:
+    def _attach(self, pool: _native.Pool, settings: _options.Settings, owned: bool,
+                single_connection_client: Any) -> None:
+        """Sets the client up on ``pool``; ``owned`` when the client made that pool itself."""
         self._pool = pool
+        self._owns_pool = owned
         self._codec = Codec(settings.encoding, settings.encoding_errors,
                             settings.decode_responses)
-        self.connection_pool = _PoolView(pool, self._codec)
+        self.connection_pool = _PoolView(pool, settings, self._codec)
         self.response_callbacks = self._codec.callbacks
         self.connection = None
-        self.auto_close_connection_pool = not pool.shared
+        # Closing the client closes a dedicated pool it made; a shared one, or one given as
+        # connection_pool=, stays (from_pool() asks for the given one to be disconnected).
+        self.auto_close_connection_pool = owned and not pool.shared
+        self._single_connection = _options.flag("single_connection_client",
+                                                single_connection_client)
+        #: The single-connection client's connection, checked out on first use.
+        self._single: Optional[_native.Connection] = None
+        self._single_lock = threading.Lock()
 
     def __repr__(self) -> str:
         kind = "shared" if self._pool.shared else "dedicated"
         return f"<{type(self).__module__}.{type(self).__name__}({self._pool.url}, {kind} pool)>"
 
     def __del__(self) -> None:
-        # A dedicated pool closes when its last handle is garbage collected.
+        # A dedicated pool closes when its last handle is garbage collected, and a
+        # single-connection client's connection goes back to the pool with its handle.
         pass
 
     # Commands ---------------------------------------------------------------------------------
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         """Runs one command through the pool (with its breaker and safe retries) and returns
-        redis-py's value for it."""
+        redis-py's value for it; on a single-connection client, on its connection."""
+        if self._single_connection:
+            return self._run_on_single(args, options)
         return self._codec.run(self._pool, args, options)
+
+    def _run_on_single(self, args: Sequence[Any], options: Dict[str, Any]) -> Any:
+        """One command on the single-connection client's connection (one caller at a time). A
+        connection error or timeout closes that connection: the next command checks out a new
+        one, as redis-py's client reconnects (session state set on the old one is gone)."""
+        with self._single_lock:
+            conn = self._single
+            if conn is None:
+                conn = self._single = self._pool.acquire(None, checkout_holder(self._pool))
+            try:
+                return self._codec.run(conn, args, options)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                self._single = None
+                conn.discard()
+                raise
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> "Pipeline":
         """A pipeline: commands are queued and sent in one round trip by ``execute()``; with
@@ -211,15 +298,19 @@ class Redis(PoolMethods, redis.Redis):
         )
 
     def monitor(self) -> Any:
-        """Sends MONITOR, which the core refuses on the shared pool (it would turn a pooled
-        connection into a stream): raises its ``ConfigError``, naming what to use instead."""
-        return self.execute_command("MONITOR")
-
-    def client(self) -> Any:
-        raise NotImplementedError(
-            "redpool has no single-connection client; use acquire() (or pipeline() with "
-            "watch()) for a session on one connection"
+        """Not offered yet: redis-py's ``Monitor`` needs a dedicated connection read as a
+        stream. Raises ``ConfigError`` (as MONITOR sent as a command on the shared pool does)."""
+        raise ConfigError(
+            "MONITOR is not offered by redpool yet (monitor() needs a connection read as a "
+            "stream); use a redis.Redis client for it"
         )
+
+    def client(self) -> "Redis":
+        """A client of the same pool that runs every command on one connection of its own
+        (checked out on first use, returned by :meth:`close`), as redis-py's: session commands
+        (``SELECT``, ``CLIENT SETNAME``, ...) work there and last until it is closed. Its
+        pipelines take their own connections from the pool, as in redis-py."""
+        return type(self)(connection_pool=self.connection_pool, single_connection_client=True)
 
     def set_retry(self, retry: Any) -> None:
         raise ConfigError("retries are set when the client is created (retry=Retry(...))")
@@ -234,10 +325,20 @@ class Redis(PoolMethods, redis.Redis):
         return self._pool.health()
 
     def close(self) -> None:
-        """Releases the client. A dedicated pool (``shared_pool=False``) is closed; a shared one
-        stays open for the other clients (use :meth:`close_pool` to close it anyway)."""
-        if not self._pool.shared:
-            self._pool.close(0)
+        """Releases the client: a single-connection client returns its connection (closed
+        instead if a session command changed it); a dedicated pool made by this client
+        (``shared_pool=False``) is closed; a pool given to :meth:`from_pool` is disconnected; a
+        shared pool, or one given as ``connection_pool=``, stays open for the other clients (use
+        :meth:`close_pool` to close it anyway)."""
+        with self._single_lock:
+            conn, self._single = self._single, None
+        if conn is not None:
+            conn.release()
+        if self.auto_close_connection_pool:
+            if self._owns_pool:
+                self._pool.close(0)
+            else:
+                self._pool.disconnect()
 
     def close_pool(self, grace: float = 5.0) -> None:
         """Closes the pool, shared or not: new calls fail with ``PoolClosedError``; waits up to
@@ -435,7 +536,8 @@ class Pipeline(redis.client.Pipeline):
             if isinstance(reply, redis.exceptions.ConnectionError):
                 raise reply  # redis-py raises these at once, even inside a pipeline
             if isinstance(reply, ResponseError):
-                results.append(reply)
+                # As redis-py: a command with a default for an error (mget([])) gets it.
+                results.append(options.get(redis.client.EMPTY_RESPONSE, reply))
                 continue
             if options:  # parse() takes keys out: a copy, so the queued command stays as it was
                 options = dict(options)
@@ -445,11 +547,39 @@ class Pipeline(redis.client.Pipeline):
             self.raise_first_error(stack, results)
         return results
 
+    def raise_first_error(self, commands: Sequence[Command], response: Sequence[Any]) -> None:
+        """Raises the first error among the replies, annotated as redis-py annotates it
+        (``Command # 2 (ZREM b) of pipeline caused error: ...``): any error, not only a
+        ``ResponseError`` (``LOADING`` or ``BUSY`` in an EXEC reply too), so that
+        ``raise_on_error=True`` never returns one as a value."""
+        for i, reply in enumerate(response):
+            if isinstance(reply, Exception):
+                self.annotate_exception(reply, i + 1, commands[i][0])
+                raise reply
+
+    def _rejected_command(self, error: ExecAbortError, stack: Sequence[Command],
+                          sent: Sequence[Command]) -> BaseException:
+        """The core's EXECABORT for a transaction whose command the server rejected while
+        queueing, as redis-py raises it: that command's own error (its class from its code),
+        annotated with its number and arguments. Any other EXECABORT is returned as it is."""
+        match = _REJECTED.search(str(error))
+        index = int(match.group(1)) - 1 if match else -1
+        if match is None or not 0 <= index < len(sent):
+            return error
+        rejected = from_server_reply(match.group(2))
+        # Numbered among all the queued commands, as redis-py numbers them.
+        number = next(i for i, command in enumerate(stack) if command is sent[index]) + 1
+        self.annotate_exception(rejected, number, sent[index][0])
+        return rejected
+
     def _run_transaction(self, stack: Sequence[Command], raise_on_error: bool) -> List[Any]:
         codec = self._client._codec
-        sent = [(args, options) for args, options in stack
-                if redis.client.EMPTY_RESPONSE not in options]
-        replies = self._target().transaction([codec.pack(args) for args, _ in sent], codec.decode)
+        sent = [command for command in stack if redis.client.EMPTY_RESPONSE not in command[1]]
+        try:
+            replies = self._target().transaction([codec.pack(args) for args, _ in sent],
+                                                 codec.decode)
+        except ExecAbortError as error:
+            raise self._rejected_command(error, stack, sent) from None
         self.watching = False
         if replies is None:
             raise WatchError("Watched variable changed.")
@@ -471,6 +601,10 @@ class Pipeline(redis.client.Pipeline):
                 results.append(codec.parse(args[0], reply, options))
         return results
 
+
+#: The core's EXECABORT message for a command the server rejected while queueing: its number
+#: among the commands sent and the server's error reply.
+_REJECTED = re.compile(r"transaction discarded: command (\d+) \(.*?\) was rejected: (.*)\Z", re.S)
 
 _default_clients: Dict[bool, Redis] = {}
 

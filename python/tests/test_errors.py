@@ -66,6 +66,7 @@ def test_read_timeout_is_a_timeout_error(server, oracle):
         client.execute_command("DEBUG", "SLEEP", "0.6")
     assert isinstance(caught.value, redpool.TimeoutError)
     assert isinstance(caught.value, builtins.TimeoutError)
+    oracle.ping()  # returns once the server is done sleeping
     assert client.ping()  # the timed-out connection was closed, a new one works
 
 

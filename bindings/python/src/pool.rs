@@ -242,6 +242,13 @@ impl Pool {
         blocking::run(py, move || pool.resize(max_connections, min_idle))?.or_raise(py)
     }
 
+    /// Closes every connection (idle ones now, checked-out ones when returned); the pool stays
+    /// open, as redis-py's `ConnectionPool.disconnect()`.
+    fn disconnect(&self, py: Python<'_>) -> PyResult<()> {
+        let pool = self.inner.clone();
+        blocking::run(py, move || pool.disconnect())?.or_raise(py)
+    }
+
     /// `"closed"`, `"open"` or `"half_open"`.
     fn breaker_state(&self) -> &'static str {
         self.inner.breaker_state().as_str()

@@ -1,0 +1,111 @@
+"""What redis-py code passes to the constructor, and what it expects back: a redis-py pool
+object (``connection_pool=``, ``from_pool``), a single-connection client (``client()``,
+``single_connection_client=True``), ``connection_pool.disconnect()``, no client name by default,
+and pipeline errors with redis-py's classes and messages. redis-py's own test files run against
+redpool.Redis too (``redis_py_suite/run.sh``, in ``tests/run.sh``)."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+import redpool
+
+
+def named(server, name: str) -> int:
+    """How many connections of the server carry ``name``."""
+    return sum(1 for c in server.oracle().client_list() if c["name"] == name)
+
+
+def test_a_redis_py_pool_is_mapped_onto_a_native_pool_one_per_object(server, oracle):
+    pool = redis.BlockingConnectionPool(host="127.0.0.1", port=server.port, db=3,
+                                        max_connections=3, timeout=0.3, client_name="adopted")
+    a = redpool.Redis(connection_pool=pool)
+    b = redpool.Redis(connection_pool=pool)
+    assert a._pool.same_pool(b._pool)  # one pool per redis-py pool object
+    assert not a._pool.same_pool(redpool.Redis(connection_pool=redis.ConnectionPool(
+        host="127.0.0.1", port=server.port))._pool)
+    a.set("k", "v")
+    assert oracle.execute_command("SELECT", 3) and oracle.get("k") == b"v"
+    assert a.connection_pool.max_connections == 3
+    held = [a.acquire() for _ in range(3)]
+    with pytest.raises(redpool.PoolTimeoutError):  # the blocking pool's timeout
+        b.get("k")
+    for conn in held:
+        conn.release()
+    assert named(server, "adopted") == 3
+    a.close()  # a pool given as connection_pool= stays open
+    assert b.get("k") == b"v"
+
+
+def test_from_pool_owns_the_pool_and_close_disconnects_it(server):
+    pool = redis.ConnectionPool(host="127.0.0.1", port=server.port, client_name="owned")
+    client = redpool.Redis.from_pool(pool)
+    client.ping()
+    assert named(server, "owned") == 1
+    client.close()
+    assert named(server, "owned") == 0
+    assert redpool.Redis(connection_pool=pool).ping()  # disconnected, not closed
+
+
+def test_connection_pool_disconnect_closes_the_connections(server):
+    client = redpool.Redis.from_url(server.url, client_name="to-disconnect", shared_pool=False)
+    client.ping()
+    assert named(server, "to-disconnect") == 1
+    client.connection_pool.disconnect()
+    assert named(server, "to-disconnect") == 0
+    assert client.ping()
+
+
+def test_a_single_connection_client_keeps_its_session(server, oracle):
+    base = redpool.Redis.from_url(server.url, shared_pool=False)
+    single = base.client()
+    assert single.select(2)  # a session command: allowed on its own connection
+    single.set("k", "in-db-2")
+    assert single.client_setname("mine") and single.client_getname() == "mine"
+    assert single.get("k") == b"in-db-2"
+    assert base.get("k") is None  # the pool's other connections are on db 0
+    single.close()  # returned, and closed for its session changes
+    assert named(server, "mine") == 0
+    with redpool.Redis.from_url(server.url, single_connection_client=True) as other:
+        assert other.client_getname() is None  # no name unless asked, as in redis-py
+
+
+def test_single_connection_client_reconnects_after_its_connection_is_killed(server, oracle):
+    single = redpool.Redis.from_url(server.url, single_connection_client=True,
+                                    client_name="killed-single")
+    assert single.ping()
+    oracle.client_kill_filter(_type="normal", skipme=True)
+    with pytest.raises(redis.ConnectionError):
+        single.ping()
+    assert single.ping()  # a new connection
+
+
+def test_pipeline_errors_are_redis_py_s(r):
+    r.set("s", "v")
+    with r.pipeline() as pipe:  # a command rejected while queueing: redis-py's message
+        pipe.set("a", 1).zrem("b").set("b", 2)
+        with pytest.raises(redis.ResponseError) as caught:
+            pipe.execute()
+    assert str(caught.value).startswith("Command # 2 (ZREM b) of pipeline caused error: ")
+    assert r.get("a") is None  # the transaction was discarded
+    for transaction in (True, False):
+        with r.pipeline(transaction=transaction) as pipe:
+            assert pipe.set("a", 1).mget([]).set("c", 3).execute() == [True, [], True]
+        with r.pipeline(transaction=transaction) as pipe:
+            pipe.set("x", 1).lpush("s", "e")
+            with pytest.raises(redis.ResponseError, match=r"^Command # 2 \(LPUSH s e\)"):
+                pipe.execute()
+
+
+def test_redis_py_pool_internals_are_accepted_and_unknown_pool_classes_refused(server):
+    from redis.maint_notifications import MaintNotificationsConfig
+    assert redpool.Redis(port=server.port, maint_notifications_config=MaintNotificationsConfig(
+        enabled=False)).ping()
+    with pytest.raises(redpool.ConfigError, match="maint_notifications_config"):
+        redpool.Redis(port=server.port,
+                      maint_notifications_config=MaintNotificationsConfig(enabled=True))
+    with pytest.raises(redpool.ConfigError, match="connection_pool must be"):
+        redpool.Redis(connection_pool=object())
+    with pytest.raises(redpool.ConfigError, match="MONITOR"):
+        redpool.Redis(port=server.port).monitor()
