@@ -29,8 +29,55 @@ export interface TlsOptions {
   rejectUnauthorized?: boolean;
 }
 
-/** ioredis's option names where they apply, plus the pool's own. Times are in milliseconds. */
-export interface RedisOptions {
+/**
+ * ioredis options redpool does not support yet, typed only with the value that asks for nothing
+ * (ioredis's "off"): any other value throws ERR_INVALID_ARGUMENT naming the option, why, and what
+ * to do instead (README, "Options").
+ */
+export interface RefusedOptions {
+  /** Sentinel (this and every `sentinel...` option, `name`, `role`, `natMap`, ...): connect to the master directly. */
+  sentinels?: null;
+  /** The Sentinel master group (CLIENT SETNAME is `connectionName`). */
+  name?: null;
+  role?: never;
+  sentinelUsername?: never;
+  sentinelPassword?: never;
+  sentinelTLS?: never;
+  enableTLSForSentinelMode?: false;
+  sentinelRetryStrategy?: never;
+  sentinelReconnectStrategy?: never;
+  sentinelCommandTimeout?: never;
+  sentinelMaxConnections?: never;
+  preferredSlaves?: never;
+  natMap?: null;
+  updateSentinels?: never;
+  failoverDetector?: false;
+  /** Connections are made by the core. */
+  Connector?: null;
+  /** A safety net for blocking commands; `0` or less is ioredis's "off". */
+  blockingTimeout?: number;
+  /** No CLIENT SETINFO is sent. */
+  clientInfoTag?: never;
+  /** Pub/sub is not supported yet. */
+  autoResubscribe?: true;
+  /** Redpool reconnects on connection failures only. */
+  reconnectOnError?: null;
+  /** Redis Cluster is not supported yet. */
+  readOnly?: false;
+  stringNumbers?: false;
+  monitor?: false;
+  /** A server loading its data set answers LOADING errors. */
+  maxLoadingRetryTime?: never;
+  autoPipeliningIgnoredCommands?: [];
+  himportFieldsets?: [];
+}
+
+/**
+ * ioredis's options, each honoured, mapped onto what redpool does (typed with the values accepted;
+ * any other throws ERR_INVALID_ARGUMENT) or refused (`RefusedOptions`), plus the pool's own. An
+ * option that is neither ioredis's nor redpool's throws. Times are in milliseconds.
+ */
+export interface RedisOptions extends RefusedOptions {
   host?: string;
   port?: number;
   /** Unix socket path. */
@@ -38,12 +85,14 @@ export interface RedisOptions {
   db?: number;
   username?: string;
   password?: string;
-  /** CLIENT SETNAME of every connection (default `redpool`). */
+  /** CLIENT SETNAME of every connection (default none: no CLIENT SETNAME, as in ioredis). */
   connectionName?: string;
   /** Connect + TLS + handshake (default 5000). */
   connectTimeout?: number;
   /** Each read and write, and the overall limit of a call (default 5000 per read/write). */
   commandTimeout?: number;
+  /** Each read and write only (the core's `socket_timeout`); not with `commandTimeout`. */
+  socketTimeout?: number;
   /** TCP keepalive: false turns it off, a number sets the idle time (default on, 60 s). */
   keepAlive?: boolean | number;
   noDelay?: boolean;
@@ -57,6 +106,30 @@ export interface RedisOptions {
   /** Do not PING at construction (default false). */
   lazyConnect?: boolean;
   keyPrefix?: string;
+  /** Lua scripts defined as commands at construction, as `defineCommand`. */
+  scripts?: Record<string, { lua: string; numberOfKeys?: number; readOnly?: boolean }>;
+  /** 4 or 6 only with `host` given as an IPv4 or IPv6 address (every address of a name is tried). */
+  family?: 0 | 4 | 6;
+  /** Connections are checked by the pool (a PING on connect(), `healthCheckInterval`). */
+  enableReadyCheck?: true;
+  /** Commands wait for a pooled connection up to `acquireTimeout`. */
+  enableOfflineQueue?: true;
+  /** A call is sent again only when safe, up to `maxRetriesPerRequest` times. */
+  autoResendUnfulfilledCommands?: true;
+  showFriendlyErrorStack?: boolean;
+  /** Redpool speaks RESP2; replies have ioredis's `legacy` shapes with either. */
+  protocol?: 2 | 3;
+  replyMapping?: 'legacy';
+  /** No CLIENT SETINFO is sent. */
+  disableClientInfo?: true;
+  /** Not read by ioredis's constructor either. */
+  offlineQueue?: boolean;
+  /** Not read by ioredis's constructor either. */
+  commandQueue?: boolean;
+  /** quit() closes with its own 5 s grace. */
+  disconnectTimeout?: never;
+  /** A blocking command's grace is `commandTimeout`. */
+  blockingTimeoutGrace?: never;
   /** Hard cap on open connections (default 50). */
   maxConnections?: number;
   /** Connections kept open (default 0). */
@@ -73,12 +146,10 @@ export interface RedisOptions {
    * stacks are captured only when on).
    */
   leakDetectionThreshold?: number;
-  /** The `pool` label of this client's metrics (default: `connectionName`). */
+  /** The `pool` label of this client's metrics (default: `connectionName`, else `redpool`). */
   poolName?: string;
   /** Any core knob by its name (README tables), e.g. `{ idle_timeout: '60s' }`. */
   knobs?: Record<string, string | number | boolean>;
-  /** Other ioredis options are accepted and ignored. */
-  [ioredisOption: string]: unknown;
 }
 
 /** Every error of this package carries `.code`. */

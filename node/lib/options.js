@@ -6,9 +6,10 @@
  * default, range and message of a setting is the core's knob table's, and its errors name the
  * option as written here (`connectTimeout`, `breaker.window`, `knobs.max_lifetime`). A number for
  * a duration is milliseconds, as every Node option; a string for one needs its unit (`'2s'`).
- * ioredis options that mean nothing for a pool (enableReadyCheck, enableOfflineQueue, family,
- * reconnectOnError, ...) are ignored with a warning naming them (`IGNORED`).
+ * Every option has one disposition (`OPTIONS`): honoured, redpool's own, mapped onto what redpool
+ * does, or refused; none is ignored, and an unknown option is refused.
  */
+const net = require('node:net');
 const { invalid } = require('./errors');
 
 /** Marks the options of `Redis.fromEnv()`: the core reads the environment first. */
@@ -26,63 +27,199 @@ const BREAKER = {
   probeTimeout: 'breaker_probe_timeout',
 };
 
-/** ioredis options (and redpool's own) that set one core knob: [option, knob, JS type]. */
-const NAMED = [
-  ['db', 'db', 'number'],
-  ['username', 'username', 'string'],
-  ['password', 'password', 'string'],
-  ['connectionName', 'client_name', 'string'],
-  ['connectTimeout', 'connect_timeout', 'number'],
-  ['commandTimeout', 'socket_timeout', 'number'],
-  ['noDelay', 'tcp_nodelay', 'boolean'],
-  ['maxRetriesPerRequest', 'retries', 'number'],
-  ['maxConnections', 'max_connections', 'number'],
-  ['minIdle', 'min_idle', 'number'],
-  ['acquireTimeout', 'acquire_timeout', 'number'],
-  ['healthCheckInterval', 'health_check_interval', 'number'],
-  ['leakDetectionThreshold', 'leak_detection_threshold', 'number'],
-  ['poolName', 'pool_name', 'string'],
-];
-
-/** Options read by `parse()` itself, besides `NAMED`. */
-const READ = ['host', 'port', 'path', 'tls', 'keepAlive', 'retryStrategy', 'breaker', 'knobs', 'enableAutoPipelining', 'lazyConnect', 'keyPrefix'];
+/** The four dispositions of an option (see `OPTIONS`). */
+const HONOURED = 'honoured';
+const REDPOOL = 'redpool';
+const MAPPED = 'mapped';
+const REFUSED = 'refused';
 
 /**
- * ioredis options that mean nothing for a pool, and why. Given, each is ignored with a warning
- * (once per process); an option neither ioredis's nor redpool's gets a warning too: never silent.
+ * A check that accepts exactly `values` (by `Object.is`; `[]` stands for any empty array); its
+ * `values` also tell the caller what to pass instead.
  */
-const IGNORED = {
-  family: 'the address decides the IP family',
-  enableReadyCheck: 'connections are checked by the pool (healthCheckInterval)',
-  enableOfflineQueue: 'commands wait for a pooled connection instead (acquireTimeout)',
-  autoResubscribe: 'pub/sub is not supported yet',
-  autoResendUnfulfilledCommands: 'the core retries only what is safe to send again',
-  reconnectOnError: 'the core reconnects, and retries only what is safe to send again',
-  maxLoadingRetryTime: 'the core retries a LOADING server with its own backoff',
-  showFriendlyErrorStack: 'errors carry the calling stack as they are',
-  stringNumbers: 'integers are numbers, as ioredis gives them by default',
-  readOnly: 'READONLY is for Redis Cluster, not supported yet',
-  sentinels: 'Sentinel is not supported yet: connect to the master directly',
-  name: 'Sentinel is not supported yet: connect to the master directly',
-  role: 'Sentinel is not supported yet',
-  sentinelPassword: 'Sentinel is not supported yet',
-  autoPipeliningIgnoredCommands: 'commands the core does not call ordinary are never auto-pipelined',
-  disconnectTimeout: 'quit() closes the pool within its own grace period',
-  monitor: 'MONITOR is refused on a shared pool',
-  Connector: 'connections are made by the core',
-};
+function only(...values) {
+  const emptyList = (value) => Array.isArray(value) && value.length === 0;
+  const accepts = (value) => values.some((v) => Object.is(v, value) || (emptyList(v) && emptyList(value)));
+  accepts.values = values;
+  return accepts;
+}
 
-/** Options already warned about in this process. */
-const WARNED = new Set();
+/** Whether `family` (ioredis: 0 either, 4 or 6) fits the address `{ host, path }` redpool will use. */
+function familyFits(family, { host, path }) {
+  if (family === 0) return true;
+  if (family !== 4 && family !== 6) return false;
+  if (path !== undefined) return true; // a Unix socket has no IP family: ioredis ignores it too
+  return typeof host === 'string' && net.isIP(host.replace(/^\[(.*)\]$/, '$1')) === family;
+}
+familyFits.values = [0];
 
-/** Warns (once per option and process) about each option `parse()` did not use. */
-function warnUnused(options) {
-  const used = new Set([...READ, ...NAMED.map(([name]) => name)]);
-  for (const name of Object.keys(options)) {
-    if (used.has(name) || options[name] === undefined || WARNED.has(name)) continue;
-    WARNED.add(name);
-    const why = IGNORED[name] ?? 'neither an ioredis nor a redpool option';
-    process.emitWarning(`redpool ignores the option ${name}: ${why}`, 'RedpoolIgnoredOptionWarning');
+/** Accepts ioredis's "off" for `blockingTimeout`: a number up to 0. */
+function notPositive(value) {
+  return typeof value === 'number' && value <= 0;
+}
+notPositive.values = [0];
+
+/** An ioredis option redpool provides its own way: accepted as `accepts` says, else refused saying `why`. */
+function mapped(accepts, why) {
+  return { disposition: MAPPED, accepts, why };
+}
+
+/** An ioredis option redpool does not support: accepted only as `accepts` (ioredis's "off"), else refused saying `why`. */
+function refused(accepts, why) {
+  return { disposition: REFUSED, accepts, why };
+}
+
+/** The `why` of the options in ioredis's type that its constructor does not read. */
+const UNREAD = 'ioredis\'s constructor does not read it either (a flag of its flushQueue)';
+
+/** The `why` of every Sentinel option. */
+const SENTINEL = 'Sentinel is not supported by redpool yet, it is planned: connect to the master directly (host, port)';
+
+/**
+ * Every constructor option and its one disposition: ioredis 6.0.0's (`RedisOptions` in
+ * lib/redis/RedisOptions.ts: `CommonRedisOptions` with `keyPrefix` and `showFriendlyErrorStack`,
+ * `SentinelConnectionOptions` in lib/connectors/SentinelConnector/index.ts and
+ * `StandaloneConnectionOptions` in lib/connectors/StandaloneConnector.ts), then redpool's own.
+ * - `honoured`: does what it does in ioredis, read by `parse()`; `knob` and `type`: the core knob
+ *   it sets and the JS type it takes, when it sets one knob as given;
+ * - `redpool`: redpool's own (the pool's settings), read the same way;
+ * - `mapped`: what it asks of ioredis redpool does in its own way: accepted for the values that ask
+ *   for what redpool does anyway, refused with `why` for any other;
+ * - `refused`: redpool cannot do it yet: accepted only for the values that ask for nothing
+ *   (ioredis's "off"), refused with `why` for any other.
+ * `undefined` is never checked (not given). Any option not listed is refused as unknown.
+ */
+const OPTIONS = Object.freeze({
+  // Where and how to connect.
+  host: { disposition: HONOURED },
+  port: { disposition: HONOURED },
+  path: { disposition: HONOURED },
+  tls: { disposition: HONOURED },
+  family: mapped(familyFits,
+    'redpool connects to every address host has: family 4 needs host given as an IPv4 address, 6 as an IPv6 one'),
+  db: { disposition: HONOURED, knob: 'db', type: 'number' },
+  username: { disposition: HONOURED, knob: 'username', type: 'string' },
+  password: { disposition: HONOURED, knob: 'password', type: 'string' },
+  connectionName: { disposition: HONOURED, knob: 'client_name', type: 'string' },
+  connectTimeout: { disposition: HONOURED, knob: 'connect_timeout', type: 'number' },
+  commandTimeout: { disposition: HONOURED, knob: 'socket_timeout', type: 'number' },
+  socketTimeout: { disposition: HONOURED, knob: 'socket_timeout', type: 'number' },
+  keepAlive: { disposition: HONOURED },
+  noDelay: { disposition: HONOURED, knob: 'tcp_nodelay', type: 'boolean' },
+  maxRetriesPerRequest: { disposition: HONOURED, knob: 'retries', type: 'number' },
+  retryStrategy: { disposition: HONOURED },
+  enableAutoPipelining: { disposition: HONOURED },
+  lazyConnect: { disposition: HONOURED },
+  keyPrefix: { disposition: HONOURED },
+  scripts: { disposition: HONOURED },
+  // ioredis's behaviour, redpool's way.
+  enableReadyCheck: mapped(only(true),
+    'redpool checks connections itself: connect() PINGs, and an idle connection is PINGed before use after healthCheckInterval'),
+  enableOfflineQueue: mapped(only(true),
+    'commands wait for a pooled connection up to acquireTimeout (to fail sooner, lower it; the breaker fails calls at once while the server is down)'),
+  autoResendUnfulfilledCommands: mapped(only(true),
+    'redpool sends a call again after a connection failure only when that is safe, up to maxRetriesPerRequest times; maxRetriesPerRequest: 0 never does'),
+  showFriendlyErrorStack: mapped(only(true, false), 'errors carry the stack they have'),
+  protocol: mapped(only(2, 3),
+    'redpool speaks RESP2; replies have the shapes of ioredis\'s default replyMapping, "legacy", with either protocol'),
+  replyMapping: mapped(only('legacy'),
+    'replies have the "legacy" shapes (maps as flat arrays, doubles as strings); "resp3" is not supported yet'),
+  disableClientInfo: mapped(only(true), 'redpool sends no CLIENT SETINFO (not supported yet)'),
+  disconnectTimeout: mapped(only(),
+    'quit() lets the commands already issued finish, then closes the pool (5 s grace); disconnect() closes at once'),
+  blockingTimeoutGrace: mapped(only(),
+    'a blocking command times out after its block time plus commandTimeout (default: plus the 5 s socket timeout): set commandTimeout'),
+  offlineQueue: mapped(only(true, false), UNREAD),
+  commandQueue: mapped(only(true, false), UNREAD),
+  // Not supported yet.
+  blockingTimeout: refused(notPositive,
+    'a blocking command times out after its block time plus commandTimeout, and a block time of 0 waits without limit; a limit for it is not supported yet'),
+  clientInfoTag: refused(only(),
+    'redpool sends no CLIENT SETINFO (not supported yet); connectionName names the connections'),
+  autoResubscribe: refused(only(true),
+    'pub/sub is not supported by redpool yet (SUBSCRIBE is refused on the pool), so there is nothing to resubscribe'),
+  reconnectOnError: refused(only(null),
+    'redpool reconnects on connection failures only, never on an error reply (such as READONLY after a failover); not supported yet'),
+  readOnly: refused(only(false),
+    'READONLY is for reading from Redis Cluster replicas; Cluster is not supported by redpool yet'),
+  stringNumbers: refused(only(false),
+    'integer replies are numbers (ioredis\'s default); strings for them are not supported yet'),
+  monitor: refused(only(false), 'MONITOR mode is not supported: MONITOR is refused on the pool'),
+  maxLoadingRetryTime: refused(only(),
+    'redpool does not wait for a server loading its data set (its LOADING replies are errors); not supported yet'),
+  autoPipeliningIgnoredCommands: refused(only([]),
+    'redpool pipelines every command of a tick; leaving some out is not supported yet (enableAutoPipelining: false sends each command alone)'),
+  himportFieldsets: refused(only([]),
+    'managed HIMPORT fieldsets are not supported yet; send HIMPORT commands yourself'),
+  Connector: refused(only(null), 'connections are made by redpool\'s core; a custom Connector is not supported'),
+  sentinels: refused(only(null), SENTINEL),
+  name: refused(only(null), `${SENTINEL}; connectionName names the connections`),
+  role: refused(only(), SENTINEL),
+  sentinelUsername: refused(only(), SENTINEL),
+  sentinelPassword: refused(only(), SENTINEL),
+  sentinelTLS: refused(only(), SENTINEL),
+  enableTLSForSentinelMode: refused(only(false), SENTINEL),
+  sentinelRetryStrategy: refused(only(), SENTINEL),
+  sentinelReconnectStrategy: refused(only(), SENTINEL),
+  sentinelCommandTimeout: refused(only(), SENTINEL),
+  sentinelMaxConnections: refused(only(), SENTINEL),
+  preferredSlaves: refused(only(), SENTINEL),
+  natMap: refused(only(null), SENTINEL),
+  updateSentinels: refused(only(), SENTINEL),
+  failoverDetector: refused(only(false), SENTINEL),
+  // redpool's own.
+  maxConnections: { disposition: REDPOOL, knob: 'max_connections', type: 'number' },
+  minIdle: { disposition: REDPOOL, knob: 'min_idle', type: 'number' },
+  acquireTimeout: { disposition: REDPOOL, knob: 'acquire_timeout', type: 'number' },
+  healthCheckInterval: { disposition: REDPOOL, knob: 'health_check_interval', type: 'number' },
+  leakDetectionThreshold: { disposition: REDPOOL, knob: 'leak_detection_threshold', type: 'number' },
+  poolName: { disposition: REDPOOL, knob: 'pool_name', type: 'string' },
+  breaker: { disposition: REDPOOL },
+  knobs: { disposition: REDPOOL },
+});
+
+/** The value a table entry asks for, for messages (table constants, never a caller's value). */
+function show(value) {
+  return Array.isArray(value) ? '[]' : JSON.stringify(value);
+}
+
+/** The error for option `name` given `value`, which its mapped or refused `entry` does not accept. */
+function refusal(name, entry, value) {
+  const { values } = entry.accepts;
+  const instead = values.length === 0 ? `omit ${name}` : `omit ${name} or pass ${values.map(show).join(' or ')}`;
+  return invalid(`unsupported option ${name} = ${describe(value)}: ${entry.why} (${instead})`);
+}
+
+/**
+ * Refuses each option given (not `undefined`) that is unknown, or mapped or refused with a value
+ * its entry does not accept; `address` (`{ host, path }`) is what `family` must fit.
+ */
+function checkOptions(options, address) {
+  for (const [name, value] of Object.entries(options)) {
+    if (value === undefined) continue;
+    if (!Object.hasOwn(OPTIONS, name)) throw invalid(`unknown option ${name}: neither an ioredis nor a redpool option`);
+    const entry = OPTIONS[name];
+    if (entry.accepts && !entry.accepts(value, address)) throw refusal(name, entry, value);
+  }
+  if (options.commandTimeout !== undefined && options.socketTimeout !== undefined) {
+    throw invalid('invalid options: give commandTimeout or socketTimeout, not both (both set the socket timeout of each read and write; commandTimeout also bounds each call)');
+  }
+}
+
+/**
+ * The address the arguments ask for, as far as they tell: `{ path }` for a Unix socket, else
+ * `{ host }` (undefined when the core decides it: its default, the environment, a bad URL).
+ */
+function addressOf(o, { url, host, path }) {
+  const socketPath = o.path ?? path;
+  if (socketPath !== undefined) return { path: socketPath };
+  const explicit = o.host ?? host;
+  if (explicit !== undefined || url === undefined) return { host: explicit };
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol.startsWith('unix') ? { path: parsed.pathname } : { host: parsed.hostname };
+  } catch {
+    return {};
   }
 }
 
@@ -103,7 +240,8 @@ function describe(value) {
   if (value === null) return 'null';
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (typeof value === 'string') return 'a string';
-  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 function string(name, value) {
@@ -153,6 +291,9 @@ function positional(args) {
   return out;
 }
 
+/** The keys of a `tls` object. */
+const TLS_KEYS = ['caFile', 'certFile', 'keyFile', 'rejectUnauthorized'];
+
 /** TLS: `true` or an object; certificate files by path, verification switch. */
 function tlsKnobs(tls, knobs) {
   if (tls === true) return true;
@@ -161,6 +302,11 @@ function tlsKnobs(tls, knobs) {
   for (const key of ['ca', 'cert', 'key']) {
     if (tls[key] !== undefined) {
       throw invalid(`tls.${key} (PEM contents) is not supported; pass the file path as tls.${key}File`);
+    }
+  }
+  for (const [key, value] of Object.entries(tls)) {
+    if (value !== undefined && !TLS_KEYS.includes(key)) {
+      throw invalid(`unsupported option tls.${key}: redpool's tls takes ${TLS_KEYS.join(', ')}`);
     }
   }
   if (tls.caFile !== undefined) add(knobs, 'tls_ca_file', 'tls.caFile', tls.caFile, 'string');
@@ -213,14 +359,26 @@ function breakerKnobs(breaker, knobs) {
   }
 }
 
+/** ioredis's `scripts` (`{ name: { lua, numberOfKeys } }`) as `[name, definition]` pairs for `defineCommand`. */
+function scripts(value) {
+  if (value === undefined || value === null) return [];
+  if (!isObject(value)) throw invalid(`invalid scripts = ${describe(value)}: must be an object of { lua, numberOfKeys } by name`);
+  for (const [name, definition] of Object.entries(value)) {
+    if (!isObject(definition)) throw invalid(`invalid scripts.${name} = ${describe(definition)}: must be { lua, numberOfKeys }`);
+  }
+  return Object.entries(value);
+}
+
 /**
  * Parses constructor arguments. Returns `{ native, client }`: the settings for the native pool
  * (`{ url, host, port, path, tls, knobs }`) and the client's own behaviour
- * (`{ enableAutoPipelining, lazyConnect, keyPrefix, commandTimeout }`).
+ * (`{ enableAutoPipelining, lazyConnect, keyPrefix, commandTimeout, scripts }`). Throws
+ * ERR_INVALID_ARGUMENT for an option that is unknown or given a value redpool does not accept.
  */
 function parse(args) {
   const { url, port, host, path, options } = positional(args);
   const o = { ...options };
+  checkOptions(o, addressOf(o, { url, host, path }));
   const knobs = [];
   const native = { knobs };
   if (o[FROM_ENV] === true) native.fromEnv = true;
@@ -236,9 +394,9 @@ function parse(args) {
   const tls = tlsKnobs(o.tls, knobs);
   if (tls) native.tls = true;
 
-  for (const [name, knob, type] of NAMED) {
+  for (const [name, { knob, type }] of Object.entries(OPTIONS)) {
     // As ioredis: null leaves the default (username, password, maxRetriesPerRequest).
-    if (o[name] !== undefined && o[name] !== null) add(knobs, knob, name, o[name], type);
+    if (knob !== undefined && o[name] !== undefined && o[name] !== null) add(knobs, knob, name, o[name], type);
   }
   if (o.keepAlive === false) add(knobs, 'tcp_keepalive', 'keepAlive', false);
   else if (typeof o.keepAlive === 'number' && o.keepAlive !== 0) {
@@ -254,12 +412,12 @@ function parse(args) {
     for (const [name, value] of Object.entries(o.knobs)) add(knobs, name, `knobs.${name}`, value);
   }
 
-  warnUnused(o);
   const client = {
     enableAutoPipelining: o.enableAutoPipelining === undefined ? true : boolean('enableAutoPipelining', o.enableAutoPipelining),
     lazyConnect: o.lazyConnect === undefined ? false : boolean('lazyConnect', o.lazyConnect),
     keyPrefix: o.keyPrefix === undefined ? '' : string('keyPrefix', o.keyPrefix),
     commandTimeout: o.commandTimeout,
+    scripts: scripts(o.scripts),
   };
   return { native, client, options: o, positional: { url, port, host, path } };
 }
@@ -284,4 +442,4 @@ function checkoutOptions(options = {}) {
   return checkout;
 }
 
-module.exports = { parse, checkoutOptions, FROM_ENV };
+module.exports = { parse, checkoutOptions, FROM_ENV, OPTIONS };

@@ -234,6 +234,8 @@ class Redis extends EventEmitter {
   constructor(...args) {
     super();
     const parsed = parse(args);
+    // ioredis's `scripts`, defined (and checked) before the pool opens.
+    for (const [name, definition] of parsed.client.scripts) this.defineCommand(name, definition);
     this.#pool = sync(() => new native.NativePool(parsed.native, (event) => this.#onPoolEvent(event)));
     this.#args = args;
     this.#settings = parsed;

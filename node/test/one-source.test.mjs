@@ -156,24 +156,3 @@ test('a count above 32 bits is refused by the core\'s knob table, with its messa
     });
   }
 });
-
-test('an option redpool does not use is ignored with a warning naming it, never silently', async () => {
-  const warnings = [];
-  const collect = (warning) => {
-    if (warning.name === 'RedpoolIgnoredOptionWarning') warnings.push(warning.message);
-  };
-  process.on('warning', collect);
-  try {
-    const unknown = `notAnOption${process.pid}`;
-    new Redis({ port: server.port, lazyConnect: true, enableReadyCheck: false, sentinels: [], [unknown]: 1 }).disconnect();
-    // Once per option and process.
-    new Redis({ port: server.port, lazyConnect: true, enableReadyCheck: true }).disconnect();
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(warnings.length, 3, warnings.join('\n'));
-    assert.match(warnings.join('\n'), /ignores the option enableReadyCheck: connections are checked by the pool/);
-    assert.match(warnings.join('\n'), /ignores the option sentinels: Sentinel is not supported yet/);
-    assert.match(warnings.join('\n'), new RegExp(`ignores the option ${unknown}: neither an ioredis nor a redpool option`));
-  } finally {
-    process.off('warning', collect);
-  }
-});
