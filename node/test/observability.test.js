@@ -230,8 +230,9 @@ test('metrics() and stats() answer on the main thread while the pool is still op
   try {
     stopped.stopProcess();
     await helpers.waitStopped(stopped.pid);
-    // Warm-up connects (the kernel accepts) and then waits for the handshake until connectTimeout.
-    const redis = new Redis(stopped.port, '127.0.0.1', { minIdle: 1, connectTimeout: 3000 });
+    // Warm-up connects (the kernel accepts) and then waits for the handshake (CLIENT SETNAME, for
+    // the connection name) until connectTimeout.
+    const redis = new Redis(stopped.port, '127.0.0.1', { minIdle: 1, connectTimeout: 3000, connectionName: 'warming' });
     redis.on('error', () => {});
     await helpers.sleep(300); // the worker is inside the warm-up now
     const text = redis.metrics();
