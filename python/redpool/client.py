@@ -15,6 +15,7 @@ import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import redis
+import redis.asyncio
 import redis.client
 from redis.exceptions import ResponseError, WatchError
 
@@ -87,10 +88,10 @@ def _native_pool_of(connection_pool: Any) -> Tuple[_native.Pool, _options.Settin
     object)."""
     if isinstance(connection_pool, _PoolView):
         return connection_pool._pool, connection_pool._settings
-    if not isinstance(connection_pool, redis.ConnectionPool):
+    if not isinstance(connection_pool, (redis.ConnectionPool, redis.asyncio.ConnectionPool)):
         raise ConfigError(
-            "connection_pool must be a redis.ConnectionPool, a redis.BlockingConnectionPool or "
-            f"a redpool client's connection_pool, not {type(connection_pool).__name__}"
+            "connection_pool must be a redis.ConnectionPool or BlockingConnectionPool (sync or "
+            f"asyncio) or a redpool client's connection_pool, not {type(connection_pool).__name__}"
         )
     adopted = _ADOPTED.get(connection_pool)
     if adopted is None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import builtins
 import sys
-from typing import Dict
+from typing import Any, Dict
 
 import redis.exceptions as _redis
 
@@ -146,6 +146,10 @@ class ModuleError(ResponseError, _redis.ModuleError):
 
 class ConfigError(RedisPoolError, ValueError, _redis.DataError):
     """An invalid setting or argument; the message names it, its value and the rule."""
+
+    def __init__(self, *args: Any) -> None:
+        # ValueError's __init__ comes first in the MRO; redis-py's sets what its repr() reads.
+        _redis.DataError.__init__(self, *args)
 
 
 #: redis-py's class → redpool's class of the same meaning.

@@ -109,3 +109,31 @@ def test_redis_py_pool_internals_are_accepted_and_unknown_pool_classes_refused(s
         redpool.Redis(connection_pool=object())
     with pytest.raises(redpool.ConfigError, match="MONITOR"):
         redpool.Redis(port=server.port).monitor()
+
+
+def test_asyncio_clients_take_pools_and_give_single_connection_clients(server):
+    import asyncio
+    import redis.asyncio
+    import redpool.asyncio
+
+    async def scenario() -> None:
+        base = redpool.asyncio.Redis(port=server.port, shared_pool=False)
+        single = base.client()
+        assert isinstance(single, redpool.asyncio.Redis)
+        assert await single.select(2) and await single.set("k", "v")
+        assert await single.get("k") == b"v" and await base.get("k") is None
+        await single.aclose()
+        pool = redis.asyncio.BlockingConnectionPool(host="127.0.0.1", port=server.port, db=1)
+        adopted = redpool.asyncio.Redis(connection_pool=pool)
+        assert await adopted.set("a", 1) and await adopted.get("a") == b"1"
+        await redpool.asyncio.Redis.from_pool(pool).aclose()  # disconnects, does not close
+        assert await adopted.ping()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("error", [redpool.ConfigError("invalid x"), redpool.ResponseError("e"),
+                                   redpool.ConnectionError("c"), redpool.TimeoutError("t")])
+def test_errors_print_as_redis_py_s(error):
+    assert repr(error).endswith(type(error).__name__)
+    assert str(error)
