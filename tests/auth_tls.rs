@@ -90,6 +90,37 @@ fn acl_user_and_password() {
     });
 }
 
+#[test]
+fn resp3_hello_carries_the_credentials_and_the_name() {
+    with_timeout(LIMIT, || {
+        let server = password_server();
+        let url = |password: &str| {
+            format!(
+                "redis://default:{password}@127.0.0.1:{}/2?protocol=3&client_name=hello3",
+                server.port()
+            )
+        };
+        let pool = Pool::from_url(&url(PASSWORD)).unwrap();
+        let info = match pool.execute(cmd("CLIENT").arg("INFO")).unwrap() {
+            Value::VerbatimString { text, .. } => text,
+            other => panic!("CLIENT INFO in RESP3 is a verbatim string, got {other:?}"),
+        };
+        for field in ["resp=3", "name=hello3", "db=2", "user=default"] {
+            assert!(info.contains(field), "{field} in {info}");
+        }
+        // A RESP3 type of its own, where RESP2 would answer an integer.
+        let hash = pool.execute(cmd("HSET").arg("h").arg("f").arg("v")).unwrap();
+        assert_eq!(hash, Value::Int(1));
+        let map = pool.execute(cmd("HGETALL").arg("h")).unwrap();
+        assert!(matches!(map, Value::Map(_)), "{map:?}");
+
+        let wrong = Pool::from_url(&url("Wr0ng-Guess-123")).unwrap();
+        let err = wrong.execute(&cmd("PING")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+        assert!(!err.to_string().contains("Wr0ng"), "{err}");
+    });
+}
+
 fn tls_url(server: &RedisServer, query: &str) -> String {
     format!("{}/0?{query}", server.tls_url())
 }

@@ -496,7 +496,7 @@ fn status(code: u32) -> Result<(), (String, String)> {
     Err((kind, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
-/// A reply tree as JSON, freed: strings, integers, nil, arrays; an error reply is
+/// A reply tree as JSON, freed: strings (verbatim ones too), integers, nil, arrays; an error reply is
 /// `{"error": "response", "message": text}`.
 fn take_reply(reply: *mut redpool_reply) -> Json {
     fn convert(r: &redpool_reply) -> Json {
@@ -506,9 +506,9 @@ fn take_reply(reply: *mut redpool_reply) -> Json {
             String::from_utf8_lossy(bytes).into_owned()
         };
         match r.r#type {
-            redpool_reply_type::REDPOOL_REPLY_STRING | redpool_reply_type::REDPOOL_REPLY_STATUS => {
-                json!(text())
-            }
+            redpool_reply_type::REDPOOL_REPLY_STRING
+            | redpool_reply_type::REDPOOL_REPLY_STATUS
+            | redpool_reply_type::REDPOOL_REPLY_VERB => json!(text()),
             redpool_reply_type::REDPOOL_REPLY_INTEGER => json!(r.integer),
             redpool_reply_type::REDPOOL_REPLY_NIL => Json::Null,
             redpool_reply_type::REDPOOL_REPLY_ERROR => {

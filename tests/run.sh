@@ -82,7 +82,8 @@ stage_node() {
 # package built from source and installed by pip exactly as a user would (`pip install ./python`:
 # maturin compiles bindings/python and the core), then pytest on python/tests against real
 # redis-server processes the tests start themselves; then redis-py's own command and pipeline
-# tests against redpool.Redis (python/tests/redis_py_suite).
+# tests against redpool.Redis (python/tests/redis_py_suite), in RESP2, in RESP3 and with the
+# unified reply shapes.
 stage_python() {
     banner "Python: pip install ./python, pytest python/tests"
     local venv="$REPO_ROOT/.venv"
@@ -102,7 +103,11 @@ stage_python() {
     PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip install -q --no-build-isolation ./python
     echo "python: $("$venv/bin/python" --version), redis-py $("$venv/bin/python" -c 'import redis; print(redis.__version__)')"
     "$venv/bin/python" -m pytest python/tests
+    # As redis-py's CI runs them: RESP2 shapes by default, RESP3 (protocol=3) and the unified
+    # shapes (legacy_responses=False).
     bash python/tests/redis_py_suite/run.sh "$venv/bin/python"
+    bash python/tests/redis_py_suite/run.sh "$venv/bin/python" --protocol 3
+    bash python/tests/redis_py_suite/run.sh "$venv/bin/python" --legacy-responses false
 }
 
 main() {

@@ -32,7 +32,6 @@ IGNORED = {
     "lib_version": ("CLIENT SETINFO is not sent", (None,)),
     "driver_info": ("CLIENT SETINFO is not sent", (None,)),
     "event_dispatcher": ("redpool has its own events (add_event_listener)", (None,)),
-    "legacy_responses": ("responses are always redis-py's RESP2 shapes", (None, True)),
     "ssl_min_version": ("TLS 1.2 is always the minimum", (None,)),
     # A redis-py pool's connection arguments (connection_pool=):
     "parser_class": ("replies are parsed by the core", (None,)),
@@ -116,9 +115,18 @@ class Settings:
     encoding: str = "utf-8"
     encoding_errors: str = "strict"
     decode_responses: bool = False
+    #: The ``protocol`` argument as given (None: unset; connections speak RESP2 then).
+    protocol: Optional[int] = None
+    #: redis-py's ``legacy_responses``: its RESP2-era reply shapes (True) or the unified ones.
+    legacy_responses: bool = True
     #: What redis-py's pool would hold as ``connection_kwargs`` (without secrets), for code that
     #: reads ``r.connection_pool.connection_kwargs``.
     connection_kwargs: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def wire_protocol(self) -> int:
+        """The protocol connections speak: 3 for ``protocol=3``, else 2 (also when unset)."""
+        return 3 if self.protocol == 3 else 2
 
     def native_args(self) -> Dict[str, Any]:
         """Keyword arguments of ``_native.Pool``."""
@@ -302,7 +310,8 @@ def translate(
     max_connections: Optional[int] = None,
     health_check_interval: Optional[float] = None,
     client_name: Optional[str] = None,
-    protocol: Optional[int] = None,
+    protocol: Any = None,
+    legacy_responses: bool = True,
     timeout: Optional[float] = None,
     acquire_timeout: Optional[float] = None,
     min_idle: Optional[int] = None,
@@ -332,8 +341,13 @@ def translate(
                 warnings.warn(f"redpool ignores {name}: {reason}", IgnoredArgumentWarning, stacklevel=3)
         else:
             raise TypeError(f"Redis() got an unexpected keyword argument {name!r}")
-    if protocol not in (None, 2, "2"):
-        raise _fail("protocol", protocol, "redpool speaks RESP2 (protocol=2) only")
+    if options and "protocol" in options:
+        # The knob is the argument: the replies' shapes depend on it too.
+        options = dict(options)
+        given = options.pop("protocol")
+        protocol = given if protocol is None else protocol
+    if protocol not in (None, 2, "2", 3, "3"):
+        raise _fail("protocol", protocol, "must be 2 (RESP2) or 3 (RESP3)")
     if not isinstance(decode_responses, bool):
         raise _fail("decode_responses", decode_responses, "must be True or False")
     settings = Settings(
@@ -342,12 +356,15 @@ def translate(
         encoding=_text("encoding", encoding),
         encoding_errors=_text("encoding_errors", encoding_errors),
         decode_responses=decode_responses,
+        protocol=None if protocol is None else int(protocol),
+        legacy_responses=flag("legacy_responses", legacy_responses),
     )
     settings.connection_kwargs = {
         "encoding": settings.encoding,
         "encoding_errors": settings.encoding_errors,
         "decode_responses": decode_responses,
-        "protocol": 2,
+        "protocol": settings.wire_protocol,
+        "legacy_responses": legacy_responses,
     }
     knobs = settings.knobs
 
@@ -375,6 +392,8 @@ def translate(
     knob("username", username, of=str)
     knob("password", password, of=str)
     knob("client_name", client_name, of=str)
+    if settings.protocol == 3:
+        knobs.append(("protocol", "3", "protocol"))
     knob("pool_name", pool_name, of=str)
     knob("socket_timeout", socket_timeout, of=_NUMBER)
     knob("socket_connect_timeout", socket_connect_timeout, "connect_timeout", _NUMBER)
@@ -454,5 +473,6 @@ def translate_pool(pool: Any) -> Settings:
         name: value for name, value in pool.connection_kwargs.items()
         if name not in _POOL_INTERNALS and name not in ("password", "credential_provider")
     }
-    settings.connection_kwargs["protocol"] = 2
+    settings.connection_kwargs["protocol"] = settings.wire_protocol
+    settings.connection_kwargs["legacy_responses"] = settings.legacy_responses
     return settings

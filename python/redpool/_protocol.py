@@ -27,17 +27,25 @@ Target = Union[_native.Pool, _native.Connection]
 #: A queued command: redis-py's ``(args, options)`` pair.
 Command = Tuple[Sequence[Any], Dict[str, Any]]
 
-def _response_callbacks() -> MutableMapping[str, Callable[..., Any]]:
-    """redis-py's RESP2 response callbacks, taken from a client that never connects (redis-py
-    creates connections lazily), so they match the installed redis-py version."""
-    client = redis.Redis(protocol=2)
+def _response_callbacks(protocol: int, legacy_responses: bool) -> Dict[str, Callable[..., Any]]:
+    """redis-py's response callbacks for replies in ``protocol`` shaped as ``legacy_responses``
+    says, taken from a client that never connects (redis-py creates connections lazily), so they
+    match the installed redis-py version."""
+    # redis-py before 8 has neither the argument nor unified shapes.
+    shapes = {} if legacy_responses else {"legacy_responses": False}
+    client = _REDIS_PY(protocol=protocol, **shapes)
     try:
-        return CaseInsensitiveDict(dict(client.response_callbacks))
+        return dict(client.response_callbacks)
     finally:
         client.close()
 
 
-_CALLBACKS = _response_callbacks()
+#: redis-py's client class, as imported (code that swaps ``redis.Redis`` for redpool's, such as
+#: the redis-py test suite's plugin, does not change where the callbacks come from).
+_REDIS_PY = redis.Redis
+
+#: The callbacks by (wire protocol, legacy shapes), made on first use.
+_CALLBACKS: Dict[Tuple[int, bool], Dict[str, Callable[..., Any]]] = {}
 
 
 #: Command names as sent, by the ``str`` redis-py's methods pass (``"GET"``, ``"CONFIG GET"``),
@@ -64,13 +72,17 @@ def _split_name(name: Any, encode: Callable[[Any], Any]) -> List[bytes]:
 class Codec:
     """Encoding, decoding and response callbacks of one client (shared with its pipelines)."""
 
-    def __init__(self, encoding: str, encoding_errors: str, decode_responses: bool) -> None:
+    def __init__(self, encoding: str, encoding_errors: str, decode_responses: bool,
+                 protocol: int = 2, legacy_responses: bool = True) -> None:
         self.encoder = Encoder(encoding, encoding_errors, decode_responses)
         #: What the native module decodes replies with (None: keep bytes).
         self.decode: Optional[Tuple[str, str]] = (
             (encoding, encoding_errors) if decode_responses else None
         )
-        self.callbacks: MutableMapping[str, Callable[..., Any]] = CaseInsensitiveDict(_CALLBACKS)
+        key = (protocol, legacy_responses)
+        if key not in _CALLBACKS:
+            _CALLBACKS[key] = _response_callbacks(protocol, legacy_responses)
+        self.callbacks: MutableMapping[str, Callable[..., Any]] = CaseInsensitiveDict(_CALLBACKS[key])
 
     def pack(self, args: Sequence[Any]) -> List[bytes]:
         """The command's arguments as bytes, as redis-py's ``Connection.pack_command`` does it

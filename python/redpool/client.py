@@ -48,7 +48,8 @@ class _PoolView:
         return self._codec.encoder
 
     def get_protocol(self) -> int:
-        return 2
+        """The protocol connections speak: 3 when ``protocol=3`` was given, else 2."""
+        return self._settings.wire_protocol
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
@@ -165,7 +166,9 @@ class Redis(PoolMethods, redis.Redis):
     ``socket_timeout``, ``socket_connect_timeout``, ``socket_keepalive``,
     ``socket_keepalive_options``, ``health_check_interval``, ``max_connections``, ``retry``,
     ``decode_responses``, ``encoding``, ``client_name``, ``ssl``, ``ssl_ca_certs``,
-    ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``, ``unix_socket_path``) and redpool's:
+    ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``, ``unix_socket_path``, ``protocol`` (3:
+    RESP3), ``legacy_responses``, ``connection_pool`` (a redis-py pool object, see
+    :meth:`from_pool`), ``single_connection_client``) and redpool's:
     ``shared_pool`` (default True), ``acquire_timeout``, ``min_idle`` and ``options`` (any core
     knob by name, e.g. ``{"breaker_failure_threshold": 3}``). Unset arguments take redpool's
     defaults, listed in the README.
@@ -225,7 +228,8 @@ class Redis(PoolMethods, redis.Redis):
         self._pool = pool
         self._owns_pool = owned
         self._codec = Codec(settings.encoding, settings.encoding_errors,
-                            settings.decode_responses)
+                            settings.decode_responses, settings.wire_protocol,
+                            settings.legacy_responses)
         self.connection_pool = _PoolView(pool, settings, self._codec)
         self.response_callbacks = self._codec.callbacks
         self.connection = None
@@ -259,13 +263,17 @@ class Redis(PoolMethods, redis.Redis):
     def _run_on_single(self, args: Sequence[Any], options: Dict[str, Any]) -> Any:
         """One command on the single-connection client's connection (one caller at a time). A
         connection error or timeout closes that connection: the next command checks out a new
-        one, as redis-py's client reconnects (session state set on the old one is gone)."""
+        one, as redis-py's client reconnects (session state set on the old one is gone). An
+        authentication error is the server's answer (a refused AUTH, NOAUTH) on a connection
+        that still works, which is kept."""
         with self._single_lock:
             conn = self._single
             if conn is None:
                 conn = self._single = self._pool.acquire(None, checkout_holder(self._pool))
             try:
                 return self._codec.run(conn, args, options)
+            except redis.exceptions.AuthenticationError:
+                raise
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 self._single = None
                 conn.discard()

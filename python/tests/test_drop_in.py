@@ -137,3 +137,24 @@ def test_asyncio_clients_take_pools_and_give_single_connection_clients(server):
 def test_errors_print_as_redis_py_s(error):
     assert repr(error).endswith(type(error).__name__)
     assert str(error)
+
+
+@pytest.mark.parametrize("protocol", [None, 2, 3])
+@pytest.mark.parametrize("legacy", [True, False])
+def test_reply_shapes_follow_protocol_and_legacy_responses_as_redis_py(server, protocol, legacy):
+    kwargs = {"legacy_responses": legacy, **({} if protocol is None else {"protocol": protocol})}
+    ours = redpool.Redis(port=server.port, shared_pool=False, decode_responses=True, **kwargs)
+    theirs = redis.Redis(port=server.port, decode_responses=True, **kwargs)
+    ours.flushall()
+    ours.hset("h", mapping={"f": 1}), ours.zadd("z", {"m": 1.5}), ours.sadd("s", "x")
+    ours.xadd("x", {"f": "v"}, id="1-0")
+    for call in (lambda r: r.hgetall("h"), lambda r: r.zrange("z", 0, -1, withscores=True),
+                 lambda r: r.zscore("z", "m"), lambda r: r.smembers("s"),
+                 lambda r: r.xrange("x"), lambda r: r.config_get("maxmemory"),
+                 lambda r: r.zrangebyscore("z", 0, 9, withscores=True),
+                 lambda r: r.execute_command("DEBUG", "PROTOCOL", "true")):
+        assert call(ours) == call(theirs)
+    wire = 3 if protocol == 3 else 2
+    assert f"resp={wire}" in ours.execute_command("CLIENT", "INFO")
+    assert ours.connection_pool.get_protocol() == wire
+    theirs.close()

@@ -149,7 +149,7 @@ def test_secrets_absent_from_repr_and_messages(auth_server):
         ({"port": "http"}, "port"),
         ({"db": -1}, "db"),
         ({"retry": 3}, "retry"),
-        ({"protocol": 3}, "protocol"),
+        ({"protocol": 4}, "protocol"),
         ({"socket_keepalive_options": {999: 1}}, "socket_keepalive_options"),
         ({"options": {"no_such_knob": 1}}, "no_such_knob"),
         ({"options": {"breaker_failure_threshold": 0}}, "breaker_failure_threshold"),

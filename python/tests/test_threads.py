@@ -101,7 +101,9 @@ def run_and_interrupt(server, body: str) -> float:
     """Runs ``body`` in a child Python, sends SIGINT once it printed "waiting", and returns how
     long the child took to die of KeyboardInterrupt."""
     code = textwrap.dedent(f"""
-        import sys, redpool
+        import signal, sys, redpool
+        # Python leaves SIGINT ignored when it starts so (a test run in a background job).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         r = redpool.Redis.from_url("{server.url}", shared_pool=False)
         {body}
     """)

@@ -90,6 +90,7 @@ pub const KNOBS: &[Knob] = &[
         ),
     ),
     knob("reuse", Kind::Text(set_reuse)),
+    knob("protocol", Kind::Text(set_protocol)),
     knob(
         "client_name",
         Kind::Text(|c, _, v| {
@@ -419,6 +420,21 @@ fn set_reuse(c: &mut Config, knob: &str, value: &str) -> Result<()> {
         "lifo" => ReuseOrder::Lifo,
         "fifo" => ReuseOrder::Fifo,
         _ => return Err(Error::invalid(knob, quoted(value), "must be lifo or fifo")),
+    };
+    Ok(())
+}
+
+fn set_protocol(c: &mut Config, knob: &str, value: &str) -> Result<()> {
+    c.resp3 = match value.trim() {
+        "2" => false,
+        "3" => true,
+        _ => {
+            return Err(Error::invalid(
+                knob,
+                quoted(value),
+                "must be 2 (RESP2) or 3 (RESP3)",
+            ));
+        }
     };
     Ok(())
 }

@@ -180,6 +180,8 @@ pub struct Config {
     health_check_interval: Duration,
     health_report_interval: Duration,
     reuse_order: ReuseOrder,
+    /// RESP3 (`HELLO 3` in the handshake) instead of RESP2.
+    resp3: bool,
     tcp_nodelay: bool,
     keepalive: KeepaliveConfig,
     breaker: BreakerConfig,
@@ -222,6 +224,7 @@ impl Default for Config {
             health_check_interval: Duration::from_secs(30),
             health_report_interval: Duration::from_secs(30),
             reuse_order: ReuseOrder::Lifo,
+            resp3: false,
             tcp_nodelay: true,
             keepalive: KeepaliveConfig::default(),
             breaker: BreakerConfig::default(),
@@ -343,6 +346,11 @@ impl Config {
     /// LIFO or FIFO reuse of idle connections.
     pub fn reuse_order(&self) -> ReuseOrder {
         self.reuse_order
+    }
+    /// The protocol connections speak: 2 (RESP2, the default) or 3 (RESP3: `HELLO 3` in the
+    /// handshake; maps, sets, doubles, booleans and pushes arrive as their own types).
+    pub fn protocol(&self) -> u8 {
+        if self.resp3 { 3 } else { 2 }
     }
     /// Whether TCP_NODELAY is set on sockets.
     pub fn tcp_nodelay(&self) -> bool {

@@ -37,32 +37,7 @@ impl Connector {
             )),
             _ => None,
         };
-        let mut handshake = Vec::new();
-        let mut handshake_replies = 0;
-        if config.password().is_some() || config.username().is_some() {
-            // A user alone (set by name, not in a URL) authenticates with an empty password, as
-            // for an ACL user with `nopass`, like redis-py's AUTH of a user without a password.
-            let mut auth = redis::cmd("AUTH");
-            if let Some(user) = config.username() {
-                auth.arg(user);
-            }
-            auth.arg(config.password().map_or("", |p| p.expose()))
-                .write_packed_command(&mut handshake);
-            handshake_replies += 1;
-        }
-        if config.db() != 0 {
-            redis::cmd("SELECT")
-                .arg(config.db())
-                .write_packed_command(&mut handshake);
-            handshake_replies += 1;
-        }
-        if !config.client_name().is_empty() {
-            redis::cmd("CLIENT")
-                .arg("SETNAME")
-                .arg(config.client_name())
-                .write_packed_command(&mut handshake);
-            handshake_replies += 1;
-        }
+        let (handshake, handshake_replies) = handshake(&config);
         let server = Arc::from(config.address().to_string());
         Ok(Connector {
             config,
@@ -210,6 +185,51 @@ impl Connector {
             Some((_, err)) => Err(err.context(format!("handshake with {} failed", self.server))),
         }
     }
+}
+
+/// The commands every new connection starts with, packed, and how many replies they get: for
+/// RESP3, `HELLO 3` carrying the credentials and the name; else AUTH and CLIENT SETNAME; then
+/// SELECT. A user alone (set by name, not in a URL) authenticates with an empty password, as an
+/// ACL user with `nopass`, like redis-py's AUTH of a user without a password.
+fn handshake(config: &Config) -> (Vec<u8>, usize) {
+    let mut commands = Vec::new();
+    let credentials = (config.password().is_some() || config.username().is_some()).then(|| {
+        (
+            config.username().unwrap_or("default"),
+            config.password().map_or("", |p| p.expose()),
+        )
+    });
+    let name = Some(config.client_name()).filter(|name| !name.is_empty());
+    if config.protocol() == 3 {
+        let mut hello = redis::cmd("HELLO");
+        hello.arg(3);
+        if let Some((user, password)) = credentials {
+            hello.arg("AUTH").arg(user).arg(password);
+        }
+        if let Some(name) = name {
+            hello.arg("SETNAME").arg(name);
+        }
+        commands.push(hello);
+    } else {
+        if let Some((user, password)) = credentials {
+            let mut auth = redis::cmd("AUTH");
+            if config.username().is_some() {
+                auth.arg(user);
+            }
+            commands.push(auth.arg(password).clone());
+        }
+        if let Some(name) = name {
+            commands.push(redis::cmd("CLIENT").arg("SETNAME").arg(name).clone());
+        }
+    }
+    if config.db() != 0 {
+        commands.push(redis::cmd("SELECT").arg(config.db()).clone());
+    }
+    let mut packed = Vec::new();
+    for command in &commands {
+        command.write_packed_command(&mut packed);
+    }
+    (packed, commands.len())
 }
 
 fn remaining(deadline: Instant) -> Option<Duration> {

@@ -5,6 +5,9 @@
 #
 #   bash python/tests/redis_py_suite/run.sh PYTHON [pytest arguments...]
 #
+# redis-py's own options select the client's protocol and reply shapes (`--protocol 3`,
+# `--legacy-responses false`).
+#
 # PYTHON has redpool, pytest and redis-py 8.1.0 installed. The test files come from redis-py's
 # source distribution on PyPI (checked against its SHA-256), cached under target/.
 set -euo pipefail
