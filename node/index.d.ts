@@ -117,7 +117,7 @@ export interface RedisOptions extends RefusedOptions {
   /** A call is sent again only when safe, up to `maxRetriesPerRequest` times. */
   autoResendUnfulfilledCommands?: true;
   showFriendlyErrorStack?: boolean;
-  /** Redpool speaks RESP2; replies have ioredis's `legacy` shapes with either. */
+  /** Keeps RESP2; replies have ioredis's `legacy` shapes with either (`knobs: { protocol: 3 }` switches the wire to RESP3, whose types replies then keep). */
   protocol?: 2 | 3;
   replyMapping?: 'legacy';
   /** No CLIENT SETINFO is sent. */

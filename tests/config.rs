@@ -411,6 +411,15 @@ fn a_username_alone_set_by_name_is_an_acl_user_without_a_password() {
 }
 
 #[test]
+fn a_url_user_may_take_its_password_from_a_setting() {
+    // As redis-py's from_url("redis://alice@host", password="pw").
+    let mut builder = ConfigBuilder::from_url("redis://alice@127.0.0.1:6379/0").expect("url");
+    builder.set("password", "pw").expect("password");
+    let config = builder.build().expect("a user from the URL and a password by name");
+    assert_eq!(config.username(), Some("alice"));
+}
+
+#[test]
 fn counts_out_of_range_are_refused_not_clamped() {
     for knob in [
         "retries",

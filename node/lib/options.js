@@ -121,7 +121,7 @@ const OPTIONS = Object.freeze({
     'redpool sends a call again after a connection failure only when that is safe, up to maxRetriesPerRequest times; maxRetriesPerRequest: 0 never does'),
   showFriendlyErrorStack: mapped(only(true, false), 'errors carry the stack they have'),
   protocol: mapped(only(2, 3),
-    'redpool speaks RESP2; replies have the shapes of ioredis\'s default replyMapping, "legacy", with either protocol'),
+    'this option keeps RESP2 (knobs: { protocol: 3 } switches the wire to RESP3); replies have the shapes of ioredis\'s default replyMapping, "legacy", with either protocol'),
   replyMapping: mapped(only('legacy'),
     'replies have the "legacy" shapes (maps as flat arrays, doubles as strings); "resp3" is not supported yet'),
   disableClientInfo: mapped(only(true), 'redpool sends no CLIENT SETINFO (not supported yet)'),

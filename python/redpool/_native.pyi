@@ -63,6 +63,9 @@ class Pool:
     @property
     def url(self) -> str: ...
     @property
+    def protocol(self) -> int:
+        """2 or 3, however it was set (argument, URL, environment)."""
+    @property
     def max_connections(self) -> int: ...
     @property
     def leak_detection_threshold(self) -> Optional[float]: ...

@@ -44,8 +44,8 @@ IGNORED = {
 UNSUPPORTED = {
     "credential_provider": "pass username= and password=",
     "redis_connect_func": "connection setup is the core's",
-    "cache": "client-side caching needs RESP3",
-    "cache_config": "client-side caching needs RESP3",
+    "cache": "client-side caching is not supported yet",
+    "cache_config": "client-side caching is not supported yet",
     "ssl_ca_path": "use ssl_ca_certs (a PEM bundle)",
     "ssl_ca_data": "use ssl_ca_certs (a PEM bundle)",
     "ssl_password": "use an unencrypted key file",
@@ -56,7 +56,7 @@ UNSUPPORTED = {
     "ssl_validate_ocsp_stapled": "OCSP is not supported",
     "ssl_ocsp_context": "OCSP is not supported",
     "ssl_ocsp_expected_cert": "OCSP is not supported",
-    "oss_cluster_maint_notifications_handler": "needs RESP3",
+    "oss_cluster_maint_notifications_handler": "Redis Cluster is not supported yet",
 }
 
 #: redis-py's URL query options and the argument each one sets.
@@ -122,11 +122,6 @@ class Settings:
     #: What redis-py's pool would hold as ``connection_kwargs`` (without secrets), for code that
     #: reads ``r.connection_pool.connection_kwargs``.
     connection_kwargs: Dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def wire_protocol(self) -> int:
-        """The protocol connections speak: 3 for ``protocol=3``, else 2 (also when unset)."""
-        return 3 if self.protocol == 3 else 2
 
     def native_args(self) -> Dict[str, Any]:
         """Keyword arguments of ``_native.Pool``."""
@@ -269,7 +264,8 @@ def split_url(url: str, kwargs: Dict[str, Any]) -> str:
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name not in URL_ARGUMENTS:
             keep.append((name, value))
-        elif name in ("socket_keepalive", "decode_responses", "ssl_check_hostname", "retry_on_timeout"):
+        elif name in ("socket_keepalive", "decode_responses", "ssl_check_hostname", "retry_on_timeout",
+                      "legacy_responses"):
             kwargs[name] = _bool_arg(value)
         elif name in ("socket_timeout", "socket_connect_timeout", "health_check_interval", "timeout"):
             # As redis-py's URL parsing: float(value); the core checks the number.
@@ -326,11 +322,11 @@ def translate(
     metrics), ``shared_pool`` and ``options``: any core knob by name) as :class:`Settings`."""
     for name, value in others.items():
         if name == "maint_notifications_config":
-            # redis-py's default ("auto") turns them on only where the server sends them, which
-            # it does not on redpool's RESP2 connections.
+            # redis-py's default ("auto") turns them on only where the server sends them: redpool
+            # does not ask for them.
             if value is not None and getattr(value, "enabled", None) not in (False, "auto"):
-                raise ConfigError("maint_notifications_config is not supported by redpool: "
-                                  "maintenance notifications need RESP3; leave it unset")
+                raise ConfigError("maint_notifications_config is not supported by redpool yet: "
+                                  "leave it unset or disabled")
         elif name in UNSUPPORTED:
             if value not in (None, False):
                 raise ConfigError(f"{name} is not supported by redpool: {UNSUPPORTED[name]}")
@@ -363,7 +359,7 @@ def translate(
         "encoding": settings.encoding,
         "encoding_errors": settings.encoding_errors,
         "decode_responses": decode_responses,
-        "protocol": settings.wire_protocol,
+        "protocol": settings.protocol,
         "legacy_responses": legacy_responses,
     }
     knobs = settings.knobs
@@ -445,15 +441,15 @@ def _transport(connection_class: Any) -> str:
 _POOL_INTERNALS = {"himport_registry", "maint_notifications_pool_handler", "orig_host_address",
                    "orig_socket_timeout", "orig_socket_connect_timeout"}
 
-#: redis-py's default ``max_connections`` of a ``ConnectionPool``: no cap. redpool's own default
-#: cap applies instead.
+#: redis-py's unlimited ``max_connections`` of a ``ConnectionPool`` (its default before 8; 8's is
+#: 100, taken as given): redpool's own default cap applies instead.
 _NO_CAP = 2**31
 
 
 def translate_pool(pool: Any) -> Settings:
     """A redis-py ``ConnectionPool`` / ``BlockingConnectionPool`` (sync or asyncio) as the
     :class:`Settings` of a dedicated native pool: its connection arguments as :func:`translate`
-    takes them, its ``max_connections`` (unless redis-py's unlimited default) and a blocking
+    takes them, its ``max_connections`` (unless unlimited) and a blocking
     pool's ``timeout`` as the wait for a free connection. A plain redis-py pool raises at once
     when it is full; redpool's waits up to ``acquire_timeout`` first."""
     kwargs = {name: value for name, value in pool.connection_kwargs.items()
@@ -473,6 +469,6 @@ def translate_pool(pool: Any) -> Settings:
         name: value for name, value in pool.connection_kwargs.items()
         if name not in _POOL_INTERNALS and name not in ("password", "credential_provider")
     }
-    settings.connection_kwargs["protocol"] = settings.wire_protocol
+    settings.connection_kwargs["protocol"] = settings.protocol
     settings.connection_kwargs["legacy_responses"] = settings.legacy_responses
     return settings

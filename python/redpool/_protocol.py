@@ -32,7 +32,7 @@ def _response_callbacks(protocol: int, legacy_responses: bool) -> Dict[str, Call
     says, taken from a client that never connects (redis-py creates connections lazily), so they
     match the installed redis-py version."""
     # redis-py before 8 has neither the argument nor unified shapes.
-    shapes = {} if legacy_responses else {"legacy_responses": False}
+    shapes: Dict[str, Any] = {} if legacy_responses else {"legacy_responses": False}
     client = _REDIS_PY(protocol=protocol, **shapes)
     try:
         return dict(client.response_callbacks)

@@ -66,6 +66,34 @@ async def _off_loop(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _
     return await loop.run_in_executor(_workers(), functools.partial(function, *args, **kwargs))
 
 
+class _AsyncPoolView(_sync._PoolView):
+    """The asyncio client's ``connection_pool``: as the sync one, with redis.asyncio's
+    coroutines (``await r.connection_pool.disconnect()``)."""
+
+    @classmethod
+    def of(cls, view: _sync._PoolView) -> "_AsyncPoolView":
+        """The same pool, seen by an asyncio client."""
+        mirror = cls(view._pool, view._settings, view._codec)
+        mirror.connection_kwargs = view.connection_kwargs
+        return mirror
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:  # type: ignore[override]
+        """See :meth:`redpool.client._PoolView.disconnect`."""
+        await _off_loop(self._pool.disconnect)
+
+    async def aclose(self) -> None:
+        """Same as :meth:`disconnect`, as in redis.asyncio."""
+        await self.disconnect()
+
+    async def close(self) -> None:  # type: ignore[override]
+        """Same as :meth:`disconnect`."""
+        await self.disconnect()
+
+    async def reset(self) -> None:  # type: ignore[override]
+        """Same as :meth:`disconnect`."""
+        await self.disconnect()
+
+
 class Redis(PoolMethods, redis.asyncio.Redis):
     """An asyncio, redis-py compatible client on redpool's pool. Takes the same arguments as
     :class:`redpool.Redis`; clients with the same settings share one pool with sync clients."""
@@ -98,7 +126,7 @@ class Redis(PoolMethods, redis.asyncio.Redis):
     def _bind(self, sync: _sync.Redis) -> None:
         self._sync = sync
         self._pool = sync._pool
-        self.connection_pool = sync.connection_pool
+        self.connection_pool = _AsyncPoolView.of(sync.connection_pool)  # type: ignore[arg-type,assignment]
         self.response_callbacks = sync.response_callbacks
         self.connection = None
         self.auto_close_connection_pool = sync.auto_close_connection_pool

@@ -48,8 +48,8 @@ class _PoolView:
         return self._codec.encoder
 
     def get_protocol(self) -> int:
-        """The protocol connections speak: 3 when ``protocol=3`` was given, else 2."""
-        return self._settings.wire_protocol
+        """The protocol connections speak (2 or 3), however it was set."""
+        return self._pool.protocol
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
@@ -227,10 +227,12 @@ class Redis(PoolMethods, redis.Redis):
         """Sets the client up on ``pool``; ``owned`` when the client made that pool itself."""
         self._pool = pool
         self._owns_pool = owned
+        # The shapes follow the protocol the pool speaks, whether it came from the argument, the
+        # URL or REDIS_PROTOCOL.
         self._codec = Codec(settings.encoding, settings.encoding_errors,
-                            settings.decode_responses, settings.wire_protocol,
-                            settings.legacy_responses)
+                            settings.decode_responses, pool.protocol, settings.legacy_responses)
         self.connection_pool = _PoolView(pool, settings, self._codec)
+        self.connection_pool.connection_kwargs["protocol"] = pool.protocol
         self.response_callbacks = self._codec.callbacks
         self.connection = None
         # Closing the client closes a dedicated pool it made; a shared one, or one given as
@@ -262,8 +264,9 @@ class Redis(PoolMethods, redis.Redis):
 
     def _run_on_single(self, args: Sequence[Any], options: Dict[str, Any]) -> Any:
         """One command on the single-connection client's connection (one caller at a time). A
-        connection error or timeout closes that connection: the next command checks out a new
-        one, as redis-py's client reconnects (session state set on the old one is gone). An
+        connection error, timeout or protocol error closes that connection: the next command
+        checks out a new one, as redis-py's client reconnects (session state set on the old one
+        is gone). An
         authentication error is the server's answer (a refused AUTH, NOAUTH) on a connection
         that still works, which is kept."""
         with self._single_lock:
@@ -274,7 +277,8 @@ class Redis(PoolMethods, redis.Redis):
                 return self._codec.run(conn, args, options)
             except redis.exceptions.AuthenticationError:
                 raise
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                    redis.exceptions.InvalidResponse):
                 self._single = None
                 conn.discard()
                 raise

@@ -128,6 +128,8 @@ def test_asyncio_clients_take_pools_and_give_single_connection_clients(server):
         assert await adopted.set("a", 1) and await adopted.get("a") == b"1"
         await redpool.asyncio.Redis.from_pool(pool).aclose()  # disconnects, does not close
         assert await adopted.ping()
+        await adopted.connection_pool.disconnect()  # a coroutine, as redis.asyncio's
+        assert await adopted.ping()
 
     asyncio.run(scenario())
 
@@ -158,3 +160,26 @@ def test_reply_shapes_follow_protocol_and_legacy_responses_as_redis_py(server, p
     assert f"resp={wire}" in ours.execute_command("CLIENT", "INFO")
     assert ours.connection_pool.get_protocol() == wire
     theirs.close()
+
+
+def test_the_protocol_from_the_url_or_environment_shapes_the_replies(server, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", f"{server.url}?protocol=3")
+    for client in (redpool.Redis.from_url(f"{server.url}?protocol=3", shared_pool=False),
+                   redpool.Redis.from_env(shared_pool=False)):
+        client.hset("h", "f", "v")
+        assert client.hgetall("h") == {b"f": b"v"}
+        assert client.connection_pool.get_protocol() == 3
+
+
+def test_legacy_responses_from_a_url_is_a_flag(server):
+    client = redpool.Redis.from_url(f"{server.url}?legacy_responses=false", shared_pool=False)
+    assert client.connection_pool.connection_kwargs["legacy_responses"] is False
+
+
+def test_a_single_connection_client_recovers_from_a_protocol_error(server):
+    single = redpool.Redis.from_url(server.url, single_connection_client=True,
+                                    options={"max_reply_bytes": 1024})
+    single.set("big", "x" * 4096)
+    with pytest.raises(redpool.ProtocolError):
+        single.get("big")
+    assert single.set("small", "v") and single.get("small") == b"v"

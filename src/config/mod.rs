@@ -612,6 +612,9 @@ pub struct ConfigBuilder {
     config: Config,
     /// Knobs a binding set under its own option names (knob, name as written), for messages.
     spellings: Vec<(String, String)>,
+    /// A URL named a user without a password: refused by `build()` unless a password is set
+    /// afterwards (`redis://s3cr3t@host` is usually a password whose colon was forgotten).
+    pub(crate) url_user_without_password: bool,
 }
 
 impl ConfigBuilder {
@@ -637,6 +640,15 @@ impl ConfigBuilder {
     /// Validates every setting and returns the configuration, or an error naming the first
     /// invalid field, its value and the rule.
     pub fn build(&self) -> Result<Config> {
+        if self.url_user_without_password && self.config.password.is_none() {
+            // The value is not shown: it may be a password without its colon.
+            return Err(Error::invalid(
+                "username",
+                "(not shown: it may be a password without its colon)",
+                "needs a password in a URL; write redis://:PASSWORD@host for a password alone, \
+                 or redis://USER:PASSWORD@host",
+            ));
+        }
         self.config
             .validate()
             .map_err(|err| self.in_callers_words(err))?;
@@ -686,7 +698,7 @@ impl ConfigBuilder {
         self.config.client_name = name.into();
         self
     }
-    /// Sets the pool's name in metrics (default: the client name).
+    /// Sets the pool's name in metrics (default: the client name, else `redpool`).
     pub fn pool_name(mut self, name: impl Into<String>) -> Self {
         self.config.pool_name = name.into();
         self

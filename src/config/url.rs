@@ -58,16 +58,7 @@ pub(super) fn parse(url: &str) -> Result<ConfigBuilder> {
         .map(|p| decode("password", p))
         .transpose()?;
     if !username.is_empty() {
-        if password.is_none() {
-            // The value is not shown: `redis://s3cr3t@host` is usually a password whose colon
-            // was forgotten.
-            return Err(Error::invalid(
-                "username",
-                "(not shown: it may be a password without its colon)",
-                "needs a password in a URL; write redis://:PASSWORD@host for a password alone, \
-                 or redis://USER:PASSWORD@host",
-            ));
-        }
+        builder.url_user_without_password = password.is_none();
         builder.set("username", &username)?;
     }
     if let Some(password) = password {

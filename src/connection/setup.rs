@@ -168,7 +168,10 @@ impl Connector {
                 }
                 _ => None,
             });
-        let auth_failed = |index: usize| index == 0 && self.config.password().is_some();
+        // RESP2's AUTH comes first; a refused HELLO (RESP3) is classified by its code, so that a
+        // server without RESP3 is not reported as a wrong password.
+        let sends_auth = self.config.password().is_some() || self.config.username().is_some();
+        let auth_failed = |index: usize| index == 0 && sends_auth && self.config.protocol() == 2;
         match first_error {
             None => Ok(()),
             Some((index, err)) if auth_failed(index) || err.kind() == ErrorKind::Auth => {

@@ -303,6 +303,12 @@ impl Pool {
         self.inner.config().redacted_url()
     }
 
+    /// The protocol connections speak (2 or 3), however it was set (argument, URL, environment).
+    #[getter]
+    fn protocol(&self) -> u8 {
+        self.inner.config().protocol()
+    }
+
     /// The current `max_connections` (the configured one until `resize`).
     #[getter]
     fn max_connections(&self) -> usize {

@@ -44,7 +44,7 @@ EXCLUDED = {
     _COMMANDS + "test_acl_getuser_setuser": _FAILS_WITH_REDIS_PY,
     _COMMANDS + "test_acl_log": _FAILS_WITH_REDIS_PY,
     _COMMANDS + "test_xgroup_create_entriesread": _FAILS_WITH_REDIS_PY,
-    # Known differences (README, "Differences from redis-py"):
+    # Known differences (README, Python section, "Compatibility, tested"):
     _COMMANDS + "test_client_reply": "known difference: CLIENT REPLY OFF returns at once (the "
     "core knows no reply comes) where redis-py waits for one and times out",
     _PIPELINE + "test_watch_exec_no_unwatch": "known difference: uses monitor(), not offered "
