@@ -18,6 +18,7 @@ import redis
 import redis.asyncio
 import redis.client
 from redis.exceptions import ResponseError, WatchError
+from redis.utils import safe_str
 
 from . import _native, _options
 from ._events import Event
@@ -560,6 +561,12 @@ class Pipeline(redis.client.Pipeline):
             self.raise_first_error(stack, results)
         return results
 
+    def annotate_exception(self, exception: BaseException, number: int, command: Any) -> None:
+        """redis-py's annotation (``Command # 2 (ZREM b) of pipeline caused error: ...``), with
+        the command's secrets (passwords of AUTH, HELLO, MIGRATE, ACL SETUSER, CONFIG SET) shown
+        as ``<redacted>``: errors never carry a secret."""
+        super().annotate_exception(exception, number, redacted(command))
+
     def raise_first_error(self, commands: Sequence[Command], response: Sequence[Any]) -> None:
         """Raises the first error among the replies, annotated as redis-py annotates it
         (``Command # 2 (ZREM b) of pipeline caused error: ...``): any error, not only a
@@ -613,6 +620,33 @@ class Pipeline(redis.client.Pipeline):
                 options.pop(redis.client.NEVER_DECODE, None)
                 results.append(codec.parse(args[0], reply, options))
         return results
+
+
+#: Arguments after which a command carries passwords, and how many: ``AUTH [user] pass``
+#: (everything), ``HELLO 3 AUTH user pass``, ``MIGRATE ... AUTH pass`` / ``AUTH2 user pass``.
+_SECRETS_AFTER = {"AUTH": 1, "AUTH2": 2}
+#: CONFIG SET parameters whose values are passwords.
+_SECRET_PARAMETERS = {"REQUIREPASS", "MASTERAUTH", "MASTERUSER"}
+
+
+def redacted(command: Sequence[Any]) -> List[Any]:
+    """``command``'s words with every password replaced by ``<redacted>``, for messages."""
+    words = [safe_str(word) for word in command]
+    upper = [word.upper() for word in words]
+    name = " ".join(upper[:2]) if len(upper) > 1 else upper[0] if upper else ""
+    shown: List[Any] = list(words)
+    if upper and upper[0] == "AUTH":
+        return words[:1] + ["<redacted>"] * (len(words) - 1)
+    for i, word in enumerate(upper):
+        if name == "ACL SETUSER" and i > 2 and words[i][:1] in (">", "<", "#", "!"):
+            shown[i] = "<redacted>"
+        elif name == "CONFIG SET" and i > 1 and upper[i - 1] in _SECRET_PARAMETERS:
+            shown[i] = "<redacted>"
+        elif word in _SECRETS_AFTER and i > 0:
+            count = 2 if upper[0] == "HELLO" else _SECRETS_AFTER[word]
+            for j in range(i + 1, min(i + 1 + count, len(words))):
+                shown[j] = "<redacted>"
+    return shown
 
 
 #: The core's EXECABORT message for a command the server rejected while queueing: its number

@@ -183,3 +183,31 @@ def test_a_single_connection_client_recovers_from_a_protocol_error(server):
     with pytest.raises(redpool.ProtocolError):
         single.get("big")
     assert single.set("small", "v") and single.get("small") == b"v"
+
+
+def test_pipeline_errors_never_show_a_password(r):
+    secret = "s3cr3t-Pa55"
+    r.set("k", "v")  # MIGRATE of a key to a closed port: an IOERR error
+    with r.pipeline(transaction=False) as pipe:
+        pipe.execute_command("MIGRATE", "127.0.0.1", 1, "k", 0, 100, "AUTH", secret)
+        pipe.execute_command("CONFIG", "SET", "masterauth", secret, "nosuch-parameter", "x")
+        pipe.execute_command("ACL", "SETUSER", "u", "on", f">{secret}", "nosuch-rule")
+        results = pipe.execute(raise_on_error=False)
+    assert all(isinstance(result, redis.ResponseError) for result in results), results
+    for number in range(1, 4):
+        with r.pipeline(transaction=False) as pipe:
+            pipe.set("k", "v")
+            pipe.execute_command(*[
+                ("MIGRATE", "127.0.0.1", 1, "k", 0, 100, "AUTH", secret),
+                ("CONFIG", "SET", "masterauth", secret, "nosuch-parameter", "x"),
+                ("ACL", "SETUSER", "u", "on", f">{secret}", "nosuch-rule"),
+            ][number - 1])
+            with pytest.raises(redis.ResponseError) as caught:
+                pipe.execute()
+        assert "Command # 2 (" in str(caught.value) and "<redacted>" in str(caught.value)
+        assert secret not in str(caught.value), str(caught.value)
+    from redpool.client import redacted
+    assert redacted(["AUTH", "user", secret]) == ["AUTH", "<redacted>", "<redacted>"]
+    assert redacted(["HELLO", 3, "AUTH", "u", secret]) == ["HELLO", "3", "AUTH", "<redacted>",
+                                                          "<redacted>"]
+    assert redacted(["ZREM", "b"]) == ["ZREM", "b"]

@@ -194,7 +194,7 @@ fn facts_of_args<'a>(mut args: impl Iterator<Item = &'a [u8]>) -> Facts {
         5 if is("WATCH") => plain(Effect::Watch),
         5 if is("HELLO") => session(
             Shape::One,
-            or_on_a_checkout!("pooled connections speak RESP2; "),
+            or_on_a_checkout!("pooled connections speak the pool's `protocol` (2 unless set to 3); "),
         ),
         5 if is("RESET") => session(
             Shape::Reset,
