@@ -22,8 +22,7 @@ pub(crate) struct Connector {
     config: Arc<Config>,
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
     /// AUTH / SELECT / CLIENT SETNAME, packed once, sent as one write on every new connection.
-    handshake: Vec<u8>,
-    handshake_replies: usize,
+    handshake: Handshake,
     server: Arc<str>,
 }
 
@@ -37,13 +36,12 @@ impl Connector {
             )),
             _ => None,
         };
-        let (handshake, handshake_replies) = handshake(&config);
+        let handshake = Handshake::new(&config);
         let server = Arc::from(config.address().to_string());
         Ok(Connector {
             config,
             tls,
             handshake,
-            handshake_replies,
             server,
         })
     }
@@ -153,11 +151,11 @@ impl Connector {
     }
 
     fn run_handshake(&self, connection: &mut Connection, deadline: Instant) -> Result<()> {
-        if self.handshake_replies == 0 {
+        if self.handshake.replies == 0 {
             return Ok(());
         }
         let replies = connection
-            .exchange_encoded(&self.handshake, self.handshake_replies, deadline)
+            .exchange_encoded(&self.handshake.packed, self.handshake.replies, deadline)
             .map_err(|e| e.context("during the connection handshake"))?;
         let first_error = replies
             .iter()
@@ -168,10 +166,9 @@ impl Connector {
                 }
                 _ => None,
             });
-        // RESP2's AUTH comes first; a refused HELLO (RESP3) is classified by its code, so that a
-        // server without RESP3 is not reported as a wrong password.
-        let sends_auth = self.config.password().is_some() || self.config.username().is_some();
-        let auth_failed = |index: usize| index == 0 && sends_auth && self.config.protocol() == 2;
+        // A refused HELLO (RESP3) is classified by its code, so that a server without RESP3 is
+        // not reported as a wrong password.
+        let auth_failed = |index: usize| index == 0 && self.handshake.auth_first;
         match first_error {
             None => Ok(()),
             Some((index, err)) if auth_failed(index) || err.kind() == ErrorKind::Auth => {
@@ -190,49 +187,57 @@ impl Connector {
     }
 }
 
-/// The commands every new connection starts with, packed, and how many replies they get: for
-/// RESP3, `HELLO 3` carrying the credentials and the name; else AUTH and CLIENT SETNAME; then
-/// SELECT. A user alone (set by name, not in a URL) authenticates with an empty password, as an
-/// ACL user with `nopass`, like redis-py's AUTH of a user without a password.
-fn handshake(config: &Config) -> (Vec<u8>, usize) {
-    let mut commands = Vec::new();
-    let credentials = (config.password().is_some() || config.username().is_some()).then(|| {
-        (
-            config.username().unwrap_or("default"),
-            config.password().map_or("", |p| p.expose()),
-        )
-    });
-    let name = Some(config.client_name()).filter(|name| !name.is_empty());
-    if config.protocol() == 3 {
-        let mut hello = redis::cmd("HELLO");
-        hello.arg(3);
-        if let Some((user, password)) = credentials {
-            hello.arg("AUTH").arg(user).arg(password);
-        }
-        if let Some(name) = name {
-            hello.arg("SETNAME").arg(name);
-        }
-        commands.push(hello);
-    } else {
-        if let Some((user, password)) = credentials {
-            let mut auth = redis::cmd("AUTH");
-            if config.username().is_some() {
-                auth.arg(user);
+/// The commands every new connection starts with, packed once per pool: for RESP3, `HELLO 3`
+/// carrying the credentials and the name; else AUTH and CLIENT SETNAME; then SELECT. A user alone
+/// (set by name, not in a URL) authenticates with an empty password, as an ACL user with
+/// `nopass`, like redis-py's AUTH of a user without a password.
+struct Handshake {
+    packed: Vec<u8>,
+    /// How many replies the commands get.
+    replies: usize,
+    /// The first command is RESP2's AUTH: its refusal is a failed authentication.
+    auth_first: bool,
+}
+
+impl Handshake {
+    fn new(config: &Config) -> Handshake {
+        let mut commands = Vec::new();
+        let credentials = (config.password().is_some() || config.username().is_some())
+            .then(|| (config.username(), config.password().map_or("", |p| p.expose())));
+        let name = Some(config.client_name()).filter(|name| !name.is_empty());
+        let resp3 = config.protocol() == 3;
+        if resp3 {
+            let mut hello = redis::cmd("HELLO");
+            hello.arg(3);
+            if let Some((user, password)) = credentials {
+                hello.arg("AUTH").arg(user.unwrap_or("default")).arg(password);
             }
-            commands.push(auth.arg(password).clone());
+            if let Some(name) = name {
+                hello.arg("SETNAME").arg(name);
+            }
+            commands.push(hello);
+        } else {
+            if let Some((user, password)) = credentials {
+                // `AUTH [user] password`: a `None` user adds no argument.
+                commands.push(redis::cmd("AUTH").arg(user).arg(password).clone());
+            }
+            if let Some(name) = name {
+                commands.push(redis::cmd("CLIENT").arg("SETNAME").arg(name).clone());
+            }
         }
-        if let Some(name) = name {
-            commands.push(redis::cmd("CLIENT").arg("SETNAME").arg(name).clone());
+        if config.db() != 0 {
+            commands.push(redis::cmd("SELECT").arg(config.db()).clone());
+        }
+        let mut packed = Vec::new();
+        for command in &commands {
+            command.write_packed_command(&mut packed);
+        }
+        Handshake {
+            packed,
+            replies: commands.len(),
+            auth_first: !resp3 && credentials.is_some(),
         }
     }
-    if config.db() != 0 {
-        commands.push(redis::cmd("SELECT").arg(config.db()).clone());
-    }
-    let mut packed = Vec::new();
-    for command in &commands {
-        command.write_packed_command(&mut packed);
-    }
-    (packed, commands.len())
 }
 
 fn remaining(deadline: Instant) -> Option<Duration> {
