@@ -119,8 +119,9 @@ class Settings:
     protocol: Optional[int] = None
     #: redis-py's ``legacy_responses``: its RESP2-era reply shapes (True) or the unified ones.
     legacy_responses: bool = True
-    #: What redis-py's pool would hold as ``connection_kwargs`` (without secrets), for code that
-    #: reads ``r.connection_pool.connection_kwargs``.
+    #: What redis-py's pool would hold as ``connection_kwargs`` (without secrets and without the
+    #: protocol, which the native pool tells), for code that reads
+    #: ``r.connection_pool.connection_kwargs``.
     connection_kwargs: Dict[str, Any] = field(default_factory=dict)
 
     def native_args(self) -> Dict[str, Any]:
@@ -359,7 +360,6 @@ def translate(
         "encoding": settings.encoding,
         "encoding_errors": settings.encoding_errors,
         "decode_responses": decode_responses,
-        "protocol": settings.protocol,
         "legacy_responses": legacy_responses,
     }
     knobs = settings.knobs
@@ -469,6 +469,5 @@ def translate_pool(pool: Any) -> Settings:
         name: value for name, value in pool.connection_kwargs.items()
         if name not in _POOL_INTERNALS and name not in ("password", "credential_provider")
     }
-    settings.connection_kwargs["protocol"] = settings.protocol
     settings.connection_kwargs["legacy_responses"] = settings.legacy_responses
     return settings

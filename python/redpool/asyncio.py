@@ -73,9 +73,7 @@ class _AsyncPoolView(_sync._PoolView):
     @classmethod
     def of(cls, view: _sync._PoolView) -> "_AsyncPoolView":
         """The same pool, seen by an asyncio client."""
-        mirror = cls(view._pool, view._settings, view._codec)
-        mirror.connection_kwargs = view.connection_kwargs
-        return mirror
+        return cls(view._pool, view._settings, view._codec)
 
     async def disconnect(self, inuse_connections: bool = True) -> None:  # type: ignore[override]
         """See :meth:`redpool.client._PoolView.disconnect`."""

@@ -38,7 +38,9 @@ class _PoolView:
         self._pool = pool
         self._settings = settings
         self._codec = codec
-        self.connection_kwargs: Dict[str, Any] = dict(settings.connection_kwargs)
+        # The protocol the pool speaks, however it was set (argument, URL, REDIS_PROTOCOL).
+        self.connection_kwargs: Dict[str, Any] = {**settings.connection_kwargs,
+                                                  "protocol": pool.protocol}
 
     @property
     def max_connections(self) -> int:
@@ -233,7 +235,6 @@ class Redis(PoolMethods, redis.Redis):
         self._codec = Codec(settings.encoding, settings.encoding_errors,
                             settings.decode_responses, pool.protocol, settings.legacy_responses)
         self.connection_pool = _PoolView(pool, settings, self._codec)
-        self.connection_pool.connection_kwargs["protocol"] = pool.protocol
         self.response_callbacks = self._codec.callbacks
         self.connection = None
         # Closing the client closes a dedicated pool it made; a shared one, or one given as
@@ -267,9 +268,8 @@ class Redis(PoolMethods, redis.Redis):
         """One command on the single-connection client's connection (one caller at a time). A
         connection error, timeout or protocol error closes that connection: the next command
         checks out a new one, as redis-py's client reconnects (session state set on the old one
-        is gone). An
-        authentication error is the server's answer (a refused AUTH, NOAUTH) on a connection
-        that still works, which is kept."""
+        is gone). An authentication error is the server's answer (a refused AUTH, NOAUTH) on a
+        connection that still works, which is kept."""
         with self._single_lock:
             conn = self._single
             if conn is None:
