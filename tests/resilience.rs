@@ -439,7 +439,11 @@ fn idle_connections_are_kept_alive_and_checked_before_reuse() {
 fn health_reports_transitions_once_each() {
     with_timeout(LIMIT, || {
         let server = RedisServer::start();
-        let pool = pool_at(&server.url(), &unique_name("health"), "max_connections=2");
+        let pool = pool_at(
+            &server.url(),
+            &unique_name("health"),
+            "max_connections=2&health_degraded_latency=250ms&health_unhealthy_latency=2s",
+        );
         let events = record_events(&pool);
         let report = pool.health();
         assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
@@ -456,23 +460,18 @@ fn health_reports_transitions_once_each() {
         }
         assert_eq!(pool.health().status, HealthStatus::Healthy);
 
-        let slow_server = |seconds: &'static str| {
-            let port = server.port();
-            let t = thread::spawn(move || {
-                support::RawClient::connect(port, None)
-                    .unwrap()
-                    .cmd_str(&["DEBUG", "SLEEP", seconds]);
-            });
-            thread::sleep(Duration::from_millis(15));
-            t
+        // CLIENT PAUSE answers once the pause is in force, so the PING that follows is held for
+        // (almost) the whole pause however slow this machine is; the thresholds leave a wide
+        // margin on both sides.
+        let pause_server = |millis: &str| {
+            let reply = server.raw().cmd_str(&["CLIENT", "PAUSE", millis, "ALL"]);
+            assert_eq!(reply.as_str(), Some("OK"), "{reply:?}");
         };
-        let t = slow_server("0.075");
+        pause_server("1000");
         let report = pool.health();
-        t.join().unwrap();
         assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
-        let t = slow_server("0.3");
+        pause_server("3000");
         let report = pool.health();
-        t.join().unwrap();
         assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
         assert_eq!(pool.health().status, HealthStatus::Healthy);
         assert_eq!(pool.health().status, HealthStatus::Healthy);
