@@ -33,57 +33,11 @@ if [ -z "${REDIS_URL:-}" ]; then
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools
     fi
 
-    REDIS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/redpool-demo.XXXXXX")"
-    REDIS_PID=""
-    REDIS_PORT=""
-    stop_redis() {
-        if [ -n "$REDIS_PID" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
-            redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 \
-                || kill "$REDIS_PID" 2>/dev/null || true
-        fi
-        if [ -n "$REDIS_PID" ]; then
-            wait "$REDIS_PID" 2>/dev/null || true # reap it: no zombie left behind
-        fi
-        REDIS_PID=""
-    }
-    cleanup() {
-        stop_redis
-        rm -rf "$REDIS_DIR"
-    }
-    trap cleanup EXIT
+    source examples/throwaway_redis.sh
+    trap stop_throwaway_redis EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-
-    free_port() {
-        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-    }
-
-    # A free port can be taken by someone else before redis binds it: retry with a new one.
-    for attempt in 1 2 3 4 5; do
-        REDIS_PORT="$(free_port)"
-        redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-            --dir "$REDIS_DIR" --logfile "$REDIS_DIR/redis.log" --daemonize no &
-        REDIS_PID=$!
-        ready=""
-        for _ in $(seq 100); do # up to ~10 s
-            if [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null || true)" = "PONG" ]; then
-                ready=1
-                break
-            fi
-            kill -0 "$REDIS_PID" 2>/dev/null || break # it exited (port clash?)
-            sleep 0.1
-        done
-        [ -n "$ready" ] && break
-        echo "demo.sh: redis-server on port $REDIS_PORT did not start (attempt $attempt):" >&2
-        tail -n 5 "$REDIS_DIR/redis.log" >&2 2>/dev/null || true
-        stop_redis
-    done
-    if [ -z "$ready" ]; then
-        echo "demo.sh: could not start redis-server" >&2
-        exit 1
-    fi
-    echo "demo.sh: started redis-server $(redis-server --version | sed -n "s/.*v=\([^ ]*\).*/\1/p") on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID)"
-    export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+    start_throwaway_redis demo.sh
 fi
 
 # Not exec: the EXIT trap must still stop the server afterwards.

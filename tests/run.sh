@@ -110,12 +110,22 @@ stage_python() {
     bash python/tests/redis_py_suite/run.sh "$venv/bin/python" --legacy-responses false
 }
 
+# Stage: the install paths the README shows for C and Python (tests/install_paths.sh): the C
+# release tarball and the Python wheel and sdist built with the README's commands, each installed
+# into a fresh directory or virtualenv (cargo off PATH where the path needs none) and used against
+# a throwaway server. Node's (npm pack into a fresh app) runs in the Node stage.
+stage_install_paths() {
+    banner "install paths: C release tree, Python wheel and sdist"
+    bash tests/install_paths.sh
+}
+
 main() {
     local started=$SECONDS
     stage_prerequisites
     stage_rust
     stage_python
     stage_node
+    stage_install_paths
     banner "all stages passed in $((SECONDS - started)) s (repo: $REPO_ROOT)"
 }
 
