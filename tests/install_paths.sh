@@ -3,7 +3,9 @@
 # built with the README's command, then installed into a fresh directory or virtualenv and used
 # for a real command against a throwaway redis-server. Where the path claims to need no Rust
 # (the C release tree, the wheel), every directory holding cargo or rustc is taken off PATH.
-# (Node's path, `npm pack` installed into a fresh app, is node/test/install.test.mjs.)
+# The Rust paths (the crate as a path dependency of a fresh project, `cargo install --path cli`)
+# need cargo by nature. (Node's path, `npm pack` installed into a fresh app, is
+# node/test/install.test.mjs.)
 #
 #   bash tests/install_paths.sh
 #
@@ -113,8 +115,9 @@ check_python() {
 
     step "Python: the wheel into a fresh venv, without Rust"
     without_rust python3 -m venv "$WORK/py-wheel"
-    without_rust "$WORK/py-wheel/bin/python" -m pip install -q "$REPO_ROOT/$wheel"
+    without_rust "$WORK/py-wheel/bin/python" -m pip install -q "$REPO_ROOT/$wheel[prometheus]"
     (cd "$WORK" && without_rust "$WORK/py-wheel/bin/python" -c "$PYTHON_CHECK" "$REDIS_URL" wheel)
+    (cd "$WORK" && without_rust "$WORK/py-wheel/bin/python" -c "import redpool.prometheus, prometheus_client")
 
     step "Python: the sdist into a fresh venv (builds from source)"
     fresh_venv "$WORK/py-sdist"
@@ -129,10 +132,48 @@ check_python() {
     echo "Python: $(basename "$wheel") and $(basename "$sdist") install and work"
 }
 
+# Rust: a fresh cargo project with redpool as a path dependency (as the README shows) running a
+# SET and a GET; the CLI installed with `cargo install --path cli` and run. Both share the
+# repository's target directory (cargo's cache; the project and the install are still fresh).
+check_rust() {
+    step "Rust: the crate as a dependency of a fresh project"
+    local app="$WORK/rust-app"
+    mkdir -p "$app/src"
+    cat > "$app/Cargo.toml" <<TOML
+[package]
+name = "install-check"
+version = "0.1.0"
+edition = "2024"
+
+[dependencies]
+redpool = { path = "$REPO_ROOT" }
+TOML
+    cat > "$app/src/main.rs" <<'RUST'
+use redpool::{Value, cmd};
+
+fn main() -> Result<(), redpool::Error> {
+    let url = std::env::var("REDIS_URL").expect("REDIS_URL");
+    let pool = redpool::shared(&url)?;
+    pool.execute(cmd("SET").arg("install:rust").arg("crate"))?;
+    let value = pool.execute(cmd("GET").arg("install:rust"))?;
+    assert_eq!(value, Value::BulkString(b"crate".to_vec()));
+    println!("redpool {} as a dependency: GET -> crate", redpool::VERSION);
+    Ok(())
+}
+RUST
+    (cd "$app" && CARGO_TARGET_DIR="$REPO_ROOT/target" cargo run --quiet)
+
+    step "Rust: cargo install --path cli"
+    CARGO_TARGET_DIR="$REPO_ROOT/target" cargo install --quiet --path cli --root "$WORK/cli"
+    without_rust "$WORK/cli/bin/redpool" health "$REDIS_URL"
+    echo "Rust: the crate and the CLI install and work"
+}
+
 main() {
     start_throwaway_redis install_paths.sh
     check_c
     check_python
+    check_rust
 }
 
 main "$@"
