@@ -55,15 +55,15 @@ fi
 PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip install -q ./python
 .venv/bin/python examples/demo_python.py
 
-# The Node side, on the same server: builds the addon first if node/ was never installed.
+# The Node side, on the same server: node/'s dependencies (with the napi CLI) if never installed,
+# then the addon built into node/ (npm run build: napi build --release, quick once cargo has it).
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
     echo
     echo "demo.sh: the Node client (examples/demo_node.mjs)"
     if [ ! -d node/node_modules ]; then
-        (cd node && npm ci --no-audit --no-fund --omit=dev)
-    else
-        node node/scripts/install.js
+        (cd node && npm ci --no-audit --no-fund)
     fi
+    (cd node && npm run build)
     node examples/demo_node.mjs
 else
     echo "demo.sh: node/npm not found; skipping the Node demo"

@@ -17,4 +17,4 @@ module.exports.ReplyError = ReplyError;
 module.exports.RedpoolError = RedpoolError;
 module.exports.metrics = metrics;
 module.exports.version = require('./package.json').version;
-module.exports.nativeVersion = require('./lib/native').load().version();
+module.exports.nativeVersion = require('./native').version();

@@ -15,7 +15,7 @@
  * prom-client is an optional peer dependency: nothing here loads it unless `register()` is called
  * without a registry.
  */
-const native = require('./lib/native').load();
+const native = require('./native');
 const { fromNative } = require('./lib/errors');
 
 /** The Prometheus text of every pool; an addon error (ERR_INTERNAL for a bug) keeps its `.code`. */

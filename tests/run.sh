@@ -59,11 +59,13 @@ stage_rust() {
     cargo test
 }
 
-# Stage: the Node package (node/): `npm ci` installs the dev dependencies and its install script
-# builds the native addon (bindings/node) with cargo; then node's test runner runs node/test
-# against real redis-server processes. Needs node >= 20 and npm.
+# Stage: the Node package (node/): `npm ci` installs the dependencies (with the napi-rs CLI; the
+# package has no install script, so it builds nothing), `npm run build` builds the release addon
+# (bindings/node) with `napi build` into node/; then node's test runner runs node/test against real
+# redis-server processes (install.test.mjs also packs the package and installs the tarball into a
+# fresh app). Needs node >= 20 and npm.
 stage_node() {
-    banner "Node: npm ci + node --test"
+    banner "Node: npm ci + npm run build + node --test"
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
         echo "run.sh: node and npm (Node >= 20) are needed for the Node package tests" >&2
         exit 1

@@ -14,7 +14,7 @@ const crypto = require('node:crypto');
 const util = require('node:util');
 const { isMainThread, threadId } = require('node:worker_threads');
 
-const native = require('./native').load();
+const native = require('../native');
 const commands = require('./commands');
 const errors = require('./errors');
 const { parse, checkoutOptions, FROM_ENV } = require('./options');

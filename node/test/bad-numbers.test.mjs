@@ -12,7 +12,7 @@ import Redis, { ReplyError } from 'redpool';
 import { startServer } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
-const native = require('../lib/native.js').load();
+const native = require('../native.js');
 const { fromNative } = require('../lib/errors.js');
 
 /** The bad values of every number; `0.5` only where a whole number is meant. */
@@ -289,7 +289,7 @@ test('the addon refuses bad numbers even when the JS checks are bypassed', async
 test('the process survives: BLPOP 1e20 and panics in the addon are coded errors', () => {
   const script = `
     const Redis = require('redpool');
-    const native = require(${JSON.stringify(fileURLToPath(new URL('../lib/native.js', import.meta.url)))}).load();
+    const native = require(${JSON.stringify(fileURLToPath(new URL('../native.js', import.meta.url)))});
     const { fromNative } = require(${JSON.stringify(fileURLToPath(new URL('../lib/errors.js', import.meta.url)))});
     const code = async (call) => { try { await call(); return 'no error'; } catch (err) { return err.code; } };
     (async () => {

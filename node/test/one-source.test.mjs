@@ -8,7 +8,7 @@ import { startServer, freePort } from './helpers.mjs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const native = require('../lib/native.js').load();
+const native = require('../native.js');
 const { fromNative } = require('../lib/errors.js');
 
 let server;

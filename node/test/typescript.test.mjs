@@ -9,7 +9,7 @@ import { version, nativeVersion } from 'redpool';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-test('tsc --noEmit compiles a TypeScript example against index.d.ts', () => {
+test('tsc --noEmit compiles a TypeScript example against index.d.ts, and the generated native.d.ts', () => {
   execFileSync(process.execPath, [`${root}/node_modules/typescript/bin/tsc`, '-p', `${root}/test/fixtures/tsconfig.json`], { stdio: 'pipe' });
 });
 

@@ -8,11 +8,14 @@
 
 use napi::bindgen_prelude::*;
 use napi::sys;
+use napi_derive::napi;
 use redpool::{Cmd, Value};
 
 use crate::errors::Failure;
 
-/// One command's arguments (name first), as JS passes them: strings or Buffers.
+/// One command's arguments (name first), as JS passes them: strings or Buffers. `#[napi]` makes
+/// it a type of native.d.ts (the functions taking it name it there).
+#[napi]
 pub type JsArgs = Vec<Either<String, Buffer>>;
 
 /// Builds a core command from JS arguments.

@@ -38,6 +38,8 @@ pub struct PoolEvent {
 }
 
 /// The JS callback events go to: called with one `PoolEvent`, unref'd, errors not passed in.
+/// `#[napi]` makes it a type of native.d.ts (the pool's constructor names it there).
+#[napi]
 pub type EventSink = ThreadsafeFunction<PoolEvent, (), PoolEvent, Status, false, true>;
 
 fn count(n: usize) -> Option<u32> {
