@@ -76,6 +76,14 @@ stage_node() {
         npm ci --no-audit --no-fund
         # Rebuild: an addon left from an older checkout would load, and be tested, otherwise.
         npm run build
+        # The build regenerates the committed loader and declarations from the addon: a
+        # difference means the addon changed and they were not committed with it.
+        if git rev-parse --is-inside-work-tree >/dev/null 2>&1 \
+            && ! git diff --quiet -- native.js native.d.ts; then
+            git diff --stat -- native.js native.d.ts
+            echo "run.sh: node/native.js or node/native.d.ts differ from what the addon generates; commit them" >&2
+            exit 1
+        fi
         node --test
     )
 }
