@@ -53,6 +53,10 @@ def scenarios():
                                           (1, 100, 300_000, "pipeline 100")]:
                 out.append(Scenario("python", f"{command.upper()} {size_name}, {name}", command,
                                     conc, pipe, size, ops, py_clients))
+    # asyncio: redpool.asyncio against redis.asyncio; the concurrency is the number of tasks.
+    for conc, ops, name in [(1, 20_000, "1 task"), (100, 60_000, "100 tasks")]:
+        out.append(Scenario("python", f"asyncio GET 1 B, {name}", "get", conc, 1, 1, ops,
+                            py_clients, extra=["--asyncio"]))
     node_clients = ["redpool", "ioredis", "node-redis"]
     for conc, pipe, ops, name in [(1, 1, 40_000, "awaited"), (8, 1, 120_000, "8 callers"),
                                   (1, 100, 400_000, "100 in flight"),
@@ -73,7 +77,8 @@ def driver_command(s, client, port, ops, keys, max_seconds):
     if s.lang == "c":
         return [os.path.join(BUILD, "c", f"bench_{client}")] + common + workload
     if s.lang == "python":
-        return [sys.executable, os.path.join(BENCH, "python", "bench.py"), "--client", client] + common + workload
+        return ([sys.executable, os.path.join(BENCH, "python", "bench.py"), "--client", client]
+                + common + workload + s.extra)
     if s.lang == "node":
         return ["node", os.path.join(BENCH, "node", "bench.js"), "--client", client] + common + workload
     exe = os.path.join(BENCH, "rust", "target", "release", "redpool-bench")
@@ -147,6 +152,8 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--only", default="c,python,node,rust")
+    p.add_argument("--labels", default="",
+                   help="only the scenarios whose label contains this text (default: all)")
     p.add_argument("--out", required=True)
     p.add_argument("--quick", action="store_true", help="every scenario once, tiny")
     args = p.parse_args()
@@ -154,7 +161,7 @@ def main():
     reps = 1 if args.quick else args.reps
     keys = 1000 if args.quick else 10_000
     max_seconds = 5.0 if args.quick else 10.0
-    todo = [s for s in scenarios() if s.lang in langs]
+    todo = [s for s in scenarios() if s.lang in langs and args.labels in s.label]
     loaded_size = None
     started = time.monotonic()
     with open(args.out, "w") as out:

@@ -20,6 +20,8 @@ TARGETS = [
     ("python", "GET 1 B, 1 thread", "limit", 0.8),
     ("python", "GET 1 B, 8 threads", "peer:redis-py", 3.0),
     ("python", "GET 1 B, pipeline 100", "peer:redis-py", 3.0),
+    ("python", "asyncio GET 1 B, 1 task", "peer:redis-py", 1.5),
+    ("python", "asyncio GET 1 B, 100 tasks", "peer:redis-py", 3.0),
     ("node", "GET, 100 in flight", "peer:ioredis", 2.0),
     ("node", "GET, awaited", "peer:ioredis", 1.0),
     ("c", "GET, 1 caller", "peer:hiredis", 0.95),

@@ -22,6 +22,8 @@ def parse_args(clients):
     p.add_argument("--ops", type=int, default=10000)
     p.add_argument("--keys", type=int, default=10000, help="preloaded keys key:%%012d below this")
     p.add_argument("--max-seconds", type=float, default=30.0)
+    p.add_argument("--asyncio", action="store_true",
+                   help="the asyncio clients; --concurrency is then the number of tasks")
     return p.parse_args()
 
 
@@ -104,6 +106,56 @@ def run(lang, client_name, client, args):
     ops = sum(done)
     if failures or ops == 0:
         raise SystemExit(f"{client_name}: failed: {failures[:1]}")
+    print(json.dumps({
+        "lang": lang, "scenario": args.scenario, "label": args.label, "client": client_name,
+        "concurrency": args.concurrency, "pipeline": args.pipeline, "value_size": args.size,
+        "ops": ops, "seconds": round(seconds, 6), "ops_per_sec": round(ops / seconds, 1),
+        "cpu_us_per_op": round(cpu * 1e6 / ops, 4),
+    }), flush=True)
+
+
+def run_async(lang, client_name, make_client, args):
+    """Runs args.ops GETs or SETs over args.concurrency asyncio tasks of one event loop, each
+    awaiting its commands one at a time, and prints the JSON line (as :func:`run`)."""
+    import asyncio
+
+    keys = [b"key:%012d" % i for i in range(args.keys)]
+    value = b"x" * args.size
+    nkeys, is_set = args.keys, args.scenario == "set"
+
+    async def main():
+        client = make_client(args)
+        done = [0] * args.concurrency
+        deadline = [0.0]
+
+        async def one(i):
+            key = keys[i % nkeys]
+            ok = (await client.set(key, value)) if is_set else (await client.get(key)) == value
+            if not ok:
+                raise SystemExit(f"bad reply for {key!r}")
+
+        async def task(t):
+            mine = args.ops // args.concurrency + (1 if t < args.ops % args.concurrency else 0)
+            i = t * 7919  # tasks start at different keys
+            for b in range(mine):
+                if b % 64 == 0 and time.monotonic() > deadline[0]:
+                    break
+                await one(i)
+                i += 1
+                done[t] += 1
+
+        # Connect (and open every connection the tasks will use) outside the timed part.
+        await asyncio.gather(*(one(t) for t in range(args.concurrency)))
+        deadline[0] = time.monotonic() + args.max_seconds
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        await asyncio.gather(*(task(t) for t in range(args.concurrency)))
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        await client.aclose()
+        return sum(done), seconds, cpu
+
+    ops, seconds, cpu = asyncio.run(main())
+    if ops == 0:
+        raise SystemExit(f"{client_name}: failed: no operation completed")
     print(json.dumps({
         "lang": lang, "scenario": args.scenario, "label": args.label, "client": client_name,
         "concurrency": args.concurrency, "pipeline": args.pipeline, "value_size": args.size,
