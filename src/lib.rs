@@ -36,6 +36,7 @@ pub mod retry;
 pub mod sizing;
 mod sync;
 mod tls;
+pub mod workers;
 
 pub use breaker::{BreakerConfig, BreakerState};
 pub use command::blocking::{BLOCK_FOREVER, blocking_reply_timeout};

@@ -12,6 +12,9 @@ const LAYERS: &[&str] = &[
     "error",
     "sync",
     "fork",
+    // Generic worker threads for the bindings' non-blocking calls (they hold their lock across
+    // fork()).
+    "workers",
     "clock",
     "random",
     "resp",

@@ -13,13 +13,12 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use parking_lot::Mutex;
-use redpool::PooledConnection;
+use redpool::{PooledConnection, workers};
 
 use crate::convert::{self, JsArgs, Replies, Reply};
 use crate::errors::{self, OrThrow};
 use crate::pool::blocking_timeout;
 use crate::task;
-use crate::workers;
 
 type Slot = Arc<Mutex<Option<PooledConnection>>>;
 

@@ -2,9 +2,10 @@
 //! mapping). The ioredis-compatible client, auto-pipelining and reply shapes live in JS
 //! (`node/lib`); pooling, retries, the breaker and health live in the core.
 //!
-//! Threading: nothing here waits on the main thread. Calls that can wait run on the addon's own
-//! worker threads ([`workers`]), never on libuv's small shared pool; their results become JS values
-//! on the main thread when the promise settles ([`task`]).
+//! Threading: nothing here waits on the main thread. Calls that can wait run on the core's worker
+//! threads ([`redpool::workers`], which the Python binding's asyncio calls use too), never on
+//! libuv's small shared pool; their results become JS values on the main thread when the promise
+//! settles ([`task`]).
 //!
 //! Node never aborts because of the addon: a panic unwinding into Node would abort the process, so
 //! every `#[napi]` function and method is a panic boundary (its body in [`errors::guard`] or
@@ -23,7 +24,6 @@ mod numbers;
 mod pool;
 mod stats;
 mod task;
-mod workers;
 
 use napi::bindgen_prelude::{Either, Env, Object, Result, ToNapiValue};
 use napi::sys;

@@ -1,4 +1,4 @@
-//! Promise-returning calls: the work runs on a [`crate::workers`] thread, the JS value is built on
+//! Promise-returning calls: the work runs on a [`redpool::workers`] thread, the JS value is built on
 //! the main thread when the promise settles.
 //!
 //! Each pending promise holds a ref'd threadsafe function (napi-rs's `JsDeferred`), so a command in
@@ -12,9 +12,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use napi::bindgen_prelude::*;
 use napi::sys;
+use redpool::workers;
 
 use crate::errors::{self, Failure};
-use crate::workers;
 
 type Resolver<T> = Box<dyn FnOnce(Env) -> Result<Guarded<T>> + Send>;
 
