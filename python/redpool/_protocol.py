@@ -110,11 +110,17 @@ class Codec:
                 packed.append(value if type(value) is bytes else bytes(value))
         return packed
 
-    def run(self, target: Target, args: Sequence[Any], options: Dict[str, Any]) -> Any:
-        """One command on ``target`` with redis-py's ``parse_response`` semantics."""
-        packed = self.pack(args)
+    def request(self, args: Sequence[Any],
+                options: Dict[str, Any]) -> Tuple[List[bytes], Optional[Tuple[str, str]]]:
+        """The packed command and how the native module decodes its reply (``NEVER_DECODE``
+        taken out of ``options``): the arguments of a native ``execute``."""
         decode = None if NEVER_DECODE in options else self.decode
         options.pop(NEVER_DECODE, None)
+        return self.pack(args), decode
+
+    def run(self, target: Target, args: Sequence[Any], options: Dict[str, Any]) -> Any:
+        """One command on ``target`` with redis-py's ``parse_response`` semantics."""
+        packed, decode = self.request(args, options)
         try:
             # A blocking command's reply timeout is the core's (blocking_reply_timeout).
             response = target.execute(packed, decode)

@@ -12,7 +12,7 @@ import re
 import threading
 import traceback
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Generator, List, Optional, Sequence, Tuple
 
 import redis
 import redis.asyncio
@@ -26,6 +26,9 @@ from ._protocol import Codec, Command, Target
 from .exceptions import ConfigError, ExecAbortError, from_server_reply
 
 __all__ = ["Redis", "StrictRedis", "Pipeline", "PooledConnection", "get_client"]
+
+#: A native call a pipeline asks for: the name of a target's method and its arguments.
+Request = Tuple[str, Tuple[Any, ...]]
 
 
 class _PoolView:
@@ -525,6 +528,25 @@ class Pipeline(redis.client.Pipeline):
     def execute(self, raise_on_error: bool = True) -> List[Any]:
         """Sends the queued commands; returns one value per command (server errors raise the
         first one, or stay in place as exceptions with ``raise_on_error=False``)."""
+        steps = self._execute_steps(raise_on_error)
+        try:
+            request = next(steps)
+            while True:
+                method, arguments = request
+                try:
+                    reply = getattr(self._target(), method)(*arguments)
+                except BaseException as error:
+                    request = steps.throw(error)
+                else:
+                    request = steps.send(reply)
+        except StopIteration as stop:
+            return stop.value
+
+    def _execute_steps(self, raise_on_error: bool) -> Generator[Request, Any, List[Any]]:
+        """What :meth:`execute` does, without its I/O: yields the native call to make (the name
+        of a ``pipeline`` or ``transaction`` method of the target, and its arguments) and takes
+        its reply, or its exception, back; returns the results. The sync pipeline makes the call
+        itself, the asyncio one submits it (``redpool.asyncio``)."""
         stack = self.command_stack
         if not stack and not self.watching:
             return []
@@ -532,19 +554,19 @@ class Pipeline(redis.client.Pipeline):
             if self.scripts:
                 self.load_scripts()
             if self.transaction or self.explicit_transaction:
-                return self._run_transaction(stack, raise_on_error)
-            return self._run_pipeline(stack, raise_on_error)
+                return (yield from self._run_transaction(stack, raise_on_error))
+            return (yield from self._run_pipeline(stack, raise_on_error))
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
             self._lost(error)
             raise
         finally:
             self.reset()
 
-    def _run_pipeline(self, stack: Sequence[Command], raise_on_error: bool) -> List[Any]:
+    def _run_pipeline(self, stack: Sequence[Command],
+                      raise_on_error: bool) -> Generator[Request, Any, List[Any]]:
         codec = self._client._codec
         raw = [i for i, (_, options) in enumerate(stack) if redis.client.NEVER_DECODE in options]
-        replies = self._target().pipeline([codec.pack(args) for args, _ in stack],
-                                          codec.decode, raw)
+        replies = yield ("pipeline", ([codec.pack(args) for args, _ in stack], codec.decode, raw))
         results = []
         for (args, options), reply in zip(stack, replies):
             if isinstance(reply, redis.exceptions.ConnectionError):
@@ -592,12 +614,12 @@ class Pipeline(redis.client.Pipeline):
         self.annotate_exception(rejected, number, sent[index][0])
         return rejected
 
-    def _run_transaction(self, stack: Sequence[Command], raise_on_error: bool) -> List[Any]:
+    def _run_transaction(self, stack: Sequence[Command],
+                         raise_on_error: bool) -> Generator[Request, Any, List[Any]]:
         codec = self._client._codec
         sent = [command for command in stack if redis.client.EMPTY_RESPONSE not in command[1]]
         try:
-            replies = self._target().transaction([codec.pack(args) for args, _ in sent],
-                                                 codec.decode)
+            replies = yield ("transaction", ([codec.pack(args) for args, _ in sent], codec.decode))
         except ExecAbortError as error:
             raise self._rejected_command(error, stack, sent) from None
         self.watching = False
