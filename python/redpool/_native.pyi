@@ -4,7 +4,7 @@ Use the ``redpool`` package instead: it builds on these classes."""
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, final
 
-__all__ = ["Connection", "Pool", "metrics_text", "__version__"]
+__all__ = ["Completions", "Connection", "Pool", "metrics_text", "__version__"]
 
 __version__: str
 
@@ -32,6 +32,19 @@ class Pool:
         self, commands: Sequence[_Args], decode: _Decode = None, raw: Sequence[int] = ...
     ) -> List[Any]: ...
     def transaction(self, commands: Sequence[_Args], decode: _Decode = None) -> Optional[List[Any]]: ...
+    def submit_execute(
+        self, completions: "Completions", token: int, args: _Args, decode: _Decode = None,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """``execute`` without waiting: the result goes to ``completions`` under ``token``."""
+    def submit_pipeline(
+        self, completions: "Completions", token: int, commands: Sequence[_Args],
+        decode: _Decode = None, raw: Sequence[int] = ...,
+    ) -> None: ...
+    def submit_transaction(
+        self, completions: "Completions", token: int, commands: Sequence[_Args],
+        decode: _Decode = None,
+    ) -> None: ...
     def acquire(
         self,
         timeout: Optional[float] = None,
@@ -93,3 +106,13 @@ class Connection:
     def __enter__(self) -> "Connection": ...
     def __exit__(self, *exc: Any) -> None: ...
 
+
+@final
+class Completions:
+    """The completion queue of one event loop: ``fileno()`` becomes readable when submitted
+    calls have finished; ``drain()`` returns them all as ``(token, ok, value)``, ``value`` the
+    reply, or the exception instance when ``ok`` is false."""
+
+    def __new__(cls) -> "Completions": ...
+    def fileno(self) -> int: ...
+    def drain(self) -> List[Tuple[int, bool, Any]]: ...

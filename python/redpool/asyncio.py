@@ -1,12 +1,24 @@
 """``redpool.asyncio.Redis``: redis-py's asyncio client (``redis.asyncio.Redis``) on redpool's
 pool, with the same methods as awaitables.
 
-Every native call runs on a worker thread (a shared pool of up to :data:`MAX_WORKERS` threads),
-so the event loop never blocks. That also makes it cancellation-safe by construction: cancelling
-an await abandons the wait, while the call itself finishes on its thread and the pool takes its
-connection back only after the reply was read completely. A cancelled command can therefore
-never leave an unread reply for the next caller (the redis-py CVE-2023-28858/28859 scenario); it
-may still have been applied by the server, as with any client.
+Commands, pipelines and transactions never block the event loop and make no thread hop of
+Python code: the loop's thread packs the command, hands it to the native pool without waiting
+(``Pool.submit_*``) and awaits a future. The call runs on the core's worker threads without the
+GIL; its result goes to a native completion queue of the event loop (one per loop), whose
+descriptor the loop watches (``add_reader``); one reader callback turns every finished call into
+Python values and settles the futures, and redis-py's response callbacks then run on the loop's
+thread, as in redis.asyncio.
+
+That also makes it cancellation-safe by construction: cancelling an await abandons the future,
+while the call itself finishes on its thread and the pool takes its connection back only after
+the reply was read completely (its result is dropped when the queue is drained). A cancelled
+command can therefore never leave an unread reply for the next caller (the redis-py
+CVE-2023-28858/28859 scenario); it may still have been applied by the server, as with any client.
+
+Checked-out connections (``acquire()``, a WATCHing pipeline, a single-connection client),
+pipelines with scripts and the rare calls (health, close) run the sync code on a worker thread of
+an executor (a shared pool of up to :data:`MAX_WORKERS` threads), as do all calls on an event loop
+without ``add_reader`` (Windows' proactor loop).
 """
 
 from __future__ import annotations
@@ -14,21 +26,25 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Generator, List, Optional, TypeVar, Union
 
 import redis.asyncio
 import redis.asyncio.client
+from redis.client import EMPTY_RESPONSE
 
+from . import _native
 from . import client as _sync
 from .client import PoolMethods
 
 __all__ = ["Redis", "StrictRedis", "Pipeline", "PooledConnection", "get_client", "MAX_WORKERS"]
 
-#: Threads that run native calls for asyncio clients (shared by all of them). A call waiting for
-#: a connection or a reply occupies one; further calls queue for a free thread.
+#: Threads that run the sync calls of asyncio clients (checkouts, health, close; shared by all of
+#: them). A call waiting for a connection or a reply occupies one; further calls queue.
 MAX_WORKERS = 64
 
 _T = TypeVar("_T")
@@ -48,12 +64,86 @@ def _workers() -> ThreadPoolExecutor:
     return executor
 
 
+class _LoopCalls:
+    """The native completion queue of one event loop and the futures of its calls in flight.
+    Used only on the loop's thread. Only the loop holds it (through its reader), so it goes
+    away, with its descriptor, when the loop closes: it holds no reference to the loop itself,
+    and :data:`_per_loop` only a weak one."""
+
+    __slots__ = ("native", "waiting", "tokens", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.native = _native.Completions()
+        #: Futures by token, until their call's result is drained or their await cancelled.
+        self.waiting: Dict[int, "asyncio.Future[Any]"] = {}
+        self.tokens = itertools.count()
+        loop.add_reader(self.native.fileno(), self.drain)
+
+    def drain(self) -> None:
+        """The loop's reader: settles the future of every finished call. A call whose await
+        was cancelled has no future any more: its result is dropped. Never raises."""
+        waiting = self.waiting
+        try:
+            for token, ok, value in self.native.drain():
+                future = waiting.pop(token, None)
+                if future is None or future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        except Exception as error:  # pragma: no cover - a bug; the loop must keep running
+            try:
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "redpool: draining completed calls failed", "exception": error})
+            except Exception:
+                pass
+
+
+#: The completion queue of each event loop, both weakly held (the loop's reader holds the queue):
+#: a closed loop takes its queue and descriptor with it. None: the loop has no ``add_reader``.
+_per_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Optional[weakref.ref[_LoopCalls]]]" = (
+    weakref.WeakKeyDictionary()
+)
+#: Creates one queue per loop however many threads ask (reset in a forked child).
+_per_loop_lock = threading.Lock()
+
+
+def _calls(loop: asyncio.AbstractEventLoop) -> Optional[_LoopCalls]:
+    """The completion queue of ``loop``, made and registered on first use; None when calls on
+    this loop go through the executor instead."""
+    try:
+        ref = _per_loop.get(loop, _per_loop)
+    except TypeError:  # a loop that takes no weak reference: no queue to tie to it
+        return None
+    if ref is None:
+        return None
+    calls = ref() if ref is not _per_loop else None
+    if calls is not None:
+        return calls
+    with _per_loop_lock:
+        ref = _per_loop.get(loop)
+        calls = ref() if ref is not None else None
+        if calls is None:
+            try:
+                calls = _LoopCalls(loop)
+            except NotImplementedError:  # no add_reader (Windows' proactor loop)
+                _per_loop[loop] = None
+                return None
+            _per_loop[loop] = weakref.ref(calls)
+    return calls
+
+
 def _forget_workers() -> None:
-    """In a forked child the parent's worker threads do not exist: start afresh, with a new lock
-    (another parent thread may have held the old one at the time of the fork)."""
-    global _executor, _executor_lock
+    """In a forked child the parent's worker threads do not exist, and the parent's completion
+    queues (and their descriptors) are not the child's: start afresh, with new locks (another
+    parent thread may have held the old ones at the time of the fork). The child's loops get
+    queues of their own on first use."""
+    global _executor, _executor_lock, _per_loop, _per_loop_lock
     _executor = None
     _executor_lock = threading.Lock()
+    _per_loop = weakref.WeakKeyDictionary()
+    _per_loop_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -64,6 +154,31 @@ async def _off_loop(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _
     """Runs ``function`` on a worker thread; the await can be cancelled, the call cannot."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_workers(), functools.partial(function, *args, **kwargs))
+
+
+#: The non-waiting twin of each native call (same arguments after the queue and token).
+_SUBMIT = {"execute": "submit_execute", "pipeline": "submit_pipeline",
+           "transaction": "submit_transaction"}
+
+
+async def _native_call(pool: _native.Pool, method: str, *args: Any) -> Any:
+    """``pool.<method>(*args)`` (``execute``, ``pipeline`` or ``transaction``) without blocking
+    the loop: submitted to the worker threads, settled by the loop's completion queue."""
+    loop = asyncio.get_running_loop()
+    calls = _calls(loop)
+    if calls is None:
+        return await loop.run_in_executor(_workers(), functools.partial(getattr(pool, method), *args))
+    token = next(calls.tokens)
+    future = loop.create_future()
+    getattr(pool, _SUBMIT[method])(calls.native, token, *args)  # argument errors raise here
+    waiting = calls.waiting
+    waiting[token] = future
+    try:
+        return await future
+    except asyncio.CancelledError:
+        # The call runs to completion; its result is dropped when the queue is drained.
+        waiting.pop(token, None)
+        raise
 
 
 class _AsyncPoolView(_sync._PoolView):
@@ -150,7 +265,19 @@ class Redis(PoolMethods, redis.asyncio.Redis):
         await self.aclose()
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        result = await _off_loop(self._sync.execute_command, *args, **options)
+        sync = self._sync
+        if sync._single_connection:  # one checked-out connection, under a lock
+            result = await _off_loop(sync.execute_command, *args, **options)
+        else:
+            codec = sync._codec
+            packed, decode = codec.request(args, options)
+            try:
+                response = await _native_call(self._pool, "execute", packed, decode)
+            except redis.exceptions.ResponseError:
+                if EMPTY_RESPONSE in options:
+                    return options[EMPTY_RESPONSE]
+                raise
+            result = codec.parse(args[0], response, options)
         return await result if inspect.isawaitable(result) else result
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> "Pipeline":
@@ -318,7 +445,25 @@ class Pipeline(redis.asyncio.client.Pipeline):
         return await _off_loop(self._sync.immediate_execute_command, *args, **options)
 
     async def execute(self, raise_on_error: bool = True) -> List[Any]:
-        return await _off_loop(self._sync.execute, raise_on_error)
+        sync = self._sync
+        if sync._conn is not None or sync.scripts:
+            # On a checked-out connection, or with scripts to load first: the sync pipeline.
+            return await _off_loop(sync.execute, raise_on_error)
+        # The sync pipeline's steps, with its one native call submitted to the pool.
+        pool = sync._client._pool
+        steps = sync._execute_steps(raise_on_error)
+        try:
+            request = next(steps)
+            while True:
+                method, arguments = request
+                try:
+                    reply = await _native_call(pool, method, *arguments)
+                except BaseException as error:  # cancellation included: the steps reset
+                    request = steps.throw(error)
+                else:
+                    request = steps.send(reply)
+        except StopIteration as stop:
+            return stop.value
 
 
 _default_clients: Dict[bool, Redis] = {}

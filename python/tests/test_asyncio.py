@@ -4,7 +4,11 @@ cancellation that can never hand a caller another request's reply."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import random
+import threading
+import time
 
 import pytest
 import redis
@@ -131,3 +135,246 @@ def test_cancelled_commands_never_leave_a_reply_behind(server, oracle):
     # Commands that ran although their await was cancelled (cancelled in flight, not in queue):
     assert stats["commands"] - outcomes["done"] - KEYS > 20, (outcomes, stats)
     assert stats["in_use"] == 0 and stats["errors"]["protocol"] == 0
+
+
+# The native completion path (Pool.submit_*, one completion queue per event loop) ---------------
+
+
+def test_a_thousand_concurrent_tasks_each_get_their_own_reply(server, oracle):
+    """1000 tasks at once, each SETting and GETting its own key, among pipelines and
+    transactions: every reply belongs to its own call."""
+
+    async def one(r, i):
+        assert await r.set(f"own:{i}", f"v{i}") is True
+        assert await r.get(f"own:{i}") == f"v{i}", f"reply mix-up on own:{i}"
+        if i % 10 == 0:
+            pipe = r.pipeline(transaction=i % 20 == 0)
+            pipe.get(f"own:{i}").incr(f"n:{i}").hgetall(f"none:{i}")
+            assert await pipe.execute() == [f"v{i}", 1, {}]
+        return i
+
+    async def main():
+        r = redpool.asyncio.Redis.from_url(server.url, decode_responses=True, shared_pool=False,
+                                           max_connections=16)
+        done = await asyncio.gather(*(one(r, i) for i in range(1000)))
+        assert sorted(done) == list(range(1000))
+        calls = redpool.asyncio._calls(asyncio.get_running_loop())
+        assert calls is not None and calls.waiting == {}
+        assert r.pool_stats()["in_use"] == 0
+        await r.aclose()
+
+    run(main())
+
+
+def test_cancelled_in_flight_under_load_then_nothing_misrouted(server, oracle):
+    """Commands, pipelines and transactions cancelled right after they were submitted, or by a
+    timeout while in flight, with no proxy slowing anything down: afterwards every reply is its
+    own, and the results of the cancelled calls were dropped when their queue was drained."""
+    oracle.mset({f"key:{i}": f"val:{i}" for i in range(KEYS)})
+    rng = random.Random(17)
+
+    async def call(r, i):
+        kind = i % 3
+        if kind == 0:
+            assert await r.get(f"key:{i % KEYS}") == f"val:{i % KEYS}"
+        else:
+            pipe = r.pipeline(transaction=kind == 2)
+            pipe.get(f"key:{i % KEYS}").get(f"key:{(i + 1) % KEYS}")
+            assert await pipe.execute() == [f"val:{i % KEYS}", f"val:{(i + 1) % KEYS}"]
+
+    async def main():
+        r = redpool.asyncio.Redis.from_url(server.url, decode_responses=True, shared_pool=False,
+                                           max_connections=4, acquire_timeout=30)
+        loop = asyncio.get_running_loop()
+        cancelled = done = 0
+        for round_ in range(6):
+            tasks = [asyncio.create_task(call(r, rng.randrange(10 * KEYS))) for _ in range(600)]
+            for task in tasks:
+                if rng.random() < 0.5:
+                    if round_ % 2:
+                        loop.call_soon(task.cancel)
+                    else:
+                        loop.call_later(rng.uniform(0, 0.005), task.cancel)
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, asyncio.CancelledError):
+                    cancelled += 1
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    done += 1
+            # Timeouts cancel awaits in flight too.
+            for i in range(50):
+                try:
+                    await asyncio.wait_for(call(r, i), timeout=rng.uniform(0, 0.0005))
+                except asyncio.TimeoutError:
+                    cancelled += 1
+        # Every reply after that is its own.
+        checks = [call(r, i) for i in range(3 * KEYS)]
+        await asyncio.gather(*checks)
+        # The cancelled calls ran to completion; their results were dropped at drain.
+        calls = redpool.asyncio._calls(loop)
+        for _ in range(500):
+            if not calls.waiting:
+                break
+            await asyncio.sleep(0.01)
+        assert calls.waiting == {}
+        stats = r.pool_stats()
+        await r.aclose()
+        return cancelled, done, stats
+
+    cancelled, done, stats = run(main())
+    assert cancelled > 500 and done > 500, (cancelled, done)
+    assert stats["in_use"] == 0 and stats["errors"]["protocol"] == 0
+
+
+def test_errors_keep_their_classes_and_messages(server, oracle):
+    """Errors through the completion queue are the sync client's, class and message; an
+    exception raised by a redis-py response callback surfaces as it does there."""
+    sync = redpool.Redis.from_url(server.url)
+    oracle.set("s", "text")
+
+    async def main():
+        r = redpool.asyncio.Redis.from_url(server.url)
+        with pytest.raises(redis.exceptions.ResponseError) as raised:
+            await r.hset("s", "f", "v")
+        with pytest.raises(redis.exceptions.ResponseError) as sync_raised:
+            sync.hset("s", "f", "v")
+        assert type(raised.value) is type(sync_raised.value)
+        assert str(raised.value) == str(sync_raised.value)
+        with pytest.raises(redis.exceptions.NoScriptError):
+            await r.evalsha("0" * 40, 0)
+        # mget([]) gets redis-py's default for the server's error.
+        assert await r.mget([]) == []
+        pipe = r.pipeline(transaction=False)
+        pipe.set("p", 1).hset("s", "f", "v").get("p")
+        replies = await pipe.execute(raise_on_error=False)
+        assert replies[0] is True and isinstance(replies[1], redis.exceptions.ResponseError)
+        assert replies[2] == b"1"
+        # A callback that raises: INCRBYFLOAT's float() on a reply that is not a number.
+        r.response_callbacks["GET"] = lambda response, **options: float(response)
+        with pytest.raises(ValueError):
+            await r.get("s")
+        closed = redpool.asyncio.Redis(port=server.port, shared_pool=False)
+        await closed.close_pool(0)
+        with pytest.raises(redpool.PoolClosedError) as closed_raised:
+            await closed.get("k")
+        assert "closed" in str(closed_raised.value)
+        unreachable = redpool.asyncio.Redis(port=support_free_port(), shared_pool=False,
+                                            socket_connect_timeout=0.5, acquire_timeout=1)
+        with pytest.raises(redis.exceptions.ConnectionError) as refused:
+            await unreachable.get("k")
+        assert isinstance(refused.value, redpool.ConnectionError)
+
+    run(main())
+
+
+def support_free_port():
+    from support import free_port
+
+    return free_port()
+
+
+def test_fork_child_uses_asyncio_after_the_parent_did(server, oracle):
+    """The parent's worker threads and completion queues do not exist in a forked child: it
+    gets its own, on its own connections, and the parent goes on with its loop untouched."""
+    client = redpool.asyncio.Redis.from_url(server.url, shared_pool=False)
+
+    async def work(tag, n=200):
+        await asyncio.gather(*(client.set(f"{tag}:{i}", i) for i in range(n)))
+        values = await asyncio.gather(*(client.get(f"{tag}:{i}") for i in range(n)))
+        assert values == [str(i).encode() for i in range(n)]
+        pipe = client.pipeline()
+        pipe.incr(f"{tag}:n").incr(f"{tag}:n")
+        assert await pipe.execute() == [1, 2]
+        return True
+
+    async def parent_before_and_after_fork():
+        assert await work("parent")
+        loop = asyncio.get_running_loop()
+        assert redpool.asyncio._calls(loop) is not None
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: a loop of its own (the parent's is not the child's)
+            status = 1
+            try:
+                ok = asyncio.run(work("child"))
+                os.write(write, b"ok" if ok else b"bad")
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write)
+
+        def read_report():
+            with os.fdopen(read, "rb") as pipe:
+                return pipe.read()
+
+        report = await loop.run_in_executor(None, read_report)
+        _, status = os.waitpid(pid, 0)
+        assert await work("parent-after")
+        return report, status
+
+    report, status = run(parent_before_and_after_fork())
+    assert report == b"ok" and status == 0
+    assert oracle.get("child:7") == b"7" and oracle.get("child:n") == b"2"
+
+
+def test_two_event_loops_in_two_threads_share_one_client(server, oracle):
+    """One client used by two event loops at once, each in its own thread, each with its own
+    completion queue: every reply goes to its own loop and call."""
+    client = redpool.asyncio.Redis.from_url(server.url, decode_responses=True, shared_pool=False,
+                                            max_connections=4)
+    errors = []
+    queues = []
+
+    def thread(tag):
+        async def main():
+            queues.append(redpool.asyncio._calls(asyncio.get_running_loop()))
+            for round_ in range(5):
+                await asyncio.gather(*(client.set(f"{tag}:{i}", f"{tag}{i}") for i in range(200)))
+                got = await asyncio.gather(*(client.get(f"{tag}:{i}") for i in range(200)))
+                assert got == [f"{tag}{i}" for i in range(200)], f"{tag}: replies of another loop"
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=thread, args=(tag,)) for tag in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(queues) == 2 and queues[0] is not queues[1]
+
+
+def test_closed_loops_leak_no_descriptor(server, oracle):
+    """Each loop's queue (and its eventfd) goes with its loop, calls in flight when the loop
+    closed included: their completion finds nobody, and nothing raises."""
+    client = redpool.asyncio.Redis.from_url(server.url, shared_pool=False)
+
+    def eventfds():
+        count = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                count += "eventfd" in os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:  # the listing's own descriptor, closed already
+                pass
+        return count
+
+    async def leave_calls_in_flight():
+        await client.set("k", "v")
+        # Submitted, never awaited to the end: the loop closes with them in flight.
+        for _ in range(5):
+            asyncio.ensure_future(client.blpop(["nothing"], timeout=0.2))
+        await asyncio.sleep(0)
+
+    run(client.ping())
+    gc.collect()
+    before = eventfds()
+    for _ in range(20):
+        run(leave_calls_in_flight())
+    time.sleep(0.5)  # the BLPOPs end, their completions find closed loops
+    gc.collect()
+    assert eventfds() <= before
+    assert run(client.get("k")) == b"v"

@@ -1,8 +1,10 @@
 //! `redpool._native`: the PyO3 binding of the redpool core, used by the Python package in
-//! `python/`. It only converts types, releases the GIL around blocking calls and maps errors;
-//! every pooling decision is the core's.
+//! `python/`. It only converts types, releases the GIL around blocking calls (or runs them on the
+//! core's worker threads for asyncio, `completions.rs`) and maps errors; every pooling decision is
+//! the core's.
 
 mod blocking;
+mod completions;
 mod config;
 mod errors;
 mod events;
@@ -14,6 +16,8 @@ use pyo3::prelude::*;
 
 #[pymodule(gil_used = true)]
 mod _native {
+    #[pymodule_export]
+    use super::completions::Completions;
     #[pymodule_export]
     use super::pool::{Connection, Pool, metrics_text};
 

@@ -13,6 +13,7 @@ use pyo3::types::{PyDict, PyList};
 use redpool::{AcquireOptions, CallOptions, Error, ErrorKind, Holder, PooledConnection, Priority};
 
 use crate::blocking;
+use crate::completions::{Completions, Outcome};
 use crate::config::{self, Address};
 use crate::errors::IntoPyResult;
 use crate::events;
@@ -64,6 +65,29 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// One command from Python and its call options: `timeout` (seconds) is the reply timeout
+    /// and the call's deadline; without it a blocking command gets the core's
+    /// `blocking_reply_timeout`.
+    fn one_shot(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<(redpool::Cmd, CallOptions)> {
+        let cmd = reply::command(args)?;
+        let reply_timeout = match seconds(py, "timeout", timeout)? {
+            Some(timeout) => Some(timeout),
+            None => redpool::blocking_reply_timeout(&cmd, self.inner.config().socket_timeout())
+                .or_raise(py)?,
+        };
+        let options = CallOptions {
+            deadline: reply_timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
+            reply_timeout,
+            ..CallOptions::default()
+        };
+        Ok((cmd, options))
+    }
+
     fn open(py: Python<'_>, config: redpool::Config, shared: bool) -> PyResult<Pool> {
         // Creation opens `min_idle` connections: it may wait on the network.
         let inner = blocking::run(py, move || {
@@ -129,21 +153,69 @@ impl Pool {
         decode: Option<(String, String)>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let cmd = reply::command(args)?;
+        let (cmd, options) = self.one_shot(py, args, timeout)?;
         let decode = Decode::new(decode)?;
-        let reply_timeout = match seconds(py, "timeout", timeout)? {
-            Some(timeout) => Some(timeout),
-            None => redpool::blocking_reply_timeout(&cmd, self.inner.config().socket_timeout())
-                .or_raise(py)?,
-        };
-        let options = CallOptions {
-            deadline: reply_timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
-            reply_timeout,
-            ..CallOptions::default()
-        };
         let pool = self.inner.clone();
         let value = blocking::run(py, move || pool.execute_with(&cmd, options))?.or_raise(py)?;
         reply::to_python(py, value, decode.as_ref())
+    }
+
+    /// As `execute`, without waiting: the call runs on a worker thread and its result goes to
+    /// `completions` under `token` (see `Completions.drain`). Argument errors raise here.
+    #[pyo3(signature = (completions, token, args, decode=None, timeout=None))]
+    fn submit_execute<'py>(
+        &self,
+        py: Python<'py>,
+        completions: &Completions,
+        token: u64,
+        args: &Bound<'py, PyAny>,
+        decode: Option<(String, String)>,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let (cmd, options) = self.one_shot(py, args, timeout)?;
+        let decode = Decode::new(decode)?;
+        let pool = self.inner.clone();
+        completions.submit(token, decode, move || {
+            Outcome::One(pool.execute_with(&cmd, options))
+        });
+        Ok(())
+    }
+
+    /// As `pipeline`, without waiting (see `submit_execute`).
+    #[pyo3(signature = (completions, token, commands, decode=None, raw=Vec::new()))]
+    fn submit_pipeline<'py>(
+        &self,
+        completions: &Completions,
+        token: u64,
+        commands: &Bound<'py, PyAny>,
+        decode: Option<(String, String)>,
+        raw: Vec<usize>,
+    ) -> PyResult<()> {
+        let cmds = reply::commands(commands)?;
+        let decode = Decode::new(decode)?;
+        let pool = self.inner.clone();
+        completions.submit(token, decode, move || {
+            Outcome::Pipeline(pool.pipeline(&cmds), raw)
+        });
+        Ok(())
+    }
+
+    /// As `transaction`, without waiting (see `submit_execute`).
+    #[pyo3(signature = (completions, token, commands, decode=None))]
+    fn submit_transaction<'py>(
+        &self,
+        completions: &Completions,
+        token: u64,
+        commands: &Bound<'py, PyAny>,
+        decode: Option<(String, String)>,
+    ) -> PyResult<()> {
+        let cmds = reply::commands(commands)?;
+        let decode = Decode::new(decode)?;
+        let pool = self.inner.clone();
+        completions.submit(token, decode, move || {
+            Outcome::Transaction(pool.transaction(&cmds))
+        });
+        Ok(())
     }
 
     /// Sends `commands` in one round trip; one reply per command, server errors in place as
@@ -349,7 +421,7 @@ pub fn metrics_text(py: Python<'_>) -> String {
 }
 
 /// Pipeline replies as a list, decoding all but the `raw` indexes.
-fn pipeline_replies<'py>(
+pub fn pipeline_replies<'py>(
     py: Python<'py>,
     values: Vec<redpool::Value>,
     decode: Option<&Decode>,
