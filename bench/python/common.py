@@ -32,6 +32,16 @@ def cpu_seconds():
     return ru.ru_utime + ru.ru_stime
 
 
+def report(lang, client_name, args, ops, seconds, cpu):
+    """Prints the one JSON line of a measurement."""
+    print(json.dumps({
+        "lang": lang, "scenario": args.scenario, "label": args.label, "client": client_name,
+        "concurrency": args.concurrency, "pipeline": args.pipeline, "value_size": args.size,
+        "ops": ops, "seconds": round(seconds, 6), "ops_per_sec": round(ops / seconds, 1),
+        "cpu_us_per_op": round(cpu * 1e6 / ops, 4),
+    }), flush=True)
+
+
 def make_batch(client, args):
     """A function running one batch (one command, or one pipeline of args.pipeline) from a key
     index; it checks the replies, so a miss or a wrong reply fails the run."""
@@ -106,12 +116,7 @@ def run(lang, client_name, client, args):
     ops = sum(done)
     if failures or ops == 0:
         raise SystemExit(f"{client_name}: failed: {failures[:1]}")
-    print(json.dumps({
-        "lang": lang, "scenario": args.scenario, "label": args.label, "client": client_name,
-        "concurrency": args.concurrency, "pipeline": args.pipeline, "value_size": args.size,
-        "ops": ops, "seconds": round(seconds, 6), "ops_per_sec": round(ops / seconds, 1),
-        "cpu_us_per_op": round(cpu * 1e6 / ops, 4),
-    }), flush=True)
+    report(lang, client_name, args, ops, seconds, cpu)
 
 
 def run_async(lang, client_name, make_client, args):
@@ -156,9 +161,4 @@ def run_async(lang, client_name, make_client, args):
     ops, seconds, cpu = asyncio.run(main())
     if ops == 0:
         raise SystemExit(f"{client_name}: failed: no operation completed")
-    print(json.dumps({
-        "lang": lang, "scenario": args.scenario, "label": args.label, "client": client_name,
-        "concurrency": args.concurrency, "pipeline": args.pipeline, "value_size": args.size,
-        "ops": ops, "seconds": round(seconds, 6), "ops_per_sec": round(ops / seconds, 1),
-        "cpu_us_per_op": round(cpu * 1e6 / ops, 4),
-    }), flush=True)
+    report(lang, client_name, args, ops, seconds, cpu)
