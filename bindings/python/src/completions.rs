@@ -165,7 +165,9 @@ fn to_python<'py>(
     decode: Option<&Decode>,
 ) -> PyResult<Bound<'py, PyAny>> {
     match outcome {
-        Outcome::One(reply) => reply::to_python(py, reply.map_err(|e| errors::to_pyerr(py, e))?, decode),
+        Outcome::One(reply) => {
+            reply::to_python(py, reply.map_err(|e| errors::to_pyerr(py, e))?, decode)
+        }
         Outcome::Pipeline(replies, raw) => {
             let replies = replies.map_err(|e| errors::to_pyerr(py, e))?;
             Ok(pipeline_replies(py, replies, decode, &raw)?.into_any())
@@ -212,7 +214,8 @@ mod wakeup {
                 return Err(io::Error::last_os_error());
             }
             // SAFETY: both are new descriptors nothing else owns.
-            let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+            let (read, write) =
+                unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
             for fd in &fds {
                 // SAFETY: plain fcntl calls on descriptors owned above.
                 unsafe {
