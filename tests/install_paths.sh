@@ -103,11 +103,13 @@ check_python() {
     step "Python wheel and sdist"
     fresh_venv "$WORK/py-build"
     "$WORK/py-build/bin/python" -m pip install -q "maturin>=1.9.4,<2"
-    rm -f dist/redpool-*.whl dist/redpool-*.tar.gz
+    local version wheel sdist
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+    sdist="dist/redpool-$version.tar.gz" # the C tarball beside it is redpool-$version-<target>.tar.gz
+    rm -f dist/redpool-"$version"-*.whl "$sdist"
     (cd python && "$WORK/py-build/bin/maturin" build --release --out ../dist && "$WORK/py-build/bin/maturin" sdist --out ../dist)
-    local wheel sdist
-    wheel="$(ls dist/redpool-*.whl)"
-    sdist="$(ls dist/redpool-*.tar.gz)"
+    wheel="$(ls dist/redpool-"$version"-*.whl)"
+    [ -f "$sdist" ] || { echo "install_paths.sh: maturin sdist made no $sdist" >&2; exit 1; }
     case "$(basename "$wheel")" in
         redpool-*-cp39-abi3-manylinux_*_x86_64*.whl|redpool-*-cp39-abi3-manylinux_*_aarch64*.whl) ;;
         *) echo "install_paths.sh: $wheel is not an abi3 manylinux wheel" >&2; exit 1 ;;
