@@ -62,12 +62,6 @@
 // Pass as `timeout_ms` to use the pool's configured `acquire_timeout`.
 #define REDPOOL_TIMEOUT_DEFAULT UINT32_MAX
 
-// Pool utilization to aim for: the suggestion leaves headroom for bursts above the mean.
-#define TARGET_UTILIZATION 0.7
-
-// Extra margin on top of the target utilization.
-#define SAFETY_MARGIN 1.2
-
 // The result of every fallible function. Values are stable; new ones are only ever added.
 enum redpool_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 /// Pool utilization to aim for: the suggestion leaves headroom for bursts above the mean.
-pub const TARGET_UTILIZATION: f64 = 0.7;
+pub(crate) const TARGET_UTILIZATION: f64 = 0.7;
 /// Extra margin on top of the target utilization.
-pub const SAFETY_MARGIN: f64 = 1.2;
+pub(crate) const SAFETY_MARGIN: f64 = 1.2;
 
 /// Cumulative counters at one instant; two samples make a window.
 #[derive(Debug, Clone, Copy)]

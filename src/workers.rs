@@ -21,9 +21,9 @@ use crate::fork::{self, ForkGuarded};
 use crate::sync::{Condvar, HeldLock, Mutex};
 
 /// Upper bound on worker threads; jobs beyond it queue until a thread is free.
-pub const MAX_THREADS: usize = 512;
+const MAX_THREADS: usize = 512;
 /// A worker with nothing to do for this long ends.
-pub const IDLE_EXIT: Duration = Duration::from_secs(10);
+const IDLE_EXIT: Duration = Duration::from_secs(10);
 /// Calls only wait on sockets and locks; they need little stack.
 const STACK_SIZE: usize = 1 << 20;
 

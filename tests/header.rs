@@ -72,6 +72,25 @@ fn committed_header_is_what_cbindgen_generates() {
     );
 }
 
+/// Every macro the header defines is in redpool's namespace: a `pub const` anywhere in the core
+/// would otherwise reach C programs as an unprefixed `#define` (cbindgen exports every public
+/// constant of the crate, not only those of `src/ffi`).
+#[test]
+fn header_defines_only_redpool_names() {
+    let generated = String::from_utf8(generate()).expect("the header is UTF-8");
+    let foreign: Vec<&str> = generated
+        .lines()
+        .filter_map(|line| line.strip_prefix("#define "))
+        .filter_map(|rest| rest.split([' ', '(']).next())
+        .filter(|name| !name.starts_with("REDPOOL_"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "include/redpool.h would define names outside REDPOOL_: {foreign:?} (make those \
+         constants pub(crate), or prefix them if C needs them)"
+    );
+}
+
 fn compiles(compiler: &str, args: &[&str]) {
     let output = Command::new(compiler)
         .args(args)
