@@ -1,9 +1,10 @@
 //! Reply integrity, generated: every command of the real server's `COMMAND` table (subcommands
 //! included), with arguments that satisfy its arity, sent through the shared pool as one-shot
-//! calls, inside pipelines and inside transactions, from 8 threads over 2 connections, interleaved
-//! with probes whose replies are known (`ECHO <token>`, `SET`/`GET` of a unique key). Every probe
-//! must get its own reply: a reply left unread by any command would shift every later reply on
-//! its connection, and a probe would see it.
+//! calls, inside pipelines, inside transactions and inside auto-pipelined batches
+//! (`execute_batch`), from 8 threads over 2 connections, interleaved with probes whose replies
+//! are known (`ECHO <token>`, `SET`/`GET` of a unique key). Every probe must get its own reply: a
+//! reply left unread by any command would shift every later reply on its connection, and a probe
+//! would see it.
 //!
 //! The cases come from a seed printed at the start (`REDPOOL_SEED=<n>` replays a run).
 
@@ -256,6 +257,8 @@ fn drive(pool: &Pool, specs: &[Spec], thread: usize, seed: u64, tally: &Mutex<Ta
             }
             probe_alone(pool, &mut rng, thread, i, &name, &mut local);
         }
+        in_a_batch(pool, spec, &mut rng, thread, seed, &mut local);
+        probe_alone(pool, &mut rng, thread, i, &name, &mut local);
     }
     let mut tally = tally.lock().unwrap();
     tally.calls += local.calls;
@@ -264,6 +267,47 @@ fn drive(pool: &Pool, specs: &[Spec], thread: usize, seed: u64, tally: &Mutex<Ta
     tally.notes.extend(local.notes);
     for (kind, n) in local.error_kinds {
         *tally.error_kinds.entry(kind).or_default() += n;
+    }
+}
+
+/// The command of `spec`, 1 to 3 times, in one `execute_batch` (auto-pipelining) between
+/// probes: each probe must get its own reply whatever the generated commands did (refused, sent
+/// alone because they block, failed on the server).
+fn in_a_batch(
+    pool: &Pool,
+    spec: &Spec,
+    rng: &mut Rng,
+    thread: usize,
+    seed: u64,
+    tally: &mut Tally,
+) {
+    let what = format!("{} in a batch", spec.words.join(" "));
+    let mut cmds = Vec::new();
+    let mut probes = Vec::new();
+    for _ in 0..1 + rng.below(3) {
+        let (probe, token) = echo_probe(rng, thread);
+        probes.push((cmds.len(), token));
+        cmds.push(probe);
+        cmds.push(generate(spec, rng, seed));
+    }
+    let (probe, token) = echo_probe(rng, thread);
+    probes.push((cmds.len(), token));
+    cmds.push(probe);
+    tally.calls += 1;
+    let outcomes = pool.execute_batch(&cmds);
+    if outcomes.len() != cmds.len() {
+        tally.wrong.push(format!(
+            "{what}: {} outcomes for {} commands",
+            outcomes.len(),
+            cmds.len()
+        ));
+        return;
+    }
+    for (at, token) in &probes {
+        match &outcomes[*at] {
+            Ok(value) => tally.check(&what, Some(value), token),
+            Err(err) => tally.error(&what, err),
+        }
     }
 }
 

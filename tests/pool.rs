@@ -510,6 +510,70 @@ fn pipelines_keep_errors_in_place() {
 }
 
 #[test]
+fn a_batch_gives_each_command_its_own_outcome_in_one_round_trip() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let pool = pool(&server, &unique_name("batch"), "");
+        pool.execute(cmd("SET").arg("text").arg("abc")).unwrap();
+        let before = pool.stats().acquires;
+        let outcomes = pool.execute_batch(&[
+            cmd("SET").arg("b:1").arg("one").clone(),
+            cmd("INCR").arg("text").clone(),
+            cmd("SELECT").arg(1).clone(),
+            cmd("BLPOP").arg("b:empty").arg("0.05").clone(),
+            cmd("GET").arg("b:1").clone(),
+        ]);
+        assert_eq!(outcomes.len(), 5);
+        assert_eq!(outcomes[0], Ok(Value::Okay));
+        let incr = outcomes[1].as_ref().unwrap_err();
+        assert_eq!(
+            (incr.kind(), incr.server_code()),
+            (ErrorKind::Response, Some("ERR"))
+        );
+        assert_eq!(
+            outcomes[2].as_ref().unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(outcomes[3], Ok(Value::Nil));
+        assert_eq!(outcomes[4], Ok(Value::BulkString(b"one".to_vec())));
+        // One checkout for the pipeline of three, one for the BLPOP sent alone.
+        assert_eq!(pool.stats().acquires - before, 2);
+        // A batch of one runs as `execute`; an empty one does nothing.
+        assert_eq!(
+            pool.execute_batch(&[cmd("GET").arg("b:1").clone()]),
+            vec![Ok(Value::BulkString(b"one".to_vec()))]
+        );
+        assert!(pool.execute_batch(&[]).is_empty());
+    });
+}
+
+#[test]
+fn a_failed_batch_fails_each_of_its_commands() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let name = unique_name("batchfail");
+        let pool = pool(&server, &name, "socket_timeout=200ms&retries=0");
+        // The pipeline's second command keeps the server busy past the socket timeout.
+        let outcomes = pool.execute_batch(&[
+            cmd("SET").arg("f:1").arg("one").clone(),
+            cmd("DEBUG").arg("SLEEP").arg("2").clone(),
+            cmd("GET").arg("f:1").clone(),
+        ]);
+        assert_eq!(outcomes.len(), 3);
+        for outcome in &outcomes {
+            assert_eq!(outcome.as_ref().unwrap_err().kind(), ErrorKind::Timeout);
+        }
+        // The timed-out connection was closed, not pooled: the next batch reads its own replies.
+        let outcomes = pool.execute_batch(&[
+            cmd("ECHO").arg("after").clone(),
+            cmd("GET").arg("f:1").clone(),
+        ]);
+        assert_eq!(outcomes[0], Ok(Value::BulkString(b"after".to_vec())));
+        assert_eq!(outcomes[1], Ok(Value::BulkString(b"one".to_vec())));
+    });
+}
+
+#[test]
 fn transactions_commit_abort_and_reject() {
     with_timeout(LIMIT, || {
         let server = RedisServer::start();

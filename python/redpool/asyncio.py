@@ -9,6 +9,12 @@ descriptor the loop watches (``add_reader``); one reader callback turns every fi
 Python values and settles the futures, and redis-py's response callbacks then run on the loop's
 thread, as in redis.asyncio.
 
+Commands are auto-pipelined: the ordinary commands that the tasks of one loop iteration send
+through one pool go out together (the core's ``Pool::execute_batch``: one pipeline, one
+connection, one round trip, one worker wake-up), and each settles from its own reply; a server
+error fails its own command only. A blocking command (BLPOP, XREAD BLOCK, ...) and a command with
+its own timeout go alone.
+
 That also makes it cancellation-safe by construction: cancelling an await abandons the future,
 while the call itself finishes on its thread and the pool takes its connection back only after
 the reply was read completely (its result is dropped when the queue is drained). A cancelled
@@ -170,7 +176,10 @@ async def _native_call(pool: _native.Pool, method: str, *args: Any) -> Any:
         return await loop.run_in_executor(_workers(), functools.partial(getattr(pool, method), *args))
     token = next(calls.tokens)
     future = loop.create_future()
-    getattr(pool, _SUBMIT[method])(calls.native, token, *args)  # argument errors raise here
+    # Argument errors raise here. True: the first command of a new batch, sent when the tasks
+    # ready in this loop iteration have queued theirs (auto-pipelining).
+    if getattr(pool, _SUBMIT[method])(calls.native, token, *args):
+        loop.call_soon(calls.native.flush)
     waiting = calls.waiting
     waiting[token] = future
     try:

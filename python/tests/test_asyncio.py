@@ -166,6 +166,44 @@ def test_a_thousand_concurrent_tasks_each_get_their_own_reply(server, oracle):
     run(main())
 
 
+def test_one_loop_iteration_goes_out_as_one_pipeline(server, oracle):
+    """Auto-pipelining: the commands the tasks of one loop iteration send share one checkout
+    and one round trip, and each still gets its own outcome: a server error, a refused command
+    and a blocking command (sent alone) fail or wait only for themselves, as with the sync
+    client."""
+    oracle.set("text", "not a number")
+    sync = redpool.Redis.from_url(server.url, decode_responses=True)
+    with pytest.raises(redis.exceptions.ResponseError) as incr_error:
+        sync.incr("text")
+    with pytest.raises(redis.exceptions.RedisError) as select_error:
+        sync.execute_command("SELECT", 1)
+
+    async def main():
+        r = redpool.asyncio.Redis.from_url(server.url, decode_responses=True, shared_pool=False)
+        odd_ones = {100: lambda: r.incr("text"), 200: lambda: r.execute_command("SELECT", 1),
+                    250: lambda: r.blpop(["empty"], timeout=0.1)}
+        calls = [odd_ones.get(i, lambda i=i: r.echo(f"own:{i}"))() for i in range(300)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        stats = r.pool_stats()
+        await r.aclose()
+        return results, stats
+
+    results, stats = run(main())
+    for i, result in enumerate(results):
+        if i == 100:
+            assert type(result) is type(incr_error.value) and str(result) == str(incr_error.value)
+        elif i == 200:
+            assert type(result) is type(select_error.value)
+            assert str(result) == str(select_error.value)
+        elif i == 250:
+            assert result is None
+        else:
+            assert result == f"own:{i}", f"reply mix-up at {i}: {result!r}"
+    # One checkout for the 298 commands of the batch, one for the BLPOP sent alone.
+    assert stats["acquires"] == 2, stats
+    assert stats["commands"] >= 299 and stats["in_use"] == 0, stats
+
+
 def test_cancelled_in_flight_under_load_then_nothing_misrouted(server, oracle):
     """Commands, pipelines and transactions cancelled right after they were submitted, or by a
     timeout while in flight, with no proxy slowing anything down: afterwards every reply is its

@@ -290,7 +290,7 @@ impl std::fmt::Debug for PooledConnection {
     }
 }
 
-fn reply_or_error(value: Value) -> Result<Value> {
+pub(super) fn reply_or_error(value: Value) -> Result<Value> {
     match value {
         Value::ServerError(err) => Err(Error::from_server_reply(err.code(), err.details())),
         other => Ok(other),

@@ -76,6 +76,16 @@ pub struct CallOptions {
     pub retry_non_idempotent: Option<bool>,
 }
 
+/// How [`Pool::execute_batch`] runs one of its commands.
+enum BatchPlan {
+    /// Refused as [`Pool::execute`] refuses it: fails alone with this error.
+    Refused(crate::Error),
+    /// A blocking command: runs alone, with its own reply timeout.
+    Alone,
+    /// Shares the batch's pipeline.
+    Pipelined,
+}
+
 /// A pool of connections to one Redis server. Cheap to clone (all clones share the pool) and safe
 /// to use from any number of threads.
 #[derive(Clone)]
@@ -209,6 +219,82 @@ impl Pool {
             Some(timeout) => conn.execute_with_timeout(cmd, timeout),
             None => conn.execute(cmd),
         })
+    }
+
+    /// The call options of a one-shot `cmd`: `timeout` is the reply timeout and the call's
+    /// deadline; without it a blocking command (BLPOP, XREAD BLOCK, ...) gets
+    /// [`crate::blocking_reply_timeout`] with the pool's `socket_timeout` as slack, and any other
+    /// command the defaults.
+    pub fn one_shot_options(&self, cmd: &Cmd, timeout: Option<Duration>) -> Result<CallOptions> {
+        let reply_timeout = match timeout {
+            Some(timeout) => Some(timeout),
+            None => crate::blocking_reply_timeout(cmd, self.config().socket_timeout())?,
+        };
+        Ok(CallOptions {
+            deadline: reply_timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
+            reply_timeout,
+            ..CallOptions::default()
+        })
+    }
+
+    /// Runs the one-shot commands of independent callers together (auto-pipelining): each gets
+    /// the outcome its own [`Pool::execute_with`] with [`Pool::one_shot_options`] would give it,
+    /// in order. The ordinary commands share one pipeline on one connection: one round trip,
+    /// their server errors each their own `Response` error, and a failure of the exchange (I/O,
+    /// timeout, breaker) the error of every one of them; the whole pipeline is retried only
+    /// under the rule for pipelines (every command idempotent, or nothing sent). A command
+    /// [`Pool::execute`] refuses fails alone; a blocking command runs alone after the pipeline,
+    /// with its own reply timeout. One ordinary command runs as [`Pool::execute`] runs it.
+    pub fn execute_batch(&self, cmds: &[Cmd]) -> Vec<Result<Value>> {
+        let plans: Vec<BatchPlan> = cmds
+            .iter()
+            .map(|cmd| {
+                match command::check_one_shot(cmd).and_then(|()| self.one_shot_options(cmd, None)) {
+                    Err(err) => BatchPlan::Refused(err),
+                    Ok(options) if options.reply_timeout.is_some() => BatchPlan::Alone,
+                    Ok(_) => BatchPlan::Pipelined,
+                }
+            })
+            .collect();
+        let mut pipelined = self.pipeline_of_batch(cmds, &plans).into_iter();
+        plans
+            .into_iter()
+            .zip(cmds)
+            .map(|(plan, cmd)| match plan {
+                BatchPlan::Refused(err) => Err(err),
+                // Options taken now: a blocking command's deadline starts when it is sent.
+                BatchPlan::Alone => self
+                    .one_shot_options(cmd, None)
+                    .and_then(|options| self.execute_with(cmd, options)),
+                BatchPlan::Pipelined => pipelined.next().unwrap_or_else(|| {
+                    Err(crate::Error::new(
+                        crate::ErrorKind::Protocol,
+                        "a batch's pipeline returned fewer replies than it had commands",
+                    ))
+                }),
+            })
+            .collect()
+    }
+
+    /// The outcomes of a batch's [`BatchPlan::Pipelined`] commands, in order.
+    fn pipeline_of_batch(&self, cmds: &[Cmd], plans: &[BatchPlan]) -> Vec<Result<Value>> {
+        let pipelined: Vec<&Cmd> = cmds
+            .iter()
+            .zip(plans)
+            .filter(|(_, plan)| matches!(plan, BatchPlan::Pipelined))
+            .map(|(cmd, _)| cmd)
+            .collect();
+        let count = pipelined.len();
+        let replies = match pipelined[..] {
+            [] => return Vec::new(),
+            [cmd] => return vec![self.execute(cmd)],
+            _ if count == cmds.len() => self.pipeline(cmds),
+            _ => self.pipeline(&pipelined.into_iter().cloned().collect::<Vec<Cmd>>()),
+        };
+        match replies {
+            Ok(replies) => replies.into_iter().map(guard::reply_or_error).collect(),
+            Err(err) => vec![Err(err); count],
+        }
     }
 
     /// Sends `cmds` as one pipeline; returns one reply per command (server errors in place, as

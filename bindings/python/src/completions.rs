@@ -49,13 +49,13 @@ struct Queue {
 }
 
 impl Queue {
-    /// Adds a finished call; signals the loop only when the queue was empty (a non-empty queue
+    /// Adds finished calls; signals the loop only when the queue was empty (a non-empty queue
     /// was signalled already and is not drained yet).
-    fn push(&self, done: Done) {
+    fn push(&self, done: impl IntoIterator<Item = Done>) {
         let was_empty = {
             let mut queue = self.done.lock().unwrap_or_else(PoisonError::into_inner);
             let was_empty = queue.is_empty();
-            queue.push(done);
+            queue.extend(done);
             was_empty
         };
         if was_empty {
@@ -64,10 +64,20 @@ impl Queue {
     }
 }
 
+/// The commands of one pool gathered since the last flush, and who awaits each reply.
+struct Batch {
+    pool: redpool::Pool,
+    cmds: Vec<redpool::Cmd>,
+    /// The token and decoding of each command, in the same order.
+    callers: Vec<(u64, Option<Decode>)>,
+}
+
 /// The completion queue of one event loop: watch `fileno()` for reading, then `drain()`.
 #[pyclass(frozen, module = "redpool._native")]
 pub struct Completions {
     queue: Arc<Queue>,
+    /// The batches not flushed yet, one per pool (used from the loop's thread only).
+    pending: Mutex<Vec<Batch>>,
     /// The process that made it: a forked child never reads the parent's descriptor (it would
     /// take the parent's signal).
     pid: u32,
@@ -81,20 +91,41 @@ impl Completions {
     {
         let queue = self.queue.clone();
         redpool::workers::spawn(move || {
-            let outcome = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a redpool call panicked".to_string());
-                Outcome::Panicked(message)
-            });
-            queue.push(Done {
+            let outcome = catch_unwind(AssertUnwindSafe(work))
+                .unwrap_or_else(|payload| Outcome::Panicked(panic_message(payload.as_ref())));
+            queue.push([Done {
                 token,
                 outcome,
                 decode,
-            });
+            }]);
         });
+    }
+
+    /// Adds one ordinary command (no timeout of its own) to the next batch of `pool`; true when
+    /// no batch was pending, so that the caller arranges one `flush()`.
+    pub fn enqueue(
+        &self,
+        pool: &redpool::Pool,
+        token: u64,
+        cmd: redpool::Cmd,
+        decode: Option<Decode>,
+    ) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = pending.is_empty();
+        let index = match pending.iter().position(|batch| batch.pool.same_pool(pool)) {
+            Some(index) => index,
+            None => {
+                pending.push(Batch {
+                    pool: pool.clone(),
+                    cmds: Vec::new(),
+                    callers: Vec::new(),
+                });
+                pending.len() - 1
+            }
+        };
+        pending[index].cmds.push(cmd);
+        pending[index].callers.push((token, decode));
+        first
     }
 }
 
@@ -109,6 +140,7 @@ impl Completions {
                 done: Mutex::new(Vec::new()),
                 wakeup,
             }),
+            pending: Mutex::new(Vec::new()),
             pid: std::process::id(),
         })
     }
@@ -116,6 +148,49 @@ impl Completions {
     /// The descriptor that becomes readable when calls have finished.
     fn fileno(&self) -> i32 {
         self.queue.wakeup.fd()
+    }
+
+    /// Sends every pending batch (see `Pool.submit_execute`), each as one call on a worker
+    /// thread: the core's `execute_batch`, one pipeline for the commands of one pool, whose
+    /// replies each settle their own caller. Nothing in a forked child (the batches are the
+    /// parent's).
+    fn flush(&self) {
+        let batches =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if self.pid != std::process::id() {
+            return;
+        }
+        for Batch {
+            pool,
+            cmds,
+            callers,
+        } in batches
+        {
+            let queue = self.queue.clone();
+            redpool::workers::spawn(move || {
+                let outcomes: Vec<Outcome> = match catch_unwind(AssertUnwindSafe(|| {
+                    pool.execute_batch(&cmds)
+                })) {
+                    Ok(results) if results.len() == callers.len() => {
+                        results.into_iter().map(Outcome::One).collect()
+                    }
+                    // One result per command is the core's contract; were it broken, every
+                    // caller still gets an answer rather than an await that never ends.
+                    Ok(_) => panicked(callers.len(), "a batch returned a wrong number of replies"),
+                    Err(payload) => panicked(callers.len(), &panic_message(payload.as_ref())),
+                };
+                let done: Vec<Done> = callers
+                    .into_iter()
+                    .zip(outcomes)
+                    .map(|((token, decode), outcome)| Done {
+                        token,
+                        outcome,
+                        decode,
+                    })
+                    .collect();
+                queue.push(done);
+            });
+        }
     }
 
     /// Every finished call, oldest first, as `(token, ok, value)`: `ok` true with the reply (in
@@ -156,6 +231,22 @@ impl Completions {
         }
         Ok(list)
     }
+}
+
+/// What a caught panic says, for the `PanicException` its callers get.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a redpool call panicked".to_string())
+}
+
+/// `count` outcomes of a panicked call.
+fn panicked(count: usize, message: &str) -> Vec<Outcome> {
+    (0..count)
+        .map(|_| Outcome::Panicked(message.to_string()))
+        .collect()
 }
 
 /// An outcome as its Python value, or the exception to raise.

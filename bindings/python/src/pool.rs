@@ -6,7 +6,7 @@
 //! are converted back after re-attaching.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -75,16 +75,8 @@ impl Pool {
         timeout: Option<f64>,
     ) -> PyResult<(redpool::Cmd, CallOptions)> {
         let cmd = reply::command(args)?;
-        let reply_timeout = match seconds(py, "timeout", timeout)? {
-            Some(timeout) => Some(timeout),
-            None => redpool::blocking_reply_timeout(&cmd, self.inner.config().socket_timeout())
-                .or_raise(py)?,
-        };
-        let options = CallOptions {
-            deadline: reply_timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
-            reply_timeout,
-            ..CallOptions::default()
-        };
+        let timeout = seconds(py, "timeout", timeout)?;
+        let options = self.inner.one_shot_options(&cmd, timeout).or_raise(py)?;
         Ok((cmd, options))
     }
 
@@ -162,6 +154,9 @@ impl Pool {
 
     /// As `execute`, without waiting: the call runs on a worker thread and its result goes to
     /// `completions` under `token` (see `Completions.drain`). Argument errors raise here.
+    /// Without `timeout`, an ordinary command joins the queue's next batch (auto-pipelining, see
+    /// `Completions.flush`); True means it is the first one since the last flush, and the caller
+    /// must have `completions.flush()` called soon (at the end of the event loop's iteration).
     #[pyo3(signature = (completions, token, args, decode=None, timeout=None))]
     fn submit_execute<'py>(
         &self,
@@ -171,14 +166,17 @@ impl Pool {
         args: &Bound<'py, PyAny>,
         decode: Option<(String, String)>,
         timeout: Option<f64>,
-    ) -> PyResult<()> {
+    ) -> PyResult<bool> {
         let (cmd, options) = self.one_shot(py, args, timeout)?;
         let decode = Decode::new(decode)?;
+        if options.reply_timeout.is_none() {
+            return Ok(completions.enqueue(&self.inner, token, cmd, decode));
+        }
         let pool = self.inner.clone();
         completions.submit(token, decode, move || {
             Outcome::One(pool.execute_with(&cmd, options))
         });
-        Ok(())
+        Ok(false)
     }
 
     /// As `pipeline`, without waiting (see `submit_execute`).
