@@ -284,6 +284,17 @@ impl Client {
         let expect = &step["expect"];
         match step["op"].as_str().expect("op") {
             "command" => check(expect, &self.command(&strings(&step["args"]))),
+            // No event loop in C: the commands one after the other, with the same outcomes.
+            "together" => {
+                let wants = expect["outcomes"].as_array().expect("outcomes");
+                let commands = step["commands"].as_array().expect("commands");
+                if wants.len() != commands.len() {
+                    return Err("one expected outcome per command".to_string());
+                }
+                commands.iter().zip(wants).try_for_each(|(command, want)| {
+                    check(want, &self.command(&strings(command)))
+                })
+            }
             op @ ("pipeline" | "transaction") => {
                 let commands: Vec<Vec<String>> = step["commands"]
                     .as_array()

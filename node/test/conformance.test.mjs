@@ -148,6 +148,12 @@ async function runStep(redis, server, step, held) {
       check(expect, await outcome(async () => (await batch.exec()).map(([err, value]) => err ?? value)));
       return held;
     }
+    case 'together': {
+      const outcomes = await Promise.all(step.commands.map((args) => outcome(() => redis.call(...args))));
+      assert.equal(outcomes.length, expect.outcomes.length);
+      outcomes.forEach((got, i) => check(expect.outcomes[i], got));
+      return held;
+    }
     case 'hold': {
       // A blocking command holds a connection until the driver pushes to its list.
       const busy = redis.stats().inUse;

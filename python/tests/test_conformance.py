@@ -2,11 +2,12 @@
 (operations and expected outcomes, the same files the C and Node drivers run; the format is in
 ``tests/conformance/README.md``) through the redis-py compatible API a Python user calls:
 ``redpool.Redis(...)``, ``execute_command``, ``pipeline``, ``pool_stats``, ``metrics``,
-``breaker_state``, ``health``. A scenario listed under ``known_divergence.python`` must fail
+``breaker_state``, ``health``, and ``redpool.asyncio`` for commands sent together. A scenario listed under ``known_divergence.python`` must fail
 (an expected failure); if it passes, the entry is stale and the test fails."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -17,6 +18,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 import redpool
+import redpool.asyncio
 from support import RedisServer, free_port
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "tests" / "conformance").glob("*.json"))
@@ -190,6 +192,18 @@ class Scenario:
                     pipe.execute_command(*command)
                 return pipe.execute(raise_on_error=False)
             check(expect, outcome_of(run_pipeline))
+        elif op == "together":
+            async def run_together() -> List[Any]:
+                together = redpool.asyncio.Redis.from_pool(client.connection_pool)
+                return await asyncio.gather(*(together.execute_command(*command)
+                                              for command in step["commands"]),
+                                            return_exceptions=True)
+            outcomes = asyncio.run(run_together())
+            assert len(outcomes) == len(expect["outcomes"])
+            for want, got in zip(expect["outcomes"], outcomes):
+                if isinstance(got, Exception):
+                    got = Failure(kind_of(got), str(got))
+                check(want, got)
         elif op == "hold":
             self.held = client.pipeline()
             call(self.held.watch, "conformance:held")  # a WATCH session keeps its connection
