@@ -55,6 +55,33 @@ const REPLY_TRANSFORMERS = {
   },
 };
 
+/** At most this many spellings of command names are remembered by `about` (names come from callers). */
+const MAX_REMEMBERED_NAMES = 4096;
+/** Command name as called → what `about` found for it. */
+const remembered = new Map();
+
+/**
+ * What the table says about command `name` (a string, any case), remembered per spelling so that a
+ * command's hot path does not lower-case its name and look it up again at every step: its lower-case
+ * name, ioredis's argument and reply transformers, why it is unsupported, whether it may block.
+ */
+function about(name) {
+  let info = remembered.get(name);
+  if (info === undefined) {
+    const lower = name.toLowerCase();
+    info = {
+      lower,
+      transformArgs: ARGUMENT_TRANSFORMERS[lower],
+      transformReply: REPLY_TRANSFORMERS[lower],
+      unsupported: UNSUPPORTED[lower],
+      known: commands.exists(lower),
+      mayBlock: commands.exists(lower) && commands.hasFlag(lower, 'blocking'),
+    };
+    if (remembered.size < MAX_REMEMBERED_NAMES) remembered.set(name, info);
+  }
+  return info;
+}
+
 /** Converts one argument as ioredis does (numbers, null/undefined as ''), refusing the rest. */
 function toArg(arg, name, position) {
   if (typeof arg === 'string' || Buffer.isBuffer(arg)) return arg;
@@ -80,13 +107,12 @@ function prefixed(prefix, key) {
  */
 function build(name, args, keyPrefix) {
   if (typeof name !== 'string' || name === '') throw invalid('the command name must be a non-empty string');
-  const lower = name.toLowerCase();
+  const { lower, transformArgs, known } = about(name);
   let flat = args.flat();
-  const transform = ARGUMENT_TRANSFORMERS[lower];
-  if (transform) flat = transform(flat);
+  if (transformArgs) flat = transformArgs(flat);
   const wire = [name];
   for (let i = 0; i < flat.length; i++) wire.push(toArg(flat[i], lower, i + 1));
-  if (keyPrefix && commands.exists(lower)) {
+  if (keyPrefix && known) {
     for (const index of commands.getKeyIndexes(lower, wire.slice(1))) {
       wire[index + 1] = prefixed(keyPrefix, wire[index + 1]);
     }
@@ -96,13 +122,18 @@ function build(name, args, keyPrefix) {
 
 /** Why `name` cannot be sent as a one-shot command, or undefined. */
 function unsupported(name) {
-  return UNSUPPORTED[name.toLowerCase()];
+  return about(name).unsupported;
 }
 
 /** Shapes a reply as ioredis does for `name` (hgetall → object, ...). */
 function transformReply(name, reply) {
-  const transform = REPLY_TRANSFORMERS[name.toLowerCase()];
+  const transform = about(name).transformReply;
   return transform ? transform(reply) : reply;
+}
+
+/** The function that shapes `name`'s replies as ioredis does, or undefined when none does. */
+function replyTransformer(name) {
+  return about(name).transformReply;
 }
 
 /**
@@ -113,8 +144,7 @@ function transformReply(name, reply) {
  * command (0 blocks forever).
  */
 function mayBlock(wire) {
-  const name = String(wire[0]).toLowerCase();
-  return commands.exists(name) && commands.hasFlag(name, 'blocking');
+  return about(String(wire[0])).mayBlock;
 }
 
-module.exports = { NAMES, build, unsupported, transformReply, mayBlock };
+module.exports = { NAMES, build, unsupported, transformReply, replyTransformer, mayBlock };

@@ -105,7 +105,10 @@ function runCommand(name, rawArgs, buffers, keyPrefix, send) {
   try {
     const reason = commands.unsupported(String(name));
     if (reason) throw errors.invalid(`${String(name).toUpperCase()} is not supported: ${reason}`);
-    promise = send(() => commands.build(name, args, keyPrefix)).then((reply) => commands.transformReply(name, reply));
+    const sent = send(() => commands.build(name, args, keyPrefix));
+    // No promise hop for the commands whose replies are not reshaped (nearly all).
+    const transform = commands.replyTransformer(String(name));
+    promise = transform ? sent.then(transform) : sent;
   } catch (err) {
     promise = Promise.reject(err);
   }

@@ -65,3 +65,34 @@ test('a pending command keeps the process alive; an idle client without quit() d
     await server.stop();
   }
 });
+
+test('worker threads settle their own promises, and one ending with calls in flight harms no other', async () => {
+  const server = await startServer();
+  try {
+    const ran = runScript(`import Redis from 'redpool';
+      import { Worker } from 'node:worker_threads';
+      const worker = (end) => new Promise((resolve, reject) => {
+        const w = new Worker(\`
+          const Redis = require('redpool');
+          const { parentPort } = require('node:worker_threads');
+          const r = new Redis(${server.port}, '127.0.0.1');
+          Promise.all(Array.from({ length: 200 }, (_, i) => r.incr('w'))).then((v) => {
+            parentPort.postMessage(v.length);
+            // Calls still in flight when the thread ends (its queue closes with its environment).
+            for (let i = 0; i < 50; i++) r.blpop('nothing', 1).catch(() => {});
+            ${'${end}'};
+          });\`, { eval: true, execArgv: [] });
+        w.on('message', resolve);
+        w.on('error', reject);
+      });
+      const main = new Redis(${server.port}, '127.0.0.1');
+      const counts = await Promise.all([worker('process.exit(0)'), worker('setTimeout(() => process.exit(0), 5)'), worker(''),
+        Promise.all(Array.from({ length: 200 }, () => main.incr('m'))).then((v) => v.length)]);
+      console.log(counts.join(','), await main.get('w'), await main.get('m'));
+      await main.quit();`);
+    assert.equal(ran.status, 0, ran.stderr);
+    assert.match(ran.stdout, /^200,200,200,200 600 200$/m);
+  } finally {
+    await server.stop();
+  }
+});
