@@ -510,6 +510,14 @@ class Pipeline(redis.client.Pipeline):
             self._conn = pool.acquire(holder=holder or checkout_holder(pool))
         return self._conn
 
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        """redis-py's: runs the command now while WATCHing before ``multi()``, else queues it
+        (``pipeline_execute_command`` inlined, one call less per queued command)."""
+        if (self.watching or args[0] == "WATCH") and not self.explicit_transaction:
+            return self.immediate_execute_command(*args, **options)
+        self.command_stack.append((args, options))
+        return self
+
     def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         """Runs a command now on the pipeline's connection (WATCH, and reads before MULTI)."""
         conn = self._checkout()

@@ -70,6 +70,23 @@ struct Callback<'py> {
     callback: Option<Bound<'py, PyAny>>,
 }
 
+/// A queued command's `(args, options)` pair (redis-py queues tuples: read without a look-up).
+fn queued<'py>(item: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
+    let (args, options) = match item.cast::<PyTuple>() {
+        Ok(pair) if pair.len() == 2 => (pair.get_item(0)?, pair.get_item(1)?),
+        _ => (item.get_item(0)?, item.get_item(1)?),
+    };
+    Ok((args, options.cast_into::<PyDict>()?))
+}
+
+/// A command's name: the first of its arguments.
+fn command_name<'py>(args: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    match args.cast::<PyTuple>() {
+        Ok(tuple) => tuple.get_item(0),
+        Err(_) => args.get_item(0),
+    }
+}
+
 /// `bytes.split()`: the words between runs of ASCII whitespace.
 fn split_words(bytes: &[u8]) -> Vec<Vec<u8>> {
     bytes
@@ -136,7 +153,8 @@ impl Codec {
             Ok(tuple) => tuple.clone(),
             Err(_) => PyTuple::new(args.py(), args.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
         };
-        let mut cmd = Cmd::with_capacity(args.len() + 1, 0);
+        // Room for a short command without regrowing (the data grows as needed).
+        let mut cmd = Cmd::with_capacity(args.len() + 1, 64);
         let mut items = args.iter();
         let Some(name) = items.next() else {
             return Err(PyValueError::new_err("a command needs at least its name"));
@@ -264,11 +282,10 @@ impl Codec {
         let mut names = Vec::new();
         let mut cmds = Vec::new();
         let mut raw = Vec::new();
-        for (i, queued) in stack.try_iter()?.enumerate() {
-            let queued = queued?;
-            let (args, options) = (queued.get_item(0)?, queued.get_item(1)?);
+        for (i, item) in stack.try_iter()?.enumerate() {
+            let (args, options) = queued(&item?)?;
             cmds.push(self.command(&args, &mut names)?);
-            if options.cast::<PyDict>()?.contains(never_decode)? {
+            if options.contains(never_decode)? {
                 raw.push(i);
             }
         }
@@ -317,9 +334,9 @@ impl Codec {
         let mut found = Vec::new();
         let mut first = None;
         let results = PyList::empty(py);
-        for (i, (queued, reply)) in stack.iter().zip(replies.iter()).enumerate() {
-            let options = queued.get_item(1)?;
-            let options = options.cast::<PyDict>()?;
+        for (i, (item, reply)) in stack.iter().zip(replies.iter()).enumerate() {
+            let (args, options) = queued(&item)?;
+            let options = &options;
             let result = if is_error(&reply) {
                 if transaction {
                     reply
@@ -328,10 +345,10 @@ impl Codec {
                 } else if reply.is_instance(response_error)? {
                     options.get_item(empty_response)?.unwrap_or(reply)
                 } else {
-                    self.parse(&queued, reply, options, &mut found)?
+                    self.parse(&args, reply, options, &mut found)?
                 }
             } else {
-                self.parse(&queued, reply, options, &mut found)?
+                self.parse(&args, reply, options, &mut found)?
             };
             if first.is_none() && is_error(&result) {
                 first = Some(i);
@@ -346,12 +363,12 @@ impl Codec {
     /// One reply through its command's callback, as redis-py's `parse_response`.
     fn parse<'py>(
         &self,
-        queued: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyAny>,
         reply: Bound<'py, PyAny>,
         options: &Bound<'py, PyDict>,
         found: &mut Vec<Callback<'py>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let name = queued.get_item(0)?.get_item(0)?;
+        let name = command_name(args)?;
         let Some(callback) = self.callback(&name, found)? else {
             return Ok(reply);
         };
