@@ -4,13 +4,44 @@ Use the ``redpool`` package instead: it builds on these classes."""
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, final
 
-__all__ = ["Completions", "Connection", "Pool", "metrics_text", "__version__"]
+__all__ = ["Codec", "Commands", "Completions", "Connection", "Pool", "metrics_text", "__version__"]
 
 __version__: str
 
 #: ``(encoding, errors)``: decode bulk and status replies to ``str``; None keeps ``bytes``.
 _Decode = Optional[Tuple[str, str]]
 _Args = Sequence[bytes]
+
+@final
+class Commands:
+    """A pipeline's commands encoded by ``Codec.pack``, ready to send (any number of times)."""
+
+    def __len__(self) -> int: ...
+
+@final
+class Codec:
+    """A client's encoding and response callbacks, for pipelines: redis-py's rules in native
+    code (other argument types go through ``encoder``)."""
+
+    def __new__(
+        cls,
+        encoder: Any,
+        callbacks: Any,
+        markers: Tuple[str, str],
+        errors: Tuple[type, type],
+    ) -> "Codec":
+        """``markers``: redis-py's ``(NEVER_DECODE, EMPTY_RESPONSE)``; ``errors``: its
+        ``(ConnectionError, ResponseError)``."""
+    def pack(self, stack: Sequence[Tuple[Sequence[Any], Dict[str, Any]]]) -> Commands:
+        """Encodes queued ``(args, options)`` pairs as redis-py's ``pack_command`` would."""
+    def shape(
+        self,
+        stack: List[Tuple[Sequence[Any], Dict[str, Any]]],
+        replies: List[Any],
+        transaction: bool,
+        raise_on_error: bool,
+    ) -> Tuple[List[Any], Optional[int]]:
+        """redis-py's values for the replies, and the index of the first error (or None)."""
 
 @final
 class Pool:
@@ -28,22 +59,18 @@ class Pool:
     @staticmethod
     def from_env(shared: bool = True) -> "Pool": ...
     def execute(self, args: _Args, decode: _Decode = None, timeout: Optional[float] = None) -> Any: ...
-    def pipeline(
-        self, commands: Sequence[_Args], decode: _Decode = None, raw: Sequence[int] = ...
-    ) -> List[Any]: ...
-    def transaction(self, commands: Sequence[_Args], decode: _Decode = None) -> Optional[List[Any]]: ...
+    def pipeline(self, commands: Commands, decode: _Decode = None) -> List[Any]: ...
+    def transaction(self, commands: Commands, decode: _Decode = None) -> Optional[List[Any]]: ...
     def submit_execute(
         self, completions: "Completions", token: int, args: _Args, decode: _Decode = None,
         timeout: Optional[float] = None,
     ) -> None:
         """``execute`` without waiting: the result goes to ``completions`` under ``token``."""
     def submit_pipeline(
-        self, completions: "Completions", token: int, commands: Sequence[_Args],
-        decode: _Decode = None, raw: Sequence[int] = ...,
+        self, completions: "Completions", token: int, commands: Commands, decode: _Decode = None,
     ) -> None: ...
     def submit_transaction(
-        self, completions: "Completions", token: int, commands: Sequence[_Args],
-        decode: _Decode = None,
+        self, completions: "Completions", token: int, commands: Commands, decode: _Decode = None,
     ) -> None: ...
     def acquire(
         self,
@@ -95,10 +122,8 @@ class Connection:
     """A checked-out connection; ``release()`` returns it, ``discard()`` closes it."""
 
     def execute(self, args: _Args, decode: _Decode = None, timeout: Optional[float] = None) -> Any: ...
-    def pipeline(
-        self, commands: Sequence[_Args], decode: _Decode = None, raw: Sequence[int] = ...
-    ) -> List[Any]: ...
-    def transaction(self, commands: Sequence[_Args], decode: _Decode = None) -> Optional[List[Any]]: ...
+    def pipeline(self, commands: Commands, decode: _Decode = None) -> List[Any]: ...
+    def transaction(self, commands: Commands, decode: _Decode = None) -> Optional[List[Any]]: ...
     def release(self) -> None: ...
     def discard(self) -> None: ...
     @property

@@ -83,6 +83,12 @@ class Codec:
         if key not in _CALLBACKS:
             _CALLBACKS[key] = _response_callbacks(protocol, legacy_responses)
         self.callbacks: MutableMapping[str, Callable[..., Any]] = CaseInsensitiveDict(_CALLBACKS[key])
+        #: Pipelines' encoding and reply shaping in native code, by the same rules as
+        #: :meth:`pack` and :meth:`parse` (and through ``encoder`` and ``callbacks``).
+        self.native = _native.Codec(
+            self.encoder, self.callbacks, (NEVER_DECODE, EMPTY_RESPONSE),
+            (redis.exceptions.ConnectionError, redis.exceptions.ResponseError),
+        )
 
     def pack(self, args: Sequence[Any]) -> List[bytes]:
         """The command's arguments as bytes, as redis-py's ``Connection.pack_command`` does it

@@ -510,6 +510,14 @@ class Pipeline(redis.client.Pipeline):
             self._conn = pool.acquire(holder=holder or checkout_holder(pool))
         return self._conn
 
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        """redis-py's: runs the command now while WATCHing before ``multi()``, else queues it
+        (``pipeline_execute_command`` inlined, one call less per queued command)."""
+        if (self.watching or args[0] == "WATCH") and not self.explicit_transaction:
+            return self.immediate_execute_command(*args, **options)
+        self.command_stack.append((args, options))
+        return self
+
     def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
         """Runs a command now on the pipeline's connection (WATCH, and reads before MULTI)."""
         conn = self._checkout()
@@ -565,21 +573,11 @@ class Pipeline(redis.client.Pipeline):
     def _run_pipeline(self, stack: Sequence[Command],
                       raise_on_error: bool) -> Generator[Request, Any, List[Any]]:
         codec = self._client._codec
-        raw = [i for i, (_, options) in enumerate(stack) if redis.client.NEVER_DECODE in options]
-        replies = yield ("pipeline", ([codec.pack(args) for args, _ in stack], codec.decode, raw))
-        results = []
-        for (args, options), reply in zip(stack, replies):
-            if isinstance(reply, redis.exceptions.ConnectionError):
-                raise reply  # redis-py raises these at once, even inside a pipeline
-            if isinstance(reply, ResponseError):
-                # As redis-py: a command with a default for an error (mget([])) gets it.
-                results.append(options.get(redis.client.EMPTY_RESPONSE, reply))
-                continue
-            if options:  # parse() takes keys out: a copy, so the queued command stays as it was
-                options = dict(options)
-                options.pop(redis.client.NEVER_DECODE, None)
-            results.append(codec.parse(args[0], reply, options))
-        if raise_on_error:
+        replies = yield ("pipeline", (codec.native.pack(stack), codec.decode))
+        # redis-py's values, in native code: callbacks applied, a ConnectionError raised, an
+        # error reply replaced by the command's EMPTY_RESPONSE (mget([]) gets its default).
+        results, first_error = codec.native.shape(stack, replies, False, raise_on_error)
+        if raise_on_error and first_error is not None:
             self.raise_first_error(stack, results)
         return results
 
@@ -619,28 +617,22 @@ class Pipeline(redis.client.Pipeline):
         codec = self._client._codec
         sent = [command for command in stack if redis.client.EMPTY_RESPONSE not in command[1]]
         try:
-            replies = yield ("transaction", ([codec.pack(args) for args, _ in sent], codec.decode))
+            replies = yield ("transaction", (codec.native.pack(sent), codec.decode))
         except ExecAbortError as error:
             raise self._rejected_command(error, stack, sent) from None
         self.watching = False
         if replies is None:
             raise WatchError("Watched variable changed.")
-        replies = list(replies)
-        for i, (_, options) in enumerate(stack):
-            if redis.client.EMPTY_RESPONSE in options:
-                replies.insert(i, options[redis.client.EMPTY_RESPONSE])
+        if len(sent) != len(stack):
+            for i, (_, options) in enumerate(stack):
+                if redis.client.EMPTY_RESPONSE in options:
+                    replies.insert(i, options[redis.client.EMPTY_RESPONSE])
         if len(replies) != len(stack):
             raise ResponseError("Wrong number of response items from pipeline execution")
-        if raise_on_error:
-            self.raise_first_error(stack, replies)
-        results = []
-        for (args, options), reply in zip(stack, replies):
-            if isinstance(reply, Exception):
-                results.append(reply)
-            else:
-                options = dict(options)
-                options.pop(redis.client.NEVER_DECODE, None)
-                results.append(codec.parse(args[0], reply, options))
+        # With raise_on_error, the first error is raised before any callback runs.
+        results, first_error = codec.native.shape(stack, replies, True, raise_on_error)
+        if raise_on_error and first_error is not None:
+            self.raise_first_error(stack, results)
         return results
 
 

@@ -163,9 +163,49 @@ def argument_types(r) -> List[Any]:
     ]
 
 
+def _outcome(run: Callable[[], Any]) -> Any:
+    """``run()``'s value, or its exception as class name and text (annotation included)."""
+    try:
+        value = run()
+    except Exception as error:  # noqa: BLE001 - the error is the outcome compared
+        return f"raised {type(error).__name__}: {error}"
+    if isinstance(value, list):
+        return [repr(x) if isinstance(x, Exception) else x for x in value]
+    return value
+
+
+def pipeline_shapes(r) -> List[Any]:
+    """What redpool shapes natively in pipelines and transactions: multi-word command names,
+    NEVER_DECODE (DUMP), EMPTY_RESPONSE (MGET of nothing), callbacks with options (SET ... GET,
+    ZRANGE WITHSCORES), encoder errors (a bool, a dict), floats, errors raised with their
+    annotation or left in place, a command the server rejects inside MULTI (EXECABORT)."""
+    r.set("s", "välue")
+
+    def pipe(transaction: bool, fill: Callable[[Any], Any], raise_on_error: bool = True) -> Any:
+        with r.pipeline(transaction=transaction) as p:
+            fill(p)
+            return _outcome(lambda: p.execute(raise_on_error=raise_on_error))
+
+    out = []
+    for transaction in (False, True):
+        out.append(pipe(transaction, lambda p: (
+            p.config_get("maxmemory"), p.execute_command("CONFIG GET", "maxclients"),
+            p.dump("s"), p.mget([]), p.set("s", 1.5, get=True), p.set("n", 2 ** 70),
+            p.zadd("z", {"m": 0.25}), p.zrange("z", 0, -1, withscores=True), p.get("s"),
+            p.execute_command(b"GET", "s"), p.hgetall("none"))))
+        out.append(pipe(transaction, lambda p: (p.set("b", True), p.get("s"))))
+        out.append(pipe(transaction, lambda p: (p.set("d", {"x": 1}),)))
+        out.append(pipe(transaction, lambda p: (p.set("l", 1), p.lpush("l", 2), p.get("l"))))
+        out.append(pipe(transaction, lambda p: (p.set("l", 1), p.lpush("l", 2), p.get("l")),
+                        raise_on_error=False))
+        out.append(pipe(transaction, lambda p: (p.get("s"), p.execute_command("NOSUCHCMD"),
+                                                p.get("s")), raise_on_error=False))
+    return out
+
+
 SCENARIOS: List[Callable[[Any], List[Any]]] = [
     strings, hashes, lists, sets, sorted_sets, keyspace, server_commands, scripts_and_streams,
-    pipelines, argument_types,
+    pipelines, argument_types, pipeline_shapes,
 ]
 
 

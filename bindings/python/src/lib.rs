@@ -4,6 +4,7 @@
 //! the core's.
 
 mod blocking;
+mod codec;
 mod completions;
 mod config;
 mod errors;
@@ -16,6 +17,8 @@ use pyo3::prelude::*;
 
 #[pymodule(gil_used = true)]
 mod _native {
+    #[pymodule_export]
+    use super::codec::{Codec, Commands};
     #[pymodule_export]
     use super::completions::Completions;
     #[pymodule_export]

@@ -13,6 +13,7 @@ use pyo3::types::{PyDict, PyList};
 use redpool::{AcquireOptions, CallOptions, Error, ErrorKind, Holder, PooledConnection, Priority};
 
 use crate::blocking;
+use crate::codec::Commands;
 use crate::completions::{Completions, Outcome};
 use crate::config::{self, Address};
 use crate::errors::IntoPyResult;
@@ -180,16 +181,15 @@ impl Pool {
     }
 
     /// As `pipeline`, without waiting (see `submit_execute`).
-    #[pyo3(signature = (completions, token, commands, decode=None, raw=Vec::new()))]
-    fn submit_pipeline<'py>(
+    #[pyo3(signature = (completions, token, commands, decode=None))]
+    fn submit_pipeline(
         &self,
         completions: &Completions,
         token: u64,
-        commands: &Bound<'py, PyAny>,
+        commands: &Commands,
         decode: Option<(String, String)>,
-        raw: Vec<usize>,
     ) -> PyResult<()> {
-        let cmds = reply::commands(commands)?;
+        let (cmds, raw) = (commands.cmds.clone(), commands.raw.clone());
         let decode = Decode::new(decode)?;
         let pool = self.inner.clone();
         completions.submit(token, decode, move || {
@@ -200,14 +200,14 @@ impl Pool {
 
     /// As `transaction`, without waiting (see `submit_execute`).
     #[pyo3(signature = (completions, token, commands, decode=None))]
-    fn submit_transaction<'py>(
+    fn submit_transaction(
         &self,
         completions: &Completions,
         token: u64,
-        commands: &Bound<'py, PyAny>,
+        commands: &Commands,
         decode: Option<(String, String)>,
     ) -> PyResult<()> {
-        let cmds = reply::commands(commands)?;
+        let cmds = commands.cmds.clone();
         let decode = Decode::new(decode)?;
         let pool = self.inner.clone();
         completions.submit(token, decode, move || {
@@ -216,32 +216,33 @@ impl Pool {
         Ok(())
     }
 
-    /// Sends `commands` in one round trip; one reply per command, server errors in place as
-    /// exception instances. Replies at the indexes in `raw` are never decoded.
-    #[pyo3(signature = (commands, decode=None, raw=Vec::new()))]
+    /// Sends `commands` (encoded by `Codec.pack`) in one round trip; one reply per command,
+    /// server errors in place as exception instances. The replies of the commands marked
+    /// `NEVER_DECODE` are never decoded.
+    #[pyo3(signature = (commands, decode=None))]
     fn pipeline<'py>(
         &self,
         py: Python<'py>,
-        commands: &Bound<'py, PyAny>,
+        commands: &Commands,
         decode: Option<(String, String)>,
-        raw: Vec<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let cmds = reply::commands(commands)?;
+        let cmds = commands.cmds.clone();
         let decode = Decode::new(decode)?;
         let pool = self.inner.clone();
         let values = blocking::run(py, move || pool.pipeline(&cmds))?.or_raise(py)?;
-        pipeline_replies(py, values, decode.as_ref(), &raw)
+        pipeline_replies(py, values, decode.as_ref(), &commands.raw)
     }
 
-    /// Runs `commands` in MULTI/EXEC in one round trip; None when a WATCHed key changed.
+    /// Runs `commands` (encoded by `Codec.pack`) in MULTI/EXEC in one round trip; None when a
+    /// WATCHed key changed.
     #[pyo3(signature = (commands, decode=None))]
     fn transaction<'py>(
         &self,
         py: Python<'py>,
-        commands: &Bound<'py, PyAny>,
+        commands: &Commands,
         decode: Option<(String, String)>,
     ) -> PyResult<Option<Bound<'py, PyList>>> {
-        let cmds = reply::commands(commands)?;
+        let cmds = commands.cmds.clone();
         let decode = Decode::new(decode)?;
         let pool = self.inner.clone();
         let values = blocking::run(py, move || pool.transaction(&cmds))?.or_raise(py)?;
@@ -531,18 +532,17 @@ impl Connection {
     }
 
     /// Sends `commands` in one round trip (see `Pool.pipeline`).
-    #[pyo3(signature = (commands, decode=None, raw=Vec::new()))]
+    #[pyo3(signature = (commands, decode=None))]
     fn pipeline<'py>(
         &self,
         py: Python<'py>,
-        commands: &Bound<'py, PyAny>,
+        commands: &Commands,
         decode: Option<(String, String)>,
-        raw: Vec<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let cmds = reply::commands(commands)?;
+        let cmds = commands.cmds.clone();
         let decode = Decode::new(decode)?;
         let values = self.call(py, move |conn| conn.pipeline(&cmds))?;
-        pipeline_replies(py, values, decode.as_ref(), &raw)
+        pipeline_replies(py, values, decode.as_ref(), &commands.raw)
     }
 
     /// MULTI/EXEC on this connection; None when a WATCHed key changed.
@@ -550,10 +550,10 @@ impl Connection {
     fn transaction<'py>(
         &self,
         py: Python<'py>,
-        commands: &Bound<'py, PyAny>,
+        commands: &Commands,
         decode: Option<(String, String)>,
     ) -> PyResult<Option<Bound<'py, PyList>>> {
-        let cmds = reply::commands(commands)?;
+        let cmds = commands.cmds.clone();
         let decode = Decode::new(decode)?;
         let values = self.call(py, move |conn| conn.transaction(&cmds))?;
         values

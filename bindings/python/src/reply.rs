@@ -35,11 +35,6 @@ pub fn command(args: &Bound<'_, PyAny>) -> PyResult<Cmd> {
     Ok(cmd)
 }
 
-/// Several commands from a Python sequence of argument sequences.
-pub fn commands(batch: &Bound<'_, PyAny>) -> PyResult<Vec<Cmd>> {
-    batch.try_iter()?.map(|args| command(&args?)).collect()
-}
-
 /// How bulk and status replies become `str`: a Python codec and its error handler.
 pub struct Decode {
     encoding: CString,
