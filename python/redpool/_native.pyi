@@ -64,8 +64,10 @@ class Pool:
     def submit_execute(
         self, completions: "Completions", token: int, args: _Args, decode: _Decode = None,
         timeout: Optional[float] = None,
-    ) -> None:
-        """``execute`` without waiting: the result goes to ``completions`` under ``token``."""
+    ) -> bool:
+        """``execute`` without waiting: the result goes to ``completions`` under ``token``.
+        Without ``timeout`` an ordinary command joins the queue's next batch; True when it is
+        the first since the last ``flush()``, which the caller then arranges."""
     def submit_pipeline(
         self, completions: "Completions", token: int, commands: Commands, decode: _Decode = None,
     ) -> None: ...
@@ -141,3 +143,5 @@ class Completions:
     def __new__(cls) -> "Completions": ...
     def fileno(self) -> int: ...
     def drain(self) -> List[Tuple[int, bool, Any]]: ...
+    def flush(self) -> None:
+        """Sends every pending batch, each as one pipeline on a worker thread."""

@@ -45,6 +45,7 @@ from redis.client import EMPTY_RESPONSE
 
 from . import _native
 from . import client as _sync
+from ._commands import FastCommands
 from .client import PoolMethods
 
 __all__ = ["Redis", "StrictRedis", "Pipeline", "PooledConnection", "get_client", "MAX_WORKERS"]
@@ -216,7 +217,7 @@ class _AsyncPoolView(_sync._PoolView):
         await self.disconnect()
 
 
-class Redis(PoolMethods, redis.asyncio.Redis):
+class Redis(PoolMethods, FastCommands, redis.asyncio.Redis):
     """An asyncio, redis-py compatible client on redpool's pool. Takes the same arguments as
     :class:`redpool.Redis`; clients with the same settings share one pool with sync clients."""
 
@@ -359,7 +360,7 @@ class Acquiring:
             await self._conn.__aexit__(*exc)
 
 
-class PooledConnection(redis.asyncio.Redis):
+class PooledConnection(FastCommands, redis.asyncio.Redis):
     """One connection checked out of an asyncio client's pool (:meth:`Redis.acquire`): a
     :class:`redpool.client.PooledConnection` whose commands are awaitables run off the event
     loop."""
@@ -413,7 +414,7 @@ class PooledConnection(redis.asyncio.Redis):
         await self.release()
 
 
-class Pipeline(redis.asyncio.client.Pipeline):
+class Pipeline(FastCommands, redis.asyncio.client.Pipeline):
     """redis-py's asyncio pipeline on redpool's pool: a :class:`redpool.client.Pipeline` whose
     blocking steps run off the event loop. Queue commands, then ``await pipe.execute()``."""
 

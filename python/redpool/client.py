@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError, WatchError
 from redis.utils import safe_str
 
 from . import _native, _options
+from ._commands import FastCommands
 from ._events import Event
 from ._protocol import Codec, Command, Target
 from .exceptions import ConfigError, ExecAbortError, from_server_reply
@@ -165,7 +166,7 @@ class PoolMethods:
         return self._pool.unsubscribe(listener_id)
 
 
-class Redis(PoolMethods, redis.Redis):
+class Redis(PoolMethods, FastCommands, redis.Redis):
     """A redis-py compatible client on redpool's pool.
 
     Takes redis-py's arguments (``host``, ``port``, ``db``, ``password``, ``username``,
@@ -367,7 +368,7 @@ class Redis(PoolMethods, redis.Redis):
 StrictRedis = Redis
 
 
-class PooledConnection(redis.Redis):
+class PooledConnection(FastCommands, redis.Redis):
     """One connection checked out of a client's pool (:meth:`Redis.acquire`): redis-py's command
     methods, with the client's decoding and response callbacks, all run on this one connection
     (no retries: its state matters). ``pipeline()`` runs on it too. Use it from one thread at a
@@ -426,7 +427,7 @@ class PooledConnection(redis.Redis):
         self.release()
 
 
-class Pipeline(redis.client.Pipeline):
+class Pipeline(FastCommands, redis.client.Pipeline):
     """redis-py's pipeline on redpool's pool.
 
     Queued commands are sent in one round trip: with ``transaction=True`` inside MULTI/EXEC (a
