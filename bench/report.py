@@ -74,11 +74,12 @@ def fmt_ops(x):
     return f"{x / 1e6:.2f} M" if x >= 1e6 else f"{x / 1e3:.1f} k"
 
 
-def ratio(a, b):
-    return f"{a / b:.2f}×" if b else "–"
+def fmt_ratio(value):
+    return f"{value:.2f}×" if value is not None else "–"
 
 
 def table(summary):
+    """The scenario rows; ratios are medians of the ratios within each repetition."""
     lines = ["| scenario | client | ops/s (median) | spread (min–max) | client CPU µs/op | ratio vs peer | ratio vs limit |",
              "|---|---|---:|---:|---:|---|---:|"]
     for (lang, label), clients in summary.items():
@@ -89,10 +90,11 @@ def table(summary):
             if not s:
                 continue
             if client == "redpool":
-                vs_peer = ", ".join(f"{ratio(s['median'], clients[p]['median'])} {p}" for p in peers)
+                vs_peer = ", ".join(f"{fmt_ratio(paired_ratio(clients, [p]))} {p}" for p in peers)
             else:
                 vs_peer = ""
-            vs_limit = ratio(s["median"], limit["median"]) if limit and client != "limit" else ""
+            vs_limit = (fmt_ratio(paired_ratio(clients, ["limit"], client))
+                        if limit and client != "limit" else "")
             scenario = f"{LANG_NAMES[lang].split(' ')[0]}: {label}"
             name = "**redpool**" if client == "redpool" else ("redis-benchmark (limit)" if client == "limit" else client)
             lines.append(f"| {scenario} | {name} | {fmt_ops(s['median'])} | {fmt_ops(s['min'])} – {fmt_ops(s['max'])} "
@@ -100,10 +102,10 @@ def table(summary):
     return lines
 
 
-def paired_ratio(clients, others):
-    """The median over repetitions of redpool's throughput over the fastest of `others` in the
+def paired_ratio(clients, others, client="redpool"):
+    """The median over repetitions of `client`'s throughput over the fastest of `others` in the
     same repetition; None when a client is missing."""
-    rp = clients.get("redpool")
+    rp = clients.get(client)
     peers = [clients.get(name) for name in others]
     if not rp or not all(peers):
         return None
@@ -197,10 +199,11 @@ def main():
            + ("server on CPU 0 and clients on CPU 1 (taskset)." if meta.get("taskset") else "no taskset (unpinned)."),
            "",
            "Only ratios within this run count: the machine is shared and noisy, so absolute figures move "
-           "from run to run; every client of a scenario ran alternately in the same minutes. "
+           "from run to run; every client of a scenario ran alternately in the same minutes, and each "
+           "ratio is the median of the ratios taken within each repetition. "
            "*limit* is `redis-benchmark` with the same connections (-c) and pipeline depth (-P). "
            "Client CPU is user + system time of the whole client process (every thread) per command.",
-           ""] + ([args.note, ""] if args.note else []) + ["## Targets (issues 8 and 17; ratios taken within each repetition, median of those)", ""] + targets(summary) + ["", "## All scenarios", ""] + table(summary)
+           ""] + ([args.note, ""] if args.note else []) + ["## Targets (issues 8 and 17)", ""] + targets(summary) + ["", "## All scenarios", ""] + table(summary)
     md += ["", "![throughput](throughput.png)", "",
            "Produced by `bash bench/run`; see bench/README.md for what each scenario measures. "
            "PROFILE.md holds the profiles of the scenarios redpool loses.", ""]
