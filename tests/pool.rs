@@ -548,6 +548,52 @@ fn a_batch_gives_each_command_its_own_outcome_in_one_round_trip() {
 }
 
 #[test]
+fn a_batch_sends_quit_alone_after_the_others() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let pool = pool(&server, &unique_name("batchquit"), "retries=0");
+        let outcomes = pool.execute_batch(&[
+            cmd("INCR").arg("q:n").clone(),
+            cmd("QUIT").clone(),
+            cmd("INCR").arg("q:n").clone(),
+        ]);
+        assert_eq!(outcomes[0], Ok(Value::Int(1)));
+        assert_eq!(outcomes[1], Ok(Value::Okay));
+        assert_eq!(outcomes[2], Ok(Value::Int(2)));
+        assert_eq!(
+            pool.execute(cmd("GET").arg("q:n")),
+            Ok(Value::BulkString(b"2".to_vec()))
+        );
+    });
+}
+
+#[test]
+fn reads_of_a_failed_mixed_batch_are_sent_again_and_writes_are_not() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let name = unique_name("batchretry");
+        let pool = pool(&server, &name, "socket_timeout=1s&retries=3");
+        pool.execute(cmd("SET").arg("r:k").arg("v")).unwrap();
+        // The pipeline's DEBUG SLEEP outlasts the socket timeout: the exchange fails after the
+        // request went out. The INCR (and the DEBUG) may have been applied, so they fail; the
+        // GET is sent again on its own pipeline and answered once the server is back.
+        let outcomes = pool.execute_batch(&[
+            cmd("INCR").arg("r:n").clone(),
+            cmd("DEBUG").arg("SLEEP").arg("2").clone(),
+            cmd("GET").arg("r:k").clone(),
+        ]);
+        assert_eq!(outcomes[0].as_ref().unwrap_err().kind(), ErrorKind::Timeout);
+        assert_eq!(outcomes[1].as_ref().unwrap_err().kind(), ErrorKind::Timeout);
+        assert_eq!(outcomes[2], Ok(Value::BulkString(b"v".to_vec())));
+        // The INCR was sent once, not again.
+        assert_eq!(
+            pool.execute(cmd("GET").arg("r:n")),
+            Ok(Value::BulkString(b"1".to_vec()))
+        );
+    });
+}
+
+#[test]
 fn a_failed_batch_fails_each_of_its_commands() {
     with_timeout(LIMIT, || {
         let server = RedisServer::start();

@@ -11,9 +11,9 @@ thread, as in redis.asyncio.
 
 Commands are auto-pipelined: the ordinary commands that the tasks of one loop iteration send
 through one pool go out together (the core's ``Pool::execute_batch``: one pipeline, one
-connection, one round trip, one worker wake-up), and each settles from its own reply; a server
-error fails its own command only. A blocking command (BLPOP, XREAD BLOCK, ...) and a command with
-its own timeout go alone.
+connection, one round trip, one worker wake-up, at most 512 commands), and each settles from its
+own reply; a server error fails its own command only. A blocking command (BLPOP, XREAD BLOCK,
+...), a command with its own timeout and one that affects the connection (QUIT) go alone.
 
 That also makes it cancellation-safe by construction: cancelling an await abandons the future,
 while the call itself finishes on its thread and the pool takes its connection back only after

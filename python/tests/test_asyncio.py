@@ -204,6 +204,42 @@ def test_one_loop_iteration_goes_out_as_one_pipeline(server, oracle):
     assert stats["commands"] >= 299 and stats["in_use"] == 0, stats
 
 
+def test_a_long_iteration_is_split_into_batches(server, oracle):
+    """1100 commands of one iteration go out as 3 batches (at most 512 commands each), on as
+    many checkouts, and each caller gets its own reply."""
+
+    async def main():
+        r = redpool.asyncio.Redis.from_url(server.url, decode_responses=True, shared_pool=False)
+        results = await asyncio.gather(*(r.echo(f"e{i}") for i in range(1100)))
+        assert results == [f"e{i}" for i in range(1100)]
+        stats = r.pool_stats()
+        await r.aclose()
+        return stats
+
+    assert run(main())["acquires"] == 3
+
+
+def test_a_batch_whose_flush_was_lost_goes_out_with_a_later_one(server, oracle):
+    """A command queued for a flush that was never scheduled (a KeyboardInterrupt between the
+    submit and ``call_soon``) is sent by the flush a later command asks for once the batch is
+    stale, instead of wedging every later command of the loop."""
+
+    async def main():
+        r = redpool.asyncio.Redis.from_url(server.url, shared_pool=False)
+        loop = asyncio.get_running_loop()
+        calls = redpool.asyncio._calls(loop)
+        token = next(calls.tokens)
+        lost = loop.create_future()
+        calls.waiting[token] = lost
+        assert r._pool.submit_execute(calls.native, token, [b"ECHO", b"lost"], None) is True
+        await asyncio.sleep(0.2)  # no flush: as if interrupted before call_soon
+        assert await asyncio.wait_for(r.echo("next"), 30) == b"next"
+        assert await asyncio.wait_for(lost, 30) == b"lost"
+        await r.aclose()
+
+    run(main())
+
+
 def test_cancelled_in_flight_under_load_then_nothing_misrouted(server, oracle):
     """Commands, pipelines and transactions cancelled right after they were submitted, or by a
     timeout while in flight, with no proxy slowing anything down: afterwards every reply is its

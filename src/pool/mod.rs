@@ -80,10 +80,20 @@ pub struct CallOptions {
 enum BatchPlan {
     /// Refused as [`Pool::execute`] refuses it: fails alone with this error.
     Refused(crate::Error),
-    /// A blocking command: runs alone, with its own reply timeout.
+    /// A blocking command (with its own reply timeout) or one the core does not call ordinary:
+    /// runs alone.
     Alone,
     /// Shares the batch's pipeline.
     Pipelined,
+}
+
+/// The commands of a batch that [`BatchPlan::Pipelined`] marks, in order.
+fn pipelined_of<'a>(cmds: &'a [Cmd], plans: &[BatchPlan]) -> Vec<&'a Cmd> {
+    cmds.iter()
+        .zip(plans)
+        .filter(|(_, plan)| matches!(plan, BatchPlan::Pipelined))
+        .map(|(cmd, _)| cmd)
+        .collect()
 }
 
 /// A pool of connections to one Redis server. Cheap to clone (all clones share the pool) and safe
@@ -239,12 +249,15 @@ impl Pool {
 
     /// Runs the one-shot commands of independent callers together (auto-pipelining): each gets
     /// the outcome its own [`Pool::execute_with`] with [`Pool::one_shot_options`] would give it,
-    /// in order. The ordinary commands share one pipeline on one connection: one round trip,
-    /// their server errors each their own `Response` error, and a failure of the exchange (I/O,
-    /// timeout, breaker) the error of every one of them; the whole pipeline is retried only
-    /// under the rule for pipelines (every command idempotent, or nothing sent). A command
-    /// [`Pool::execute`] refuses fails alone; a blocking command runs alone after the pipeline,
-    /// with its own reply timeout. One ordinary command runs as [`Pool::execute`] runs it.
+    /// in order. The commands whose name the core calls ordinary share one pipeline on one
+    /// connection: one round trip, their server errors each their own `Response` error. When
+    /// that exchange fails after the request was sent, the non-idempotent commands get its error
+    /// (they may have been applied) and the idempotent ones are sent again, together, under the
+    /// usual retry rule, so a read keeps the retry it has alone. A command [`Pool::execute`]
+    /// refuses fails alone; a blocking command, or one the core does not call ordinary (QUIT,
+    /// which closes the connection, ...), runs alone after the pipeline, one after the other.
+    /// One ordinary command runs as [`Pool::execute`] runs it. Breaker and metrics count the
+    /// pipeline as one call, as for [`Pool::pipeline`].
     pub fn execute_batch(&self, cmds: &[Cmd]) -> Vec<Result<Value>> {
         let plans: Vec<BatchPlan> = cmds
             .iter()
@@ -252,6 +265,13 @@ impl Pool {
                 match command::check_one_shot(cmd).and_then(|()| self.one_shot_options(cmd, None)) {
                     Err(err) => BatchPlan::Refused(err),
                     Ok(options) if options.reply_timeout.is_some() => BatchPlan::Alone,
+                    Ok(_)
+                        if !arg_slices(cmd)
+                            .next()
+                            .is_some_and(command::is_ordinary_name) =>
+                    {
+                        BatchPlan::Alone
+                    }
                     Ok(_) => BatchPlan::Pipelined,
                 }
             })
@@ -278,12 +298,7 @@ impl Pool {
 
     /// The outcomes of a batch's [`BatchPlan::Pipelined`] commands, in order.
     fn pipeline_of_batch(&self, cmds: &[Cmd], plans: &[BatchPlan]) -> Vec<Result<Value>> {
-        let pipelined: Vec<&Cmd> = cmds
-            .iter()
-            .zip(plans)
-            .filter(|(_, plan)| matches!(plan, BatchPlan::Pipelined))
-            .map(|(cmd, _)| cmd)
-            .collect();
+        let pipelined = pipelined_of(cmds, plans);
         let count = pipelined.len();
         let replies = match pipelined[..] {
             [] => return Vec::new(),
@@ -293,8 +308,48 @@ impl Pool {
         };
         match replies {
             Ok(replies) => replies.into_iter().map(guard::reply_or_error).collect(),
-            Err(err) => vec![Err(err); count],
+            Err(err) => self.after_failed_batch(pipelined_of(cmds, plans), err),
         }
+    }
+
+    /// The outcomes of a batch's pipelined commands after their pipeline failed with `err`:
+    /// when a lone idempotent command would have been retried but the pipeline was not (it held
+    /// others), the idempotent ones are sent again as one pipeline of their own (so a read gets
+    /// at most one attempt more than alone); every other command gets `err`.
+    fn after_failed_batch(&self, cmds: Vec<&Cmd>, err: crate::Error) -> Vec<Result<Value>> {
+        let idempotent: Vec<bool> = cmds
+            .iter()
+            .map(|cmd| is_idempotent(arg_slices(cmd)))
+            .collect();
+        // A pipeline of idempotent commands only, or one under `retry_non_idempotent`, was
+        // retried by `call` already; with `retries=0` no command is retried, alone or not.
+        let retry = self.config().retry();
+        let retried_already = idempotent.iter().all(|i| *i) || retry.retry_non_idempotent;
+        let reads_would_retry = retry.retries > 0 && may_retry(&err, true, retry);
+        if retried_already || !reads_would_retry || !idempotent.contains(&true) {
+            return vec![Err(err); cmds.len()];
+        }
+        let again: Vec<Cmd> = cmds
+            .iter()
+            .zip(&idempotent)
+            .filter(|(_, idempotent)| **idempotent)
+            .map(|(cmd, _)| (*cmd).clone())
+            .collect();
+        let mut retried = match self.pipeline(&again) {
+            Ok(replies) => replies.into_iter().map(guard::reply_or_error).collect(),
+            Err(again_err) => vec![Err(again_err); again.len()],
+        }
+        .into_iter();
+        idempotent
+            .into_iter()
+            .map(|idempotent| {
+                if idempotent {
+                    retried.next().unwrap_or_else(|| Err(err.clone()))
+                } else {
+                    Err(err.clone())
+                }
+            })
+            .collect()
     }
 
     /// Sends `cmds` as one pipeline; returns one reply per command (server errors in place, as

@@ -12,6 +12,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyOSError;
 use pyo3::panic::PanicException;
@@ -64,6 +65,23 @@ impl Queue {
     }
 }
 
+/// The most commands one batch takes: a longer run of one loop iteration's commands for one
+/// pool is split into several batches, on as many connections.
+const MAX_BATCH: usize = 512;
+
+/// After this long without a flush, the next command asks for one again (the flush the first
+/// command asked for was never scheduled, e.g. a KeyboardInterrupt came in between; an extra
+/// flush finds nothing to send).
+const STALE_BATCH: Duration = Duration::from_millis(50);
+
+/// The batches waiting for the next flush.
+#[derive(Default)]
+struct Pending {
+    batches: Vec<Batch>,
+    /// When the first of them was started.
+    since: Option<Instant>,
+}
+
 /// The commands of one pool gathered since the last flush, and who awaits each reply.
 struct Batch {
     pool: redpool::Pool,
@@ -76,8 +94,8 @@ struct Batch {
 #[pyclass(frozen, module = "redpool._native")]
 pub struct Completions {
     queue: Arc<Queue>,
-    /// The batches not flushed yet, one per pool (used from the loop's thread only).
-    pending: Mutex<Vec<Batch>>,
+    /// The batches not flushed yet (used from the loop's thread only).
+    pending: Mutex<Pending>,
     /// The process that made it: a forked child never reads the parent's descriptor (it would
     /// take the parent's signal).
     pid: u32,
@@ -102,7 +120,8 @@ impl Completions {
     }
 
     /// Adds one ordinary command (no timeout of its own) to the next batch of `pool`; true when
-    /// no batch was pending, so that the caller arranges one `flush()`.
+    /// no batch was pending (or none was flushed for [`STALE_BATCH`]), so that the caller
+    /// arranges one `flush()`.
     pub fn enqueue(
         &self,
         pool: &redpool::Pool,
@@ -111,21 +130,29 @@ impl Completions {
         decode: Option<Decode>,
     ) -> bool {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let first = pending.is_empty();
-        let index = match pending.iter().position(|batch| batch.pool.same_pool(pool)) {
-            Some(index) => index,
-            None => {
-                pending.push(Batch {
-                    pool: pool.clone(),
-                    cmds: Vec::new(),
-                    callers: Vec::new(),
-                });
-                pending.len() - 1
-            }
+        let now = Instant::now();
+        let flush = match pending.since {
+            Some(since) if !pending.batches.is_empty() => now.duration_since(since) > STALE_BATCH,
+            _ => true,
         };
-        pending[index].cmds.push(cmd);
-        pending[index].callers.push((token, decode));
-        first
+        if flush {
+            pending.since = Some(now);
+        }
+        let open = pending
+            .batches
+            .iter()
+            .position(|batch| batch.pool.same_pool(pool) && batch.cmds.len() < MAX_BATCH);
+        let index = open.unwrap_or_else(|| {
+            pending.batches.push(Batch {
+                pool: pool.clone(),
+                cmds: Vec::new(),
+                callers: Vec::new(),
+            });
+            pending.batches.len() - 1
+        });
+        pending.batches[index].cmds.push(cmd);
+        pending.batches[index].callers.push((token, decode));
+        flush
     }
 }
 
@@ -140,7 +167,7 @@ impl Completions {
                 done: Mutex::new(Vec::new()),
                 wakeup,
             }),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
             pid: std::process::id(),
         })
     }
@@ -155,8 +182,13 @@ impl Completions {
     /// replies each settle their own caller. Nothing in a forked child (the batches are the
     /// parent's).
     fn flush(&self) {
-        let batches =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let batches = std::mem::take(
+            &mut self
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .batches,
+        );
         if self.pid != std::process::id() {
             return;
         }
