@@ -299,16 +299,20 @@ impl Pool {
     /// The outcomes of a batch's [`BatchPlan::Pipelined`] commands, in order.
     fn pipeline_of_batch(&self, cmds: &[Cmd], plans: &[BatchPlan]) -> Vec<Result<Value>> {
         let pipelined = pipelined_of(cmds, plans);
-        let count = pipelined.len();
         let replies = match pipelined[..] {
             [] => return Vec::new(),
             [cmd] => return vec![self.execute(cmd)],
-            _ if count == cmds.len() => self.pipeline(cmds),
-            _ => self.pipeline(&pipelined.into_iter().cloned().collect::<Vec<Cmd>>()),
+            _ if pipelined.len() == cmds.len() => self.pipeline(cmds),
+            _ => self.pipeline(
+                &pipelined
+                    .iter()
+                    .map(|cmd| (*cmd).clone())
+                    .collect::<Vec<Cmd>>(),
+            ),
         };
         match replies {
             Ok(replies) => replies.into_iter().map(guard::reply_or_error).collect(),
-            Err(err) => self.after_failed_batch(pipelined_of(cmds, plans), err),
+            Err(err) => self.after_failed_batch(pipelined, err),
         }
     }
 
