@@ -39,7 +39,7 @@ mod tls;
 pub mod workers;
 
 pub use breaker::{BreakerConfig, BreakerState};
-pub use command::blocking::{BLOCK_FOREVER, blocking_reply_timeout};
+pub use command::blocking::{BLOCK_FOREVER, blocking_reply_timeout, call_reply_timeout};
 pub use command::{check_one_shot, is_ordinary_name};
 pub use config::{
     Address, Config, ConfigBuilder, HealthThresholds, KeepaliveConfig, ReuseOrder, Secret,

@@ -40,6 +40,20 @@ const BLOCKING: &[(&str, At, bool)] = &[
     ("WAITAOF", At::Last, true),
 ];
 
+/// The reply timeout of a one-shot call of `cmd`: the caller's `timeout` if it gave one, else
+/// [`blocking_reply_timeout`] with the `socket_timeout` as slack (None: the connection's
+/// ordinary `socket_timeout` applies).
+pub fn call_reply_timeout(
+    cmd: &Cmd,
+    timeout: Option<Duration>,
+    socket_timeout: Duration,
+) -> Result<Option<Duration>> {
+    match timeout {
+        Some(timeout) => Ok(Some(timeout)),
+        None => blocking_reply_timeout(cmd, socket_timeout),
+    }
+}
+
 /// The reply timeout a call of `cmd` needs, or None when `cmd` does not block (it is not a
 /// blocking command, XREAD without BLOCK) or its block time is one the server refuses at once
 /// (not a number, negative): the ordinary `socket_timeout` applies then, and the server's error

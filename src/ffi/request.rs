@@ -10,7 +10,7 @@ use redis::{Cmd, Value};
 use super::args::{self, redpool_cmd};
 use super::reply::{self, redpool_reply};
 use super::write_out;
-use crate::command::blocking::blocking_reply_timeout;
+use crate::command::blocking::call_reply_timeout;
 use crate::error::{ErrorKind, Result};
 use crate::pool::{CallOptions, Pool, PooledConnection};
 
@@ -84,10 +84,7 @@ pub(crate) unsafe fn single(
     let result = unsafe {
         args::with_command(argc, argv, argvlen, |cmd| {
             check_out(reply, "reply")?;
-            let reply_timeout = match reply_timeout {
-                Some(timeout) => Some(timeout),
-                None => blocking_reply_timeout(cmd, target.socket_timeout())?,
-            };
+            let reply_timeout = call_reply_timeout(cmd, reply_timeout, target.socket_timeout())?;
             Ok(target.single(cmd, reply_timeout))
         })
     }??;

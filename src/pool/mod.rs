@@ -236,10 +236,8 @@ impl Pool {
     /// [`crate::blocking_reply_timeout`] with the pool's `socket_timeout` as slack, and any other
     /// command the defaults.
     pub fn one_shot_options(&self, cmd: &Cmd, timeout: Option<Duration>) -> Result<CallOptions> {
-        let reply_timeout = match timeout {
-            Some(timeout) => Some(timeout),
-            None => crate::blocking_reply_timeout(cmd, self.config().socket_timeout())?,
-        };
+        let reply_timeout =
+            crate::call_reply_timeout(cmd, timeout, self.config().socket_timeout())?;
         Ok(CallOptions {
             deadline: reply_timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
             reply_timeout,

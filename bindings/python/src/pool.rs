@@ -520,10 +520,9 @@ impl Connection {
     ) -> PyResult<Bound<'py, PyAny>> {
         let cmd = reply::command(args)?;
         let decode = Decode::new(decode)?;
-        let timeout = match seconds(py, "timeout", timeout)? {
-            Some(timeout) => Some(timeout),
-            None => redpool::blocking_reply_timeout(&cmd, self.socket_timeout).or_raise(py)?,
-        };
+        let timeout = seconds(py, "timeout", timeout)?;
+        let timeout =
+            redpool::call_reply_timeout(&cmd, timeout, self.socket_timeout).or_raise(py)?;
         let value = self.call(py, move |conn| match timeout {
             Some(t) => conn.execute_with_timeout(&cmd, t),
             None => conn.execute(&cmd),
