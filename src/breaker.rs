@@ -81,6 +81,8 @@ impl Outcome {
     pub fn of<T>(result: &Result<T, Error>) -> Outcome {
         match result {
             Ok(_) => Outcome::Success,
+            // The caller stopped the call: nothing is known of the server.
+            Err(err) if err.is_interrupted() => Outcome::Ignored,
             Err(err) => match err.kind() {
                 ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::Protocol => {
                     Outcome::Failure

@@ -100,6 +100,8 @@ pub struct Error {
     sent: bool,
     /// When trying again makes sense at the earliest (the pool-wide reconnect backoff).
     retry_after: Option<std::time::Duration>,
+    /// The caller's thread asked the call to stop (see [`crate::interrupt`]).
+    interrupted: bool,
 }
 
 /// The result type of every fallible redpool operation.
@@ -114,6 +116,7 @@ impl Error {
             server_code: None,
             sent: false,
             retry_after: None,
+            interrupted: false,
         }
     }
 
@@ -185,7 +188,27 @@ impl Error {
             server_code: Some(code.to_string()),
             sent: true,
             retry_after: None,
+            interrupted: false,
         }
+    }
+
+    /// A call cut short because its thread's check asked it to stop (see [`crate::interrupt`]):
+    /// a `Timeout`, as when a caller's deadline passes, that is never retried and says nothing
+    /// of the server. A binding raises what its check found instead (Python: the exception a
+    /// signal handler raised, such as `KeyboardInterrupt`).
+    pub fn interrupted() -> Self {
+        Error {
+            interrupted: true,
+            ..Error::new(
+                ErrorKind::Timeout,
+                "interrupted: the caller asked the call to stop before it finished",
+            )
+        }
+    }
+
+    /// True for an [`Error::interrupted`] call.
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted
     }
 
     /// The category of this error.

@@ -25,6 +25,7 @@ pub mod exporter;
 pub mod ffi;
 mod fork;
 pub mod health;
+pub mod interrupt;
 pub mod leak;
 pub mod metrics;
 pub mod pool;

@@ -45,7 +45,9 @@ pub(crate) fn may_retry(err: &Error, idempotent: bool, config: &RetryConfig) -> 
     // inside the call would only get round them.
     let retried_here =
         kind.is_transient() && !matches!(kind, ErrorKind::PoolExhausted | ErrorKind::CircuitOpen);
-    retried_here && (!err.request_sent() || idempotent || config.retry_non_idempotent)
+    retried_here
+        && !err.is_interrupted()
+        && (!err.request_sent() || idempotent || config.retry_non_idempotent)
 }
 
 #[cfg(test)]

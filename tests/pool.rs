@@ -886,7 +886,7 @@ fn disconnect_closes_idle_connections_now_and_busy_ones_when_returned() {
         assert_eq!(pool.stats().closed(CloseReason::Discarded), 3);
 
         // The pool stays open: the next call opens a new connection.
-        pool.execute(&cmd("SET").arg("k").arg("v")).expect("set");
+        pool.execute(cmd("SET").arg("k").arg("v")).expect("set");
         assert_eq!(server.count_clients_named(&name), 1);
         pool.close(Duration::ZERO);
         assert_eq!(pool.disconnect().unwrap_err().kind(), ErrorKind::Closed);

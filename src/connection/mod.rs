@@ -445,7 +445,10 @@ impl Connection {
                     written_any = true;
                     bytes = &bytes[n..];
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    crate::interrupt::check()
+                        .map_err(|err| if written_any { err.sent() } else { err })?;
+                }
                 Err(e) => return Err(self.write_error(&e, written_any)),
             }
         }
@@ -553,6 +556,7 @@ impl Connection {
             )
         };
         match err {
+            ReadError::Interrupted(err) => err,
             ReadError::Io(e) if !dropped(&e) => Error::from_io(&e, "reading from", &self.server),
             ReadError::Io(_) | ReadError::Closed => Error::new(
                 ErrorKind::Connection,

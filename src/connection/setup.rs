@@ -3,7 +3,8 @@
 //! connection.
 
 use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use super::Connection;
 use super::stream::{Stream, Timed};
@@ -104,13 +106,14 @@ impl Connector {
             let Some(remaining) = remaining(deadline) else {
                 break;
             };
-            match TcpStream::connect_timeout(&addr, remaining) {
+            match connect_in_slices(&addr, Instant::now() + remaining) {
                 Ok(tcp) => {
                     self.configure_tcp(&tcp)
                         .map_err(|e| Error::from_io(&e, "configuring socket for", &self.server))?;
                     return Ok(tcp);
                 }
-                Err(e) => last_error = Some(e),
+                Err(Stop::Interrupted(err)) => return Err(err),
+                Err(Stop::Failed(e)) => last_error = Some(e),
             }
         }
         Err(match last_error {
@@ -202,15 +205,22 @@ struct Handshake {
 impl Handshake {
     fn new(config: &Config) -> Handshake {
         let mut commands = Vec::new();
-        let credentials = (config.password().is_some() || config.username().is_some())
-            .then(|| (config.username(), config.password().map_or("", |p| p.expose())));
+        let credentials = (config.password().is_some() || config.username().is_some()).then(|| {
+            (
+                config.username(),
+                config.password().map_or("", |p| p.expose()),
+            )
+        });
         let name = Some(config.client_name()).filter(|name| !name.is_empty());
         let resp3 = config.protocol() == 3;
         if resp3 {
             let mut hello = redis::cmd("HELLO");
             hello.arg(3);
             if let Some((user, password)) = credentials {
-                hello.arg("AUTH").arg(user.unwrap_or("default")).arg(password);
+                hello
+                    .arg("AUTH")
+                    .arg(user.unwrap_or("default"))
+                    .arg(password);
             }
             if let Some(name) = name {
                 hello.arg("SETNAME").arg(name);
@@ -237,6 +247,79 @@ impl Handshake {
             replies: commands.len(),
             auth_first: !resp3 && credentials.is_some(),
         }
+    }
+}
+
+/// Why [`connect_in_slices`] gave up.
+enum Stop {
+    /// The connect failed or timed out.
+    Failed(io::Error),
+    /// The caller's thread asked it to stop (see [`crate::interrupt`]).
+    Interrupted(Error),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+/// `TcpStream::connect_timeout` (a non-blocking connect, then a wait for the socket to become
+/// writable), with the wait cut into [`crate::interrupt::SLICE`]s for an armed thread, and a
+/// signal's `EINTR` handed to its check rather than retried blindly.
+fn connect_in_slices(addr: &SocketAddr, deadline: Instant) -> std::result::Result<TcpStream, Stop> {
+    let socket = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(&(*addr).into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            wait_until_writable(&socket, deadline)?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    socket.set_nonblocking(false)?;
+    Ok(socket.into())
+}
+
+/// Waits for a connecting socket to finish (writable), by `deadline`; the connect's own error
+/// when it failed.
+fn wait_until_writable(socket: &Socket, deadline: Instant) -> std::result::Result<(), Stop> {
+    let mut poll = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(io::Error::from(io::ErrorKind::TimedOut).into());
+        }
+        let pause = crate::interrupt::pause_at(deadline) - now;
+        // Rounded up, so a wait never spins on a zero timeout.
+        let millis = pause.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: `poll` points at one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e.into());
+            }
+        } else if ready > 0 {
+            return match socket.take_error()? {
+                Some(e) => Err(e.into()),
+                None if poll.revents & (libc::POLLHUP | libc::POLLERR) != 0 => Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    "connection failed with no error set",
+                )
+                .into()),
+                None => Ok(()),
+            };
+        }
+        crate::interrupt::check().map_err(Stop::Interrupted)?;
     }
 }
 

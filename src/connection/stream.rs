@@ -121,6 +121,10 @@ impl Stream {
         };
         while tls.conn.is_handshaking() {
             if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    crate::interrupt::check()?;
+                    continue;
+                }
                 let why = match e.get_ref() {
                     Some(inner) if e.kind() == io::ErrorKind::InvalidData => inner.to_string(),
                     _ if matches!(

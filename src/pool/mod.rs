@@ -453,7 +453,7 @@ impl Pool {
             {
                 return Err(err);
             }
-            std::thread::sleep(delay);
+            crate::interrupt::sleep(delay)?;
             self.shared.counters().retried();
             previous_delay = delay;
             attempt += 1;

@@ -23,6 +23,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Event, Events};
 use crate::fork::{self, ForkGuarded};
 use crate::health::HealthMemory;
+use crate::interrupt;
 use crate::leak::LeakTracker;
 use crate::metrics::{CloseReason, Counters, PoolStats};
 
@@ -432,6 +433,7 @@ impl Shared {
         }
         // Every way out of this loop, and every sleep, passes a pending nudge on to the head (see
         // `pass_nudge`), so an idle connection never waits while the head sleeps.
+        let mut stopped = None;
         loop {
             if let Some(grant) = state.waiters.take_grant(&ticket) {
                 Shared::pass_nudge(&mut state);
@@ -461,8 +463,21 @@ impl Shared {
                     .emit(|| Event::AcquireTimedOut { waited, waiting });
                 return Err(err);
             }
+            if let Some(err) = stopped {
+                state.waiters.withdraw(&ticket);
+                Shared::pass_nudge(&mut state);
+                return Err(err);
+            }
             Shared::pass_nudge(&mut state);
-            state = ticket.wake.wait_until(state, deadline).0;
+            let (relocked, paused) = ticket.wake.wait_until(state, interrupt::pause_at(deadline));
+            state = relocked;
+            if paused && interrupt::armed() {
+                // Asked without the lock: the check may wait for the GIL, which a thread waiting
+                // for this lock may hold. A grant that arrives meanwhile is taken above first.
+                drop(state);
+                stopped = interrupt::check().err();
+                state = self.state.lock();
+            }
         }
     }
 
@@ -818,11 +833,18 @@ impl Shared {
         self.closed_connections(idle, CloseReason::PoolClosed);
         let deadline = Instant::now() + grace;
         let mut state = self.lock();
-        while state.open > 0 {
-            let (relocked, timed_out) = self.drained.wait_until(state, deadline);
+        while state.open > 0 && Instant::now() < deadline {
+            let (relocked, paused) = self
+                .drained
+                .wait_until(state, interrupt::pause_at(deadline));
             state = relocked;
-            if timed_out {
-                break;
+            if paused && interrupt::armed() {
+                drop(state);
+                let stopped = interrupt::check().is_err();
+                state = self.state.lock();
+                if stopped {
+                    break; // the caller stops waiting: the close finishes now
+                }
             }
         }
         for fd in state.in_use_fds.values() {
@@ -1081,8 +1103,9 @@ impl ForkGuarded for Shared {
     }
 }
 
-/// True when a connect attempt failed because the caller's deadline `limit` came (not because of
-/// anything the server did).
+/// True when a connect attempt failed because the caller's deadline `limit` came or the caller
+/// stopped it (not because of anything the server did).
 fn cut_short_by(limit: Option<Instant>, err: &Error) -> bool {
-    err.kind() == ErrorKind::Timeout && limit.is_some_and(|limit| Instant::now() >= limit)
+    err.is_interrupted()
+        || err.kind() == ErrorKind::Timeout && limit.is_some_and(|limit| Instant::now() >= limit)
 }
