@@ -35,7 +35,6 @@ mod _native {
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         let py = m.py();
-        super::blocking::prepare(py)?;
         super::errors::prepare(py)?;
         super::events::prepare(py)
     }
