@@ -7,8 +7,8 @@
 //! connection from a full pool, a retry's backoff, a connect in progress, a close's grace) ask the
 //! check every 50 ms. When a handler raises (`KeyboardInterrupt`), the core stops the call, drops
 //! a connection cut mid-exchange rather than pooling it (so no reply can reach another caller),
-//! and the caller gets the handler's exception. Off the main thread the check finds nothing to
-//! run: signals are handled on the main thread only.
+//! and the caller gets the handler's exception. Python runs signal handlers on its main thread
+//! only, so elsewhere the check returns at once, without the GIL.
 
 use std::cell::RefCell;
 
@@ -39,6 +39,9 @@ fn signal_handler_raised() -> bool {
     if RAISED.with(|raised| raised.borrow().is_some()) {
         return true;
     }
+    if !on_first_thread() {
+        return false;
+    }
     match Python::attach(|py| py.check_signals()) {
         Ok(()) => false,
         Err(err) => {
@@ -46,4 +49,19 @@ fn signal_handler_raised() -> bool {
             true
         }
     }
+}
+
+/// True on the process's first thread, Python's main thread (where signal handlers run) but in
+/// rare embeddings: its thread id is the process id, also in a child forked from any thread.
+/// Checked without the GIL, so threads waiting elsewhere do not compete for it every slice.
+#[cfg(target_os = "linux")]
+fn on_first_thread() -> bool {
+    // SAFETY: neither call has preconditions.
+    unsafe { libc::gettid() == libc::getpid() }
+}
+
+/// Off Linux the check asks Python, which knows its main thread.
+#[cfg(not(target_os = "linux"))]
+fn on_first_thread() -> bool {
+    true
 }
