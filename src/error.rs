@@ -265,6 +265,9 @@ impl Error {
 
     /// Maps an I/O error on a connection to `server` into the taxonomy.
     pub(crate) fn from_io(err: &io::Error, doing: &str, server: &str) -> Self {
+        if crate::interrupt::is_stop(err) {
+            return Error::interrupted();
+        }
         let kind = match err.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ErrorKind::Timeout,
             _ => ErrorKind::Connection,

@@ -2,20 +2,25 @@
 //!
 //! A binding arms the calling thread with a check for the duration of one call
 //! ([`while_checking`]). The core asks the check when a signal interrupts a socket read, write or
-//! connect on that thread (`EINTR`), and at the end of every [`SLICE`] of a wait that no signal
-//! ends: the wait for a connection, a retry's backoff, a connect in progress and a close's grace.
-//! When the check says stop, the call ends at once with an error for which
-//! [`Error::is_interrupted`] is true:
-//! - a connection cut mid-exchange is dropped, never pooled (its exchange did not complete), so no
-//!   reply can reach another caller;
+//! connect on that thread (`EINTR`), and at the end of every [`SLICE`] of a wait: a socket read or
+//! write (so a signal handled between two system calls is not missed either, under TLS too), the
+//! wait for a connection, a retry's backoff, a connect in progress and a close's grace. When the
+//! check says stop, the call ends at once with an error for which [`Error::is_interrupted`] is
+//! true:
+//! - a connection cut mid-exchange is dropped, never pooled (its exchange did not complete), and
+//!   refuses any further request if the caller holds it, so no reply can reach another request;
+//! - a connection granted to the call while its check ran is given back;
 //! - an interruption is never retried and tells the breaker and the reconnect backoff nothing
 //!   about the server;
 //! - a close stops waiting for its grace and finishes closing.
 //!
 //! A thread that is not armed (the core's own workers, C and Node callers) is never interrupted,
-//! and an armed call pays nothing until a signal arrives or a wait reaches a slice's end.
+//! and an armed call pays nothing until a signal arrives or a wait reaches a slice's end (a
+//! socket's timeout is set to a slice once, not per call).
 
 use std::cell::Cell;
+use std::fmt;
+use std::io;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -67,6 +72,29 @@ pub(crate) fn pause_at(deadline: Instant) -> Instant {
         deadline
     }
 }
+
+/// The I/O error a socket wait ends with when the check said stop: not `Interrupted`, which TLS
+/// and the core's read loops retry; [`Error::from_io`] turns it into [`Error::interrupted`].
+pub(crate) fn stop_error() -> io::Error {
+    io::Error::other(Stopped)
+}
+
+/// True for [`stop_error`]'s error.
+pub(crate) fn is_stop(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|inner| inner.is::<Stopped>())
+}
+
+/// The payload of [`stop_error`].
+#[derive(Debug)]
+struct Stopped;
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted: the caller asked the call to stop")
+    }
+}
+
+impl std::error::Error for Stopped {}
 
 /// Sleeps for `duration`, asking the check after each slice when armed.
 pub(crate) fn sleep(duration: Duration) -> Result<()> {

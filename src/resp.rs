@@ -32,9 +32,6 @@ pub(crate) enum ReadError {
     Closed,
     /// The bytes are not RESP.
     Protocol(String),
-    /// A signal interrupted the read and the caller's thread asked it to stop
-    /// (see [`crate::interrupt`]).
-    Interrupted(crate::Error),
 }
 
 /// Where the scan of the frame at the front of the buffer stands, so that more bytes resume it.
@@ -180,9 +177,7 @@ impl ReplyReader {
                     self.end += n;
                     return Ok(());
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    crate::interrupt::check().map_err(ReadError::Interrupted)?;
-                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(ReadError::Io(e)),
             }
         }

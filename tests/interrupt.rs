@@ -6,15 +6,15 @@
 
 mod support;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use redpool::{Error, Pool, Value, cmd, interrupt};
-use support::{RedisServer, unique_name, with_timeout};
+use redpool::{Error, Pool, PooledConnection, Value, cmd, interrupt};
+use support::{RedisServer, ServerOptions, TlsKind, unique_name, with_timeout};
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// How long after the call starts its check begins to say stop.
@@ -108,6 +108,47 @@ fn a_signal_cuts_a_reply_wait_short_and_the_connection_is_not_reused() {
 }
 
 #[test]
+fn a_reply_wait_is_cut_short_without_a_signal_over_tcp_and_tls() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start_with(ServerOptions {
+            tls: Some(TlsKind::Valid),
+            ..Default::default()
+        });
+        let ca = server.ca_file().display().to_string();
+        let urls = [
+            format!("{}/0", server.url()),
+            format!("{}/0?tls_ca_file={ca}", server.tls_url()),
+        ];
+        for url in urls {
+            let pool = Pool::from_url(&url).unwrap();
+            pool.execute(&cmd("PING")).unwrap();
+            // The check is asked at the end of every slice of the read: no signal needed.
+            let secs = LONG.as_secs().to_string();
+            let (result, took) = armed_call(|| pool.execute(cmd("BLPOP").arg("never").arg(&secs)));
+            assert_interrupted(result, took);
+            assert_pool_is_sound(&pool);
+        }
+    });
+}
+
+#[test]
+fn a_checked_out_connection_cut_short_refuses_further_requests() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let pool = pool(&server, "");
+        let mut conn = pool.acquire().unwrap();
+        let secs = LONG.as_secs().to_string();
+        let (result, took) = armed_call(|| conn.execute(cmd("BLPOP").arg("never").arg(&secs)));
+        assert_interrupted(result, took);
+        // The BLPOP's reply may still come: no later request on this connection may read it.
+        let err = conn.execute(cmd("ECHO").arg("mine")).unwrap_err();
+        assert!(err.to_string().contains("out of step"), "{err}");
+        drop(conn);
+        assert_pool_is_sound(&pool);
+    });
+}
+
+#[test]
 fn a_wait_for_a_connection_is_cut_short() {
     with_timeout(LIMIT, || {
         let server = RedisServer::start();
@@ -117,6 +158,37 @@ fn a_wait_for_a_connection_is_cut_short() {
         assert_interrupted(result, took);
         assert_eq!(pool.stats().waiting, 0, "the waiter left the queue");
         drop(held);
+        assert_pool_is_sound(&pool);
+    });
+}
+
+thread_local! {
+    static HELD: RefCell<Option<PooledConnection>> = const { RefCell::new(None) };
+}
+
+/// A check that returns this thread's held connection to the pool (to the waiting call) and
+/// says stop at the same time.
+fn return_the_held_connection_and_stop() -> bool {
+    HELD.with(|held| drop(held.borrow_mut().take()));
+    true
+}
+
+#[test]
+fn a_connection_granted_while_the_check_runs_is_given_back() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let pool = pool(&server, "max_connections=1&acquire_timeout=30s");
+        HELD.with(|held| *held.borrow_mut() = Some(pool.acquire().unwrap()));
+        let result = interrupt::while_checking(return_the_held_connection_and_stop, || {
+            pool.execute(cmd("INCR").arg("granted"))
+        });
+        assert!(result.expect_err("stopped").is_interrupted());
+        let stats = pool.stats();
+        assert_eq!((stats.open, stats.idle, stats.waiting), (1, 1, 0));
+        assert!(
+            server.raw().cmd_str(&["GET", "granted"]).is_nil(),
+            "INCR never ran"
+        );
         assert_pool_is_sound(&pool);
     });
 }

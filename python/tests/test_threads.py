@@ -190,3 +190,24 @@ def test_a_call_interrupted_by_ctrl_c_leaves_the_pool_sound(server, oracle):
     # The connection cut mid-reply was dropped: the next call opened a new one and got its own
     # reply, and nothing stays checked out.
     assert done.stdout.split("\n")[:2] == ["interrupted", "b'after' 0 1"], done.stdout
+
+
+def test_a_signal_handler_that_uses_the_interrupted_connection_is_refused(server, oracle):
+    code = textwrap.dedent(f"""
+        import signal, redpool
+        r = redpool.Redis.from_url("{server.url}", shared_pool=False)
+        with r.acquire() as conn:
+            signal.signal(signal.SIGALRM, lambda *_: conn.ping())
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            try:
+                conn.blpop(["never"], timeout=30)
+                print("not interrupted")
+            except RuntimeError as e:
+                print("refused" if "busy" in str(e) else e)
+        print(r.echo("after"), r.pool_stats()["in_use"])
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    # Refused rather than waiting for itself; the interrupted connection is not reused.
+    assert done.stdout.split("\n")[:2] == ["refused", "b'after' 0"], done.stdout

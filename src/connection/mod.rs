@@ -132,7 +132,7 @@ impl Connection {
         self.prepare(std::slice::from_ref(cmd), deadline)?;
         self.send_buffer(1)?;
         let value = self.read_answer(self.facts[0])?;
-        self.unanswered = 0;
+        self.unanswered -= 1;
         Ok(value)
     }
 
@@ -400,14 +400,28 @@ impl Connection {
         Ok(())
     }
 
-    /// Refuses any request on a connection streaming MONITOR output, and on one with bytes
-    /// already waiting: its reply stream is out of step, and it is closed.
+    /// Refuses any request on a connection streaming MONITOR output, on one whose earlier
+    /// request failed before all its replies were read (the caller of a checked-out connection
+    /// may try again after a timeout or an interruption), and on one with bytes already waiting:
+    /// its reply stream is out of step, and it is closed.
     fn check_stream(&mut self) -> Result<()> {
         if self.session.is_streaming() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 "this connection carries MONITOR's stream and takes no more requests; release it \
                  (it is closed) and use another",
+            ));
+        }
+        if self.unanswered > 0 || self.poisoned {
+            // An earlier request failed part-way (a timeout, an I/O error, an interruption): its
+            // replies may still come, and would be read as the answers to this one.
+            self.poisoned = true;
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "an earlier request on this connection to {} failed before all its replies                      were read, so its replies are out of step; the connection is closed:                      release it and use another",
+                    self.server
+                ),
             ));
         }
         if !self.reader.is_empty() || self.stream.has_unread_plaintext() {
@@ -445,10 +459,7 @@ impl Connection {
                     written_any = true;
                     bytes = &bytes[n..];
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    crate::interrupt::check()
-                        .map_err(|err| if written_any { err.sent() } else { err })?;
-                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(self.write_error(&e, written_any)),
             }
         }
@@ -556,7 +567,6 @@ impl Connection {
             )
         };
         match err {
-            ReadError::Interrupted(err) => err,
             ReadError::Io(e) if !dropped(&e) => Error::from_io(&e, "reading from", &self.server),
             ReadError::Io(_) | ReadError::Closed => Error::new(
                 ErrorKind::Connection,

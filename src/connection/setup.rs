@@ -112,8 +112,8 @@ impl Connector {
                         .map_err(|e| Error::from_io(&e, "configuring socket for", &self.server))?;
                     return Ok(tcp);
                 }
-                Err(Stop::Interrupted(err)) => return Err(err),
-                Err(Stop::Failed(e)) => last_error = Some(e),
+                Err(e) if crate::interrupt::is_stop(&e) => return Err(Error::interrupted()),
+                Err(e) => last_error = Some(e),
             }
         }
         Err(match last_error {
@@ -250,24 +250,10 @@ impl Handshake {
     }
 }
 
-/// Why [`connect_in_slices`] gave up.
-enum Stop {
-    /// The connect failed or timed out.
-    Failed(io::Error),
-    /// The caller's thread asked it to stop (see [`crate::interrupt`]).
-    Interrupted(Error),
-}
-
-impl From<io::Error> for Stop {
-    fn from(e: io::Error) -> Self {
-        Stop::Failed(e)
-    }
-}
-
 /// `TcpStream::connect_timeout` (a non-blocking connect, then a wait for the socket to become
 /// writable), with the wait cut into [`crate::interrupt::SLICE`]s for an armed thread, and a
 /// signal's `EINTR` handed to its check rather than retried blindly.
-fn connect_in_slices(addr: &SocketAddr, deadline: Instant) -> std::result::Result<TcpStream, Stop> {
+fn connect_in_slices(addr: &SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
     let socket = Socket::new(
         Domain::for_address(*addr),
         Type::STREAM,
@@ -279,15 +265,15 @@ fn connect_in_slices(addr: &SocketAddr, deadline: Instant) -> std::result::Resul
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
             wait_until_writable(&socket, deadline)?;
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     }
     socket.set_nonblocking(false)?;
     Ok(socket.into())
 }
 
 /// Waits for a connecting socket to finish (writable), by `deadline`; the connect's own error
-/// when it failed.
-fn wait_until_writable(socket: &Socket, deadline: Instant) -> std::result::Result<(), Stop> {
+/// when it failed, [`crate::interrupt::stop_error`] when the thread's check said stop.
+fn wait_until_writable(socket: &Socket, deadline: Instant) -> io::Result<()> {
     let mut poll = libc::pollfd {
         fd: socket.as_raw_fd(),
         events: libc::POLLOUT,
@@ -296,7 +282,7 @@ fn wait_until_writable(socket: &Socket, deadline: Instant) -> std::result::Resul
     loop {
         let now = Instant::now();
         if now >= deadline {
-            return Err(io::Error::from(io::ErrorKind::TimedOut).into());
+            return Err(io::Error::from(io::ErrorKind::TimedOut));
         }
         let pause = crate::interrupt::pause_at(deadline) - now;
         // Rounded up, so a wait never spins on a zero timeout.
@@ -306,20 +292,19 @@ fn wait_until_writable(socket: &Socket, deadline: Instant) -> std::result::Resul
         if ready < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e.into());
+                return Err(e);
             }
         } else if ready > 0 {
             return match socket.take_error()? {
-                Some(e) => Err(e.into()),
+                Some(e) => Err(e),
                 None if poll.revents & (libc::POLLHUP | libc::POLLERR) != 0 => Err(io::Error::new(
                     io::ErrorKind::ConnectionRefused,
                     "connection failed with no error set",
-                )
-                .into()),
+                )),
                 None => Ok(()),
             };
         }
-        crate::interrupt::check().map_err(Stop::Interrupted)?;
+        crate::interrupt::check().map_err(|_| crate::interrupt::stop_error())?;
     }
 }
 

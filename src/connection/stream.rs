@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rustls::{ClientConnection, StreamOwned};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::interrupt;
 
 /// A socket timeout within this of the time left is left as it is: no system call to shave off a
 /// few milliseconds, so the common exchange (a reply that arrives at once) makes none. A call may
@@ -57,36 +58,68 @@ impl<S: Timeouts> Timed<S> {
         }
     }
 
-    /// Fits the socket's timeouts to the time left before the deadline, or fails with `TimedOut`
-    /// once none is left.
+    /// Fits the socket's timeouts to the time left before the deadline (on an armed thread, to
+    /// at most one [`interrupt::SLICE`]), or fails with `TimedOut` once none is left.
     fn fit(&mut self) -> io::Result<()> {
         let left = self
             .deadline
             .checked_duration_since(Instant::now())
             .filter(|left| !left.is_zero())
             .ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))?;
+        let wait = if interrupt::armed() {
+            left.min(interrupt::SLICE)
+        } else {
+            left
+        };
         if self
             .applied
-            .is_none_or(|applied| applied.abs_diff(left) > SLACK)
+            .is_none_or(|applied| applied.abs_diff(wait) > SLACK)
         {
-            self.socket.set_timeouts(left)?;
-            self.applied = Some(left);
+            self.socket.set_timeouts(wait)?;
+            self.applied = Some(wait);
         }
         Ok(())
+    }
+
+    /// True when a read or write that failed with `err` was only paused: by a signal (`EINTR`),
+    /// or on an armed thread by the end of a slice before the deadline. The wait then asks the
+    /// thread's check (see [`crate::interrupt`]) and goes on, or ends with its stop error.
+    fn paused(&self, err: &io::Error) -> bool {
+        match err.kind() {
+            io::ErrorKind::Interrupted => true,
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                interrupt::armed() && Instant::now() < self.deadline
+            }
+            _ => false,
+        }
     }
 }
 
 impl<S: Read + Timeouts> Read for Timed<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fit()?;
-        self.socket.read(buf)
+        loop {
+            self.fit()?;
+            match self.socket.read(buf) {
+                Err(e) if self.paused(&e) => {
+                    interrupt::check().map_err(|_| interrupt::stop_error())?;
+                }
+                done => return done,
+            }
+        }
     }
 }
 
 impl<S: Write + Timeouts> Write for Timed<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.fit()?;
-        self.socket.write(buf)
+        loop {
+            self.fit()?;
+            match self.socket.write(buf) {
+                Err(e) if self.paused(&e) => {
+                    interrupt::check().map_err(|_| interrupt::stop_error())?;
+                }
+                done => return done,
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -121,9 +154,8 @@ impl Stream {
         };
         while tls.conn.is_handshaking() {
             if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    crate::interrupt::check()?;
-                    continue;
+                if interrupt::is_stop(&e) {
+                    return Err(Error::interrupted());
                 }
                 let why = match e.get_ref() {
                     Some(inner) if e.kind() == io::ErrorKind::InvalidData => inner.to_string(),

@@ -437,11 +437,21 @@ impl Shared {
         loop {
             if let Some(grant) = state.waiters.take_grant(&ticket) {
                 Shared::pass_nudge(&mut state);
+                if let Some(err) = stopped {
+                    // Granted while the check ran: the caller stops all the same.
+                    self.give_back(state, grant);
+                    return Err(err);
+                }
                 return match grant {
                     Grant::Connection(conn) => Leased::after_queueing(Lease::Idle(conn)),
                     Grant::Slot => Leased::after_queueing(Lease::Slot),
                     Grant::Closed => Err(self.closed_error()),
                 };
+            }
+            if let Some(err) = stopped {
+                state.waiters.withdraw(&ticket);
+                Shared::pass_nudge(&mut state);
+                return Err(err);
             }
             if state.waiters.is_head(&ticket) {
                 if let Some(conn) = self.take_idle(&mut state) {
@@ -463,21 +473,32 @@ impl Shared {
                     .emit(|| Event::AcquireTimedOut { waited, waiting });
                 return Err(err);
             }
-            if let Some(err) = stopped {
-                state.waiters.withdraw(&ticket);
-                Shared::pass_nudge(&mut state);
-                return Err(err);
-            }
             Shared::pass_nudge(&mut state);
             let (relocked, paused) = ticket.wake.wait_until(state, interrupt::pause_at(deadline));
             state = relocked;
             if paused && interrupt::armed() {
                 // Asked without the lock: the check may wait for the GIL, which a thread waiting
-                // for this lock may hold. A grant that arrives meanwhile is taken above first.
+                // for this lock may hold. A grant that arrives meanwhile is given back above.
                 drop(state);
                 stopped = interrupt::check().err();
                 state = self.state.lock();
             }
+        }
+    }
+
+    /// Gives back what a waiter was granted after its caller stopped: a connection is checked
+    /// in again (to the next waiter or the idle set), a slot passed on.
+    fn give_back(&self, mut state: MutexGuard<'_, State>, grant: Grant) {
+        match grant {
+            Grant::Connection(conn) => {
+                drop(state);
+                self.checkin(conn);
+            }
+            Grant::Slot => {
+                state.connecting -= 1;
+                self.release_slot(&mut state);
+            }
+            Grant::Closed => {}
         }
     }
 
@@ -606,7 +627,9 @@ impl Shared {
                 Ok(conn)
             }
             Err(err) if cut_short_by(limit, &err) => {
-                self.counters.connect_failed(err.kind());
+                if !err.is_interrupted() {
+                    self.counters.connect_failed(err.kind());
+                }
                 self.release_slot(&mut state);
                 Err(err)
             }

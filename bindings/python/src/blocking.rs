@@ -26,9 +26,15 @@ where
     T: Send,
     F: FnOnce() -> T + Send,
 {
+    // Left over only if an earlier call panicked after a handler raised.
+    RAISED.with(|raised| raised.borrow_mut().take());
     let value = py.detach(|| redpool::interrupt::while_checking(signal_handler_raised, job));
     match RAISED.with(|raised| raised.borrow_mut().take()) {
-        Some(err) => Err(err),
+        Some(err) => {
+            // The result may hold a connection, whose return may do I/O: not with the GIL.
+            py.detach(move || drop(value));
+            Err(err)
+        }
         None => Ok(value),
     }
 }

@@ -5,6 +5,7 @@
 //! into owned Rust values first, then runs without the GIL through [`blocking::run`]; replies
 //! are converted back after re-attaching.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
@@ -275,7 +276,8 @@ impl Pool {
         })?
         .or_raise(py)?;
         Ok(Connection {
-            slot: Arc::new(Mutex::new(Some(conn))),
+            slot: Mutex::new(Some(conn)),
+            caller: AtomicUsize::new(0),
             pid: std::process::id(),
             socket_timeout: self.inner.config().socket_timeout(),
         })
@@ -439,9 +441,13 @@ pub fn pipeline_replies<'py>(
 /// it. Garbage collection releases it too.
 #[pyclass(frozen, module = "redpool._native")]
 pub struct Connection {
-    /// `None` once released. Shared with a call still running on a helper thread after Ctrl-C.
-    /// Locked without the GIL for the length of a call (network I/O included).
-    slot: Arc<Mutex<Option<PooledConnection>>>,
+    /// `None` once released. Locked without the GIL for the length of a call (network I/O
+    /// included).
+    slot: Mutex<Option<PooledConnection>>,
+    /// The thread a call on this connection runs on ([`thread_mark`]), 0 when none: a signal
+    /// handler that uses the connection while a call on it waits on the same thread is refused,
+    /// where waiting for the slot would wait for itself.
+    caller: AtomicUsize,
     /// The process that checked it out. In a forked child the slot may be locked for good (by a
     /// call of a parent thread, which does not exist in the child), so the child never waits
     /// for it.
@@ -471,15 +477,26 @@ impl Connection {
         std::process::id() != self.pid
     }
 
+    /// Refuses a call from a signal handler running inside a call on this connection.
+    fn refuse_reentry(&self) -> PyResult<()> {
+        if self.caller.load(Ordering::Acquire) == thread_mark() {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "redpool: this connection is busy with a call that a signal handler interrupted \
+                 on this thread; use another connection in the handler",
+            ));
+        }
+        Ok(())
+    }
+
     fn call<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
-        T: Send + 'static,
-        F: FnOnce(&mut PooledConnection) -> redpool::Result<T> + Send + 'static,
+        T: Send,
+        F: FnOnce(&mut PooledConnection) -> redpool::Result<T> + Send,
     {
-        let slot = self.slot.clone();
+        self.refuse_reentry()?;
         let forked = self.forked();
-        blocking::run(py, move || {
-            let Some(mut conn) = lock_slot(&slot, forked) else {
+        blocking::run(py, || {
+            let Some(mut conn) = lock_slot(&self.slot, forked) else {
                 // What the core answers for any connection checked out before fork().
                 return Err(Error::new(
                     ErrorKind::Connection,
@@ -487,21 +504,24 @@ impl Connection {
                      process; acquire a new one in the child",
                 ));
             };
-            match conn.as_mut() {
+            self.caller.store(thread_mark(), Ordering::Release);
+            let result = match conn.as_mut() {
                 Some(conn) => f(conn),
                 None => Err(Error::released()),
-            }
+            };
+            self.caller.store(0, Ordering::Release);
+            result
         })?
         .or_raise(py)
     }
 
     fn take(&self, py: Python<'_>) -> PyResult<Option<PooledConnection>> {
-        let slot = self.slot.clone();
+        self.refuse_reentry()?;
         let forked = self.forked();
         // In a child, a connection a parent thread was using is left alone (the core forgets the
         // parent's sockets in the child).
-        blocking::run(py, move || {
-            lock_slot(&slot, forked).and_then(|mut c| c.take())
+        blocking::run(py, || {
+            lock_slot(&self.slot, forked).and_then(|mut c| c.take())
         })
     }
 }
@@ -594,10 +614,18 @@ impl Connection {
     }
 }
 
+/// A value unique to the calling thread while it lives (the address of a thread-local).
+fn thread_mark() -> usize {
+    thread_local! {
+        static MARK: u8 = const { 0 };
+    }
+    MARK.with(|mark| mark as *const u8 as usize)
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
-        // A call still running on a helper thread holds the lock and its own reference: the
-        // connection is then returned when that call ends, by the helper.
+        // Locked only in a forked child whose parent thread held it at the fork: the parent's
+        // socket is then left alone.
         let Ok(mut slot) = self.slot.try_lock() else {
             return;
         };
