@@ -23,7 +23,7 @@ use redpool::{
 
 use crate::config::{self, NativeOptions};
 use crate::conn::NativeConnection;
-use crate::convert::{self, JsArgs, Replies, Reply};
+use crate::convert::{self, Commands, JsArgs, Replies, Reply};
 use crate::errors::{self, Failure, OrThrow};
 use crate::events::{self, EventSink};
 use crate::numbers;
@@ -201,12 +201,12 @@ impl NativePool {
     pub fn pipeline<'env>(
         &self,
         env: &'env Env,
-        commands: Vec<JsArgs>,
+        #[napi(ts_arg_type = "Array<JsArgs>")] commands: Commands,
         buffers: Vec<bool>,
         timeout_ms: Option<f64>,
     ) -> Result<Object<'env>> {
         errors::boundary(env, || {
-            let cmds = convert::commands(&commands).or_throw(env)?;
+            let cmds = commands.into_cmds().or_throw(env)?;
             let options = CallOptions {
                 deadline: deadline(timeout_ms).or_throw(env)?,
                 ..CallOptions::default()
@@ -224,12 +224,12 @@ impl NativePool {
     pub fn transaction<'env>(
         &self,
         env: &'env Env,
-        commands: Vec<JsArgs>,
+        #[napi(ts_arg_type = "Array<JsArgs>")] commands: Commands,
         buffers: Vec<bool>,
         timeout_ms: Option<f64>,
     ) -> Result<Object<'env>> {
         errors::boundary(env, || {
-            let cmds = convert::commands(&commands).or_throw(env)?;
+            let cmds = commands.into_cmds().or_throw(env)?;
             let options = CallOptions {
                 deadline: deadline(timeout_ms).or_throw(env)?,
                 ..CallOptions::default()
