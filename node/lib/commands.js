@@ -142,11 +142,6 @@ function transformReply(name, reply) {
   return transform ? transform(reply) : reply;
 }
 
-/** The function that shapes `name`'s replies as ioredis does, or undefined when none does. */
-function replyTransformer(name) {
-  return about(name).transformReply;
-}
-
 /**
  * Whether `wire` may block: a command ioredis's table flags `blocking`. The core decides whether it
  * does and how long its reply may take (`native.isBlocking`, `blocking_reply_timeout`): a block
@@ -158,4 +153,4 @@ function mayBlock(wire) {
   return about(String(wire[0])).mayBlock;
 }
 
-module.exports = { NAMES, build, unsupported, transformReply, replyTransformer, mayBlock };
+module.exports = { NAMES, about, build, unsupported, transformReply, mayBlock };
