@@ -19,6 +19,7 @@ const commands = require('./commands');
 const errors = require('./errors');
 const { parse, checkoutOptions, FROM_ENV } = require('./options');
 const { Batcher } = require('./batcher');
+const { pack } = require('./packed');
 const { Pipeline } = require('./pipeline');
 
 /**
@@ -247,7 +248,14 @@ class Redis extends EventEmitter {
     this.#settings = parsed;
     this.#leakDetection = sync(() => this.#pool.leakDetection);
     const timeout = parsed.client.commandTimeout;
-    this.#batcher = new Batcher((wires, buffers) => this.#call(promised(() => this.#pool.pipeline(wires, buffers, timeout))));
+    this.#batcher = new Batcher((wires, buffers) =>
+      this.#call(
+        promised(() => {
+          const { text, lengths, blobs } = pack(wires);
+          return this.#pool.pipelinePacked(text, lengths, blobs, buffers, timeout);
+        }),
+      ),
+    );
     this.#status = parsed.client.lazyConnect ? 'wait' : 'connecting';
     if (!parsed.client.lazyConnect) this.connect().catch(() => {}); // reported as an 'error' event
   }

@@ -33,7 +33,8 @@ pub fn command(args: &JsArgs) -> std::result::Result<Cmd, Failure> {
     Ok(cmd)
 }
 
-fn empty_command() -> Failure {
+/// Why an empty command is refused (`ERR_INVALID_ARGUMENT`).
+pub fn empty_command() -> Failure {
     Failure::invalid("a command needs at least its name")
 }
 
@@ -77,9 +78,10 @@ impl FromNapiValue for Commands {
     }
 }
 
-/// The bytes of one command's arguments, laid end to end, and where each ends.
+/// The bytes of one command's arguments, laid end to end, and where each ends; reused from
+/// command to command of one call.
 #[derive(Default)]
-struct Scratch {
+pub struct Scratch {
     bytes: Vec<u8>,
     ends: Vec<usize>,
 }
@@ -95,20 +97,40 @@ impl Scratch {
         if count == 0 {
             return Ok(None);
         }
-        self.bytes.clear();
-        self.ends.clear();
+        self.clear();
         for i in 0..count {
             let arg = unsafe { element(env, args, i) }?;
             unsafe { self.push(env, arg) }?;
-            self.ends.push(self.bytes.len());
+            self.end_argument();
         }
+        Ok(Some(self.cmd()))
+    }
+
+    /// Starts a new command.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// Where the current argument's bytes go.
+    pub fn bytes(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+
+    /// Ends the current argument.
+    pub fn end_argument(&mut self) {
+        self.ends.push(self.bytes.len());
+    }
+
+    /// The command of the arguments since [`Scratch::clear`], in a [`Cmd`] sized for them.
+    pub fn cmd(&self) -> Cmd {
         let mut cmd = Cmd::with_capacity(self.ends.len(), self.bytes.len());
         let mut start = 0;
         for &end in &self.ends {
             cmd.arg(&self.bytes[start..end]);
             start = end;
         }
-        Ok(Some(cmd))
+        cmd
     }
 
     /// Appends one argument's bytes: a string as UTF-8 (lone surrogates as U+FFFD, as napi-rs's
