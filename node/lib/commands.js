@@ -121,8 +121,9 @@ function build(name, args, keyPrefix) {
   const { lower, transformArgs, known } = about(name);
   let flat = flatten(args);
   if (transformArgs) flat = transformArgs(flat);
-  const wire = [name];
-  for (let i = 0; i < flat.length; i++) wire.push(toArg(flat[i], lower, i + 1));
+  const wire = new Array(flat.length + 1); // sized once: no growth per argument
+  wire[0] = name;
+  for (let i = 0; i < flat.length; i++) wire[i + 1] = toArg(flat[i], lower, i + 1);
   if (keyPrefix && known) {
     for (const index of commands.getKeyIndexes(lower, wire.slice(1))) {
       wire[index + 1] = prefixed(keyPrefix, wire[index + 1]);
