@@ -158,6 +158,8 @@ impl Scratch {
         Ok(())
     }
 
+    /// Appends string `arg` as UTF-8: one Node-API call for a short one (nearly every key and
+    /// value), three for a longer one (its length first).
     unsafe fn push_string(&mut self, env: sys::napi_env, arg: sys::napi_value) -> Result<()> {
         let start = self.bytes.len();
         // Room for a short argument and the terminating NUL Node-API writes. V8 never splits a
