@@ -37,6 +37,12 @@ export declare class NativePool {
    * command, server errors in place. `timeoutMs` (`commandTimeout`) bounds the whole call.
    */
   pipeline(commands: Array<JsArgs>, buffers: Array<boolean>, timeoutMs?: number | undefined | null): Promise<unknown[]>
+  /**
+   * `pipeline` for the auto-pipeliner's batches, packed by node/lib/packed.js: `text`, the
+   * string arguments end to end; `lengths`, per command its argument count, then each
+   * argument's length in UTF-16 code units (2^32 - 1: the next Buffer of `blobs`).
+   */
+  pipelinePacked(text: string, lengths: Uint32Array, blobs: Array<Buffer>, buffers: Array<boolean>, timeoutMs?: number | undefined | null): Promise<unknown[]>
   /** Runs `commands` in MULTI/EXEC; resolves to the replies, or `null` if a WATCHed key changed. */
   transaction(commands: Array<JsArgs>, buffers: Array<boolean>, timeoutMs?: number | undefined | null): Promise<unknown[] | null>
   /**

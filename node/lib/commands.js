@@ -102,16 +102,28 @@ function prefixed(prefix, key) {
 }
 
 /**
+ * `args.flat()` (one level, holes skipped) without its cost when, as in nearly every call, no
+ * argument is an array: then `args` itself (the caller does not change it).
+ */
+function flatten(args) {
+  for (let i = 0; i < args.length; i++) {
+    if (Array.isArray(args[i]) || !(i in args)) return args.flat();
+  }
+  return args;
+}
+
+/**
  * Builds the wire form `[name, ...args]` of a command: arrays flattened one level, object
  * arguments expanded, values converted, keys prefixed. Throws ERR_INVALID_ARGUMENT.
  */
 function build(name, args, keyPrefix) {
   if (typeof name !== 'string' || name === '') throw invalid('the command name must be a non-empty string');
   const { lower, transformArgs, known } = about(name);
-  let flat = args.flat();
+  let flat = flatten(args);
   if (transformArgs) flat = transformArgs(flat);
-  const wire = [name];
-  for (let i = 0; i < flat.length; i++) wire.push(toArg(flat[i], lower, i + 1));
+  const wire = new Array(flat.length + 1); // sized once: no growth per argument
+  wire[0] = name;
+  for (let i = 0; i < flat.length; i++) wire[i + 1] = toArg(flat[i], lower, i + 1);
   if (keyPrefix && known) {
     for (const index of commands.getKeyIndexes(lower, wire.slice(1))) {
       wire[index + 1] = prefixed(keyPrefix, wire[index + 1]);
@@ -131,11 +143,6 @@ function transformReply(name, reply) {
   return transform ? transform(reply) : reply;
 }
 
-/** The function that shapes `name`'s replies as ioredis does, or undefined when none does. */
-function replyTransformer(name) {
-  return about(name).transformReply;
-}
-
 /**
  * Whether `wire` may block: a command ioredis's table flags `blocking`. The core decides whether it
  * does and how long its reply may take (`native.isBlocking`, `blocking_reply_timeout`): a block
@@ -147,4 +154,4 @@ function mayBlock(wire) {
   return about(String(wire[0])).mayBlock;
 }
 
-module.exports = { NAMES, build, unsupported, transformReply, replyTransformer, mayBlock };
+module.exports = { NAMES, about, build, unsupported, transformReply, mayBlock };

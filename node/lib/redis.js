@@ -19,6 +19,7 @@ const commands = require('./commands');
 const errors = require('./errors');
 const { parse, checkoutOptions, FROM_ENV } = require('./options');
 const { Batcher } = require('./batcher');
+const { pack } = require('./packed');
 const { Pipeline } = require('./pipeline');
 
 /**
@@ -41,12 +42,13 @@ const ordinaryNames = new Map();
 
 /**
  * Throws ERR_INVALID_ARGUMENT, with the core's message, when the shared pool would refuse `wire`
- * (`[name, ...args]`) as a one-shot command (SELECT, SUBSCRIBE, a lone WATCH, ...), so that the call
- * fails alone instead of the auto-pipelined batch it would join. Only names the core does not call
- * ordinary are checked in full; the answer per name is remembered.
+ * (`[name, ...args]`, `info` what `commands.about` says of its name) as a one-shot command (SELECT,
+ * SUBSCRIBE, a lone WATCH, ...), so that the call fails alone instead of the auto-pipelined batch it
+ * would join. Only names the core does not call ordinary are checked in full; the answer per name
+ * is remembered.
  */
-function checkOneShot(wire) {
-  const name = wire[0].toLowerCase();
+function checkOneShot(wire, info) {
+  const name = info.lower;
   let ordinary = ordinaryNames.get(name);
   if (ordinary === undefined) {
     ordinary = sync(() => native.isOrdinaryName(name));
@@ -95,24 +97,26 @@ function splitCallback(args) {
 
 /**
  * Runs command `name` as ioredis does: an optional trailing callback, the wire form (arguments
- * converted, keys prefixed with `keyPrefix`), the reply shaped for `name`. `send(build)` is given
- * the function that builds the wire form and returns a promise of the reply; what either throws
- * becomes the rejection.
+ * converted, keys prefixed with `keyPrefix`), the reply shaped for `name`. `send(build, info)` is
+ * given the function that builds the wire form and what `commands.about` says of `name`, and
+ * returns a promise of the reply; what either throws becomes the rejection. The table is
+ * consulted once per command.
  */
 function runCommand(name, rawArgs, buffers, keyPrefix, send) {
-  const [args, callback] = splitCallback(rawArgs);
+  const last = rawArgs.length - 1;
+  const callback = last >= 0 && typeof rawArgs[last] === 'function' ? rawArgs[last] : undefined;
+  const args = callback === undefined ? rawArgs : rawArgs.slice(0, last);
   let promise;
   try {
-    const reason = commands.unsupported(String(name));
-    if (reason) throw errors.invalid(`${String(name).toUpperCase()} is not supported: ${reason}`);
-    const sent = send(() => commands.build(name, args, keyPrefix));
+    const info = commands.about(String(name));
+    if (info.unsupported) throw errors.invalid(`${String(name).toUpperCase()} is not supported: ${info.unsupported}`);
+    const sent = send(() => commands.build(name, args, keyPrefix), info);
     // No promise hop for the commands whose replies are not reshaped (nearly all).
-    const transform = commands.replyTransformer(String(name));
-    promise = transform ? sent.then(transform) : sent;
+    promise = info.transformReply ? sent.then(info.transformReply) : sent;
   } catch (err) {
     promise = Promise.reject(err);
   }
-  return withCallback(promise, callback);
+  return callback === undefined ? promise : withCallback(promise, callback);
 }
 
 /** The reply of `wire` from a native call: an error reply or a failure becomes the coded error. */
@@ -244,7 +248,14 @@ class Redis extends EventEmitter {
     this.#settings = parsed;
     this.#leakDetection = sync(() => this.#pool.leakDetection);
     const timeout = parsed.client.commandTimeout;
-    this.#batcher = new Batcher((wires, buffers) => this.#call(promised(() => this.#pool.pipeline(wires, buffers, timeout))));
+    this.#batcher = new Batcher((wires, buffers) =>
+      this.#call(
+        promised(() => {
+          const { text, lengths, blobs } = pack(wires);
+          return this.#pool.pipelinePacked(text, lengths, blobs, buffers, timeout);
+        }),
+      ),
+    );
     this.#status = parsed.client.lazyConnect ? 'wait' : 'connecting';
     if (!parsed.client.lazyConnect) this.connect().catch(() => {}); // reported as an 'error' event
   }
@@ -299,17 +310,17 @@ class Redis extends EventEmitter {
 
   /** Sends one command (used by every command method); resolves to its shaped reply. */
   _command(name, rawArgs, buffers) {
-    return runCommand(name, rawArgs, buffers, this.#settings.client.keyPrefix, (build) => {
+    return runCommand(name, rawArgs, buffers, this.#settings.client.keyPrefix, (build, info) => {
       if (this.#status === 'end') throw errors.closed();
       const wire = build();
-      if (!this.#session) checkOneShot(wire); // a watch() session's connection is its own
-      return this.#send(wire, buffers);
+      if (!this.#session) checkOneShot(wire, info); // a watch() session's connection is its own
+      return this.#send(wire, buffers, info);
     });
   }
 
-  #send(wire, buffers) {
+  #send(wire, buffers, info) {
     if (this.#session) return this.#session.send(wire, buffers);
-    const blocks = commands.mayBlock(wire) && sync(() => native.isBlocking(wire));
+    const blocks = info.mayBlock && sync(() => native.isBlocking(wire));
     const timeout = this.#settings.client.commandTimeout;
     let sent;
     if (blocks) {

@@ -45,6 +45,21 @@ test('auto-pipelining sends one tick of commands in one round trip', async () =>
   await proxy.close();
 });
 
+test('an auto-pipelined batch carries every argument byte for byte (UTF-8, lone surrogates, Buffers, empty)', async () => {
+  const redis = new Redis(server.port, '127.0.0.1', { lazyConnect: true });
+  const values = ['', 'ascii', 'é', '日本語', '😀 astral', 'lone \ud800 high', 'lone \udc00 low', 'end \ud83d',
+    Buffer.from([0xff, 0x00, 0xc3]), Buffer.alloc(0), 'x'.repeat(300) + 'é'.repeat(300), 42];
+  // One tick: one batch, keys and values of every kind side by side.
+  const sets = values.map((value, i) => redis.set(i % 2 ? `packed:${i}:ключ` : Buffer.from(`packed:${i}:ключ`), value));
+  assert.deepEqual(await Promise.all(sets), values.map(() => 'OK'));
+  const got = await Promise.all(values.map((_, i) => redis.getBuffer(`packed:${i}:ключ`)));
+  got.forEach((reply, i) => {
+    const value = values[i];
+    assert.deepEqual(reply, Buffer.isBuffer(value) ? value : Buffer.from(String(value)), `value ${i}`);
+  });
+  await redis.quit();
+});
+
 test('ready/close/end events, status, stats, health, duplicate, quit and disconnect', async () => {
   const redis = new Redis(`redis://127.0.0.1:${server.port}/2`, { minIdle: 1 });
   const seen = [];

@@ -15,7 +15,7 @@ use napi_derive::napi;
 use parking_lot::Mutex;
 use redpool::{PooledConnection, workers};
 
-use crate::convert::{self, JsArgs, Replies, Reply};
+use crate::convert::{self, Commands, JsArgs, Replies, Reply};
 use crate::errors::{self, OrThrow};
 use crate::pool::blocking_timeout;
 use crate::task;
@@ -63,11 +63,11 @@ impl NativeConnection {
     pub fn pipeline<'env>(
         &self,
         env: &'env Env,
-        commands: Vec<JsArgs>,
+        #[napi(ts_arg_type = "Array<JsArgs>")] commands: Commands,
         buffers: Vec<bool>,
     ) -> Result<Object<'env>> {
         errors::boundary(env, || {
-            let cmds = convert::commands(&commands).or_throw(env)?;
+            let cmds = commands.into_cmds().or_throw(env)?;
             with_conn(env, &self.conn, move |conn| {
                 Ok(Replies {
                     values: conn.pipeline(&cmds)?,
@@ -82,11 +82,11 @@ impl NativeConnection {
     pub fn transaction<'env>(
         &self,
         env: &'env Env,
-        commands: Vec<JsArgs>,
+        #[napi(ts_arg_type = "Array<JsArgs>")] commands: Commands,
         buffers: Vec<bool>,
     ) -> Result<Object<'env>> {
         errors::boundary(env, || {
-            let cmds = convert::commands(&commands).or_throw(env)?;
+            let cmds = commands.into_cmds().or_throw(env)?;
             with_conn(env, &self.conn, move |conn| {
                 let outcome = conn.transaction(&cmds)?;
                 Ok(outcome.map(|values| Replies { values, buffers }))

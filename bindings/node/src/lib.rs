@@ -21,6 +21,7 @@ mod convert;
 mod errors;
 mod events;
 mod numbers;
+mod packed;
 mod pool;
 mod stats;
 mod task;

@@ -23,10 +23,11 @@ use redpool::{
 
 use crate::config::{self, NativeOptions};
 use crate::conn::NativeConnection;
-use crate::convert::{self, JsArgs, Replies, Reply};
+use crate::convert::{self, Commands, JsArgs, Replies, Reply};
 use crate::errors::{self, Failure, OrThrow};
 use crate::events::{self, EventSink};
 use crate::numbers;
+use crate::packed;
 use crate::stats::{HealthReport, PoolStats};
 use crate::task;
 
@@ -158,6 +159,27 @@ pub struct NativePool {
     inner: Arc<Inner>,
 }
 
+impl NativePool {
+    /// Sends `cmds` as one pipeline (see `pipeline`).
+    fn send_pipeline<'env>(
+        &self,
+        env: &'env Env,
+        cmds: Vec<redpool::Cmd>,
+        buffers: Vec<bool>,
+        timeout_ms: Option<f64>,
+    ) -> Result<Object<'env>> {
+        let options = CallOptions {
+            deadline: deadline(timeout_ms).or_throw(env)?,
+            ..CallOptions::default()
+        };
+        let inner = self.inner.clone();
+        task::promise(env, move || {
+            let values = inner.pool()?.pipeline_with(&cmds, options)?;
+            Ok(Replies { values, buffers })
+        })
+    }
+}
+
 #[napi]
 impl NativePool {
     /// Validates the settings (throws `ERR_INVALID_ARGUMENT`); opens nothing yet. `onEvent`
@@ -201,21 +223,32 @@ impl NativePool {
     pub fn pipeline<'env>(
         &self,
         env: &'env Env,
-        commands: Vec<JsArgs>,
+        #[napi(ts_arg_type = "Array<JsArgs>")] commands: Commands,
         buffers: Vec<bool>,
         timeout_ms: Option<f64>,
     ) -> Result<Object<'env>> {
         errors::boundary(env, || {
-            let cmds = convert::commands(&commands).or_throw(env)?;
-            let options = CallOptions {
-                deadline: deadline(timeout_ms).or_throw(env)?,
-                ..CallOptions::default()
-            };
-            let inner = self.inner.clone();
-            task::promise(env, move || {
-                let values = inner.pool()?.pipeline_with(&cmds, options)?;
-                Ok(Replies { values, buffers })
-            })
+            let cmds = commands.into_cmds().or_throw(env)?;
+            self.send_pipeline(env, cmds, buffers, timeout_ms)
+        })
+    }
+
+    /// `pipeline` for the auto-pipeliner's batches, packed by node/lib/packed.js: `text`, the
+    /// string arguments end to end; `lengths`, per command its argument count, then each
+    /// argument's length in UTF-16 code units (2^32 - 1: the next Buffer of `blobs`).
+    #[napi(ts_return_type = "Promise<unknown[]>", catch_unwind)]
+    pub fn pipeline_packed<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "string")] text: packed::Text,
+        #[napi(ts_arg_type = "Uint32Array")] lengths: packed::Lengths,
+        blobs: Vec<Buffer>,
+        buffers: Vec<bool>,
+        timeout_ms: Option<f64>,
+    ) -> Result<Object<'env>> {
+        errors::boundary(env, || {
+            let cmds = packed::commands(&text, &lengths, &blobs).or_throw(env)?;
+            self.send_pipeline(env, cmds, buffers, timeout_ms)
         })
     }
 
@@ -224,12 +257,12 @@ impl NativePool {
     pub fn transaction<'env>(
         &self,
         env: &'env Env,
-        commands: Vec<JsArgs>,
+        #[napi(ts_arg_type = "Array<JsArgs>")] commands: Commands,
         buffers: Vec<bool>,
         timeout_ms: Option<f64>,
     ) -> Result<Object<'env>> {
         errors::boundary(env, || {
-            let cmds = convert::commands(&commands).or_throw(env)?;
+            let cmds = commands.into_cmds().or_throw(env)?;
             let options = CallOptions {
                 deadline: deadline(timeout_ms).or_throw(env)?,
                 ..CallOptions::default()
