@@ -93,13 +93,13 @@ impl<S: Timeouts> Timed<S> {
             _ => false,
         }
     }
-}
 
-impl<S: Read + Timeouts> Read for Timed<S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Runs `io` (one read or write) within the deadline, again after each pause the thread's
+    /// check lets go on.
+    fn bounded(&mut self, mut io: impl FnMut(&mut S) -> io::Result<usize>) -> io::Result<usize> {
         loop {
             self.fit()?;
-            match self.socket.read(buf) {
+            match io(&mut self.socket) {
                 Err(e) if self.paused(&e) => {
                     interrupt::check().map_err(|_| interrupt::stop_error())?;
                 }
@@ -109,17 +109,15 @@ impl<S: Read + Timeouts> Read for Timed<S> {
     }
 }
 
+impl<S: Read + Timeouts> Read for Timed<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.bounded(|socket| socket.read(buf))
+    }
+}
+
 impl<S: Write + Timeouts> Write for Timed<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            self.fit()?;
-            match self.socket.write(buf) {
-                Err(e) if self.paused(&e) => {
-                    interrupt::check().map_err(|_| interrupt::stop_error())?;
-                }
-                done => return done,
-            }
-        }
+        self.bounded(|socket| socket.write(buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {
