@@ -45,10 +45,12 @@ test('auto-pipelining sends one tick of commands in one round trip', async () =>
   await proxy.close();
 });
 
-test('an auto-pipelined batch carries every argument byte for byte (UTF-8, lone surrogates, Buffers, empty)', async () => {
+test('an auto-pipelined batch carries every argument byte for byte (UTF-8, lone surrogates, Buffers, empty, long)', async () => {
   const redis = new Redis(server.port, '127.0.0.1', { lazyConnect: true });
   const values = ['', 'ascii', 'é', '日本語', '😀 astral', 'lone \ud800 high', 'lone \udc00 low', 'end \ud83d',
-    Buffer.from([0xff, 0x00, 0xc3]), Buffer.alloc(0), 'x'.repeat(300) + 'é'.repeat(300), 42];
+    Buffer.from([0xff, 0x00, 0xc3]), Buffer.alloc(0), 'x'.repeat(300) + 'é'.repeat(300), 42,
+    // Around the length past which a string goes as a Buffer (packed.js LONG_STRING).
+    'é'.repeat(4096), 'z'.repeat(4097), 'y'.repeat(5000) + '\ud800', '\udc00' + '日'.repeat(9000)];
   // One tick: one batch, keys and values of every kind side by side.
   const sets = values.map((value, i) => redis.set(i % 2 ? `packed:${i}:ключ` : Buffer.from(`packed:${i}:ключ`), value));
   assert.deepEqual(await Promise.all(sets), values.map(() => 'OK'));

@@ -124,6 +124,9 @@ pub fn commands(
         }
         cmds.push(scratch.cmd());
     }
+    if pos != text.len() || blob != blobs.len() {
+        return Err(malformed()); // packed.js and this reader disagree: send nothing
+    }
     Ok(cmds)
 }
 
