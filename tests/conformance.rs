@@ -106,6 +106,13 @@ unsafe extern "C" {
         options: *const redpool_acquire_options,
         out: *mut *mut redpool_conn,
     ) -> u32;
+    fn redpool_conn_command(
+        conn: *mut redpool_conn,
+        argc: usize,
+        argv: *const *const c_char,
+        argvlen: *const usize,
+        reply: *mut *mut redpool_reply,
+    ) -> u32;
     fn redpool_conn_release(conn: *mut *mut redpool_conn);
     fn redpool_pool_close(pool: *const redpool_pool, grace_ms: u32) -> u32;
     fn redpool_pool_free(pool: *mut redpool_pool);
@@ -291,9 +298,10 @@ impl Client {
                 if wants.len() != commands.len() {
                     return Err("one expected outcome per command".to_string());
                 }
-                commands.iter().zip(wants).try_for_each(|(command, want)| {
-                    check(want, &self.command(&strings(command)))
-                })
+                commands
+                    .iter()
+                    .zip(wants)
+                    .try_for_each(|(command, want)| check(want, &self.command(&strings(command))))
             }
             op @ ("pipeline" | "transaction") => {
                 let commands: Vec<Vec<String>> = step["commands"]
@@ -315,7 +323,20 @@ impl Client {
                     status(unsafe { redpool_pool_acquire(self.pool, u32::MAX, &mut self.held) });
                 held.map_err(|(kind, message)| format!("hold: {kind}: {message}"))
             }
-            "acquire" => check(expect, &self.acquire(step)),
+            "acquire" => {
+                let mut conn = std::ptr::null_mut();
+                check(expect, &self.acquire(step, &mut conn))?;
+                let commands = step["commands"].as_array().map_or(&[][..], Vec::as_slice);
+                let ran = commands.iter().try_for_each(|command| {
+                    check(
+                        &command["expect"],
+                        &self.command_on(conn, &strings(&command["args"])),
+                    )
+                });
+                // SAFETY: `conn` is the checkout just made (or NULL); it is set to NULL.
+                unsafe { redpool_conn_release(&mut conn) };
+                ran
+            }
             "release" => {
                 // SAFETY: `self.held` is a checkout of this pool (or NULL); it is set to NULL.
                 unsafe { redpool_conn_release(&mut self.held) };
@@ -382,18 +403,23 @@ impl Client {
     }
 
     fn command(&self, args: &[String]) -> Outcome {
+        self.command_on(std::ptr::null_mut(), args)
+    }
+
+    /// One command on the checked-out `conn`, or through the pool when `conn` is NULL.
+    fn command_on(&self, conn: *mut redpool_conn, args: &[String]) -> Outcome {
         let args: Vec<CString> = args.iter().map(|a| c_string(a)).collect();
         let argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
         let mut reply = std::ptr::null_mut();
-        // SAFETY: `argv` holds `argc` NUL-terminated strings that outlive the call.
+        let (argc, argv) = (argv.len(), argv.as_ptr());
+        // SAFETY: `argv` holds `argc` NUL-terminated strings that outlive the call; `conn` is a
+        // live checkout of this pool when not NULL.
         status(unsafe {
-            redpool_pool_command(
-                self.pool,
-                argv.len(),
-                argv.as_ptr(),
-                std::ptr::null(),
-                &mut reply,
-            )
+            if conn.is_null() {
+                redpool_pool_command(self.pool, argc, argv, std::ptr::null(), &mut reply)
+            } else {
+                redpool_conn_command(conn, argc, argv, std::ptr::null(), &mut reply)
+            }
         })?;
         match take_reply(reply) {
             Json::Object(error) => {
@@ -404,9 +430,9 @@ impl Client {
     }
 
     /// `redpool_pool_acquire_with` with the step's `timeout_ms` (absent: the pool's) and
-    /// `priority` (by `PRIORITIES`; a name not there is a value no `redpool_priority` has), the
-    /// connection released at once.
-    fn acquire(&self, step: &Json) -> Outcome {
+    /// `priority` (by `PRIORITIES`; a name not there is a value no `redpool_priority` has), into
+    /// `conn`.
+    fn acquire(&self, step: &Json, conn: &mut *mut redpool_conn) -> Outcome {
         let timeout_ms = step["timeout_ms"]
             .as_u64()
             .map_or(REDPOOL_TIMEOUT_DEFAULT, |ms| {
@@ -423,11 +449,8 @@ impl Client {
             struct_size: size_of::<redpool_acquire_options>(),
             priority,
         };
-        let mut conn = std::ptr::null_mut();
         // SAFETY: `self.pool` is live; `options` and `conn` outlive the call.
-        status(unsafe { redpool_pool_acquire_with(self.pool, timeout_ms, &options, &mut conn) })?;
-        // SAFETY: `conn` is the checkout just made; released once.
-        unsafe { redpool_conn_release(&mut conn) };
+        status(unsafe { redpool_pool_acquire_with(self.pool, timeout_ms, &options, conn) })?;
         Ok(Json::Null)
     }
 

@@ -162,12 +162,20 @@ async function runStep(redis, server, step, held) {
       assert.equal(redis.stats().inUse, busy + 1, 'the blocking command did not take a connection');
       return { blocked }; // wrapped: an async function's returned promise would be awaited
     }
-    case 'acquire':
+    case 'acquire': {
+      let conn = null;
       check(expect, await outcome(async () => {
-        const conn = await redis.acquire({ timeout: step.timeout_ms, priority: step.priority });
-        await conn.release();
+        conn = await redis.acquire({ timeout: step.timeout_ms, priority: step.priority });
       }));
+      try {
+        for (const command of step.commands ?? []) {
+          check(command.expect ?? {}, await outcome(() => conn.call(...command.args)));
+        }
+      } finally {
+        await conn?.release();
+      }
       return held;
+    }
     case 'release':
       await release(server, held);
       return null;

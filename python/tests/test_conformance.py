@@ -208,11 +208,19 @@ class Scenario:
             self.held = client.pipeline()
             call(self.held.watch, "conformance:held")  # a WATCH session keeps its connection
         elif op == "acquire":
-            def acquire() -> None:
-                timeout = step.get("timeout_ms")
-                client.acquire(None if timeout is None else timeout / 1000,
-                               step.get("priority", "normal")).release()
-            check(expect, outcome_of(acquire))
+            timeout = step.get("timeout_ms")
+            conn = outcome_of(client.acquire, None if timeout is None else timeout / 1000,
+                              step.get("priority", "normal"))
+            if isinstance(conn, Failure):
+                check(expect, conn)
+            else:
+                check(expect, None)
+                try:
+                    for command in step.get("commands", []):
+                        check(command.get("expect", {}),
+                              outcome_of(conn.execute_command, *command["args"]))
+                finally:
+                    conn.release()
         elif op == "release":
             self.held.reset()
             self.held = None
