@@ -265,7 +265,7 @@ impl Error {
 
     /// Maps an I/O error on a connection to `server` into the taxonomy.
     pub(crate) fn from_io(err: &io::Error, doing: &str, server: &str) -> Self {
-        if crate::interrupt::is_stop(err) {
+        if is_interrupted_io(err) {
             return Error::interrupted();
         }
         let kind = match err.kind() {
@@ -296,3 +296,27 @@ impl fmt::Debug for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The I/O error a socket wait ends with when its thread's check said stop (see
+/// [`crate::interrupt`]): not `Interrupted`, which TLS and the core's read loops retry.
+/// [`Error::from_io`] turns it into [`Error::interrupted`].
+pub(crate) fn interrupted_io() -> io::Error {
+    io::Error::other(Stopped)
+}
+
+/// True for [`interrupted_io`]'s error.
+pub(crate) fn is_interrupted_io(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|inner| inner.is::<Stopped>())
+}
+
+/// The payload of [`interrupted_io`].
+#[derive(Debug)]
+struct Stopped;
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted: the caller asked the call to stop")
+    }
+}
+
+impl std::error::Error for Stopped {}

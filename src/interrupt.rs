@@ -19,7 +19,6 @@
 //! socket's timeout is set to a slice once, not per call).
 
 use std::cell::Cell;
-use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -73,28 +72,10 @@ pub(crate) fn pause_at(deadline: Instant) -> Instant {
     }
 }
 
-/// The I/O error a socket wait ends with when the check said stop: not `Interrupted`, which TLS
-/// and the core's read loops retry; [`Error::from_io`] turns it into [`Error::interrupted`].
-pub(crate) fn stop_error() -> io::Error {
-    io::Error::other(Stopped)
+/// [`check`] for I/O code: the stop as [`crate::error::interrupted_io`]'s error.
+pub(crate) fn check_io() -> io::Result<()> {
+    check().map_err(|_| crate::error::interrupted_io())
 }
-
-/// True for [`stop_error`]'s error.
-pub(crate) fn is_stop(err: &io::Error) -> bool {
-    err.get_ref().is_some_and(|inner| inner.is::<Stopped>())
-}
-
-/// The payload of [`stop_error`].
-#[derive(Debug)]
-struct Stopped;
-
-impl fmt::Display for Stopped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("interrupted: the caller asked the call to stop")
-    }
-}
-
-impl std::error::Error for Stopped {}
 
 /// Sleeps for `duration`, asking the check after each slice when armed.
 pub(crate) fn sleep(duration: Duration) -> Result<()> {

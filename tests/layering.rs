@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&str] = &[
     // Leaves: errors, locks and fork handling, time, randomness, the protocol, commands, settings.
     "error",
+    // Cutting a call short from its own thread (Ctrl-C in Python).
+    "interrupt",
     "sync",
     "fork",
     // Generic worker threads for the bindings' non-blocking calls (they hold their lock across

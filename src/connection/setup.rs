@@ -112,7 +112,7 @@ impl Connector {
                         .map_err(|e| Error::from_io(&e, "configuring socket for", &self.server))?;
                     return Ok(tcp);
                 }
-                Err(e) if crate::interrupt::is_stop(&e) => return Err(Error::interrupted()),
+                Err(e) if crate::error::is_interrupted_io(&e) => return Err(Error::interrupted()),
                 Err(e) => last_error = Some(e),
             }
         }
@@ -272,7 +272,7 @@ fn connect_in_slices(addr: &SocketAddr, deadline: Instant) -> io::Result<TcpStre
 }
 
 /// Waits for a connecting socket to finish (writable), by `deadline`; the connect's own error
-/// when it failed, [`crate::interrupt::stop_error`] when the thread's check said stop.
+/// when it failed, [`crate::error::interrupted_io`]'s when the thread's check said stop.
 fn wait_until_writable(socket: &Socket, deadline: Instant) -> io::Result<()> {
     let mut poll = libc::pollfd {
         fd: socket.as_raw_fd(),
@@ -304,7 +304,7 @@ fn wait_until_writable(socket: &Socket, deadline: Instant) -> io::Result<()> {
                 None => Ok(()),
             };
         }
-        crate::interrupt::check().map_err(|_| crate::interrupt::stop_error())?;
+        crate::interrupt::check_io()?;
     }
 }
 

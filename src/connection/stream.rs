@@ -101,7 +101,7 @@ impl<S: Timeouts> Timed<S> {
             self.fit()?;
             match io(&mut self.socket) {
                 Err(e) if self.paused(&e) => {
-                    interrupt::check().map_err(|_| interrupt::stop_error())?;
+                    interrupt::check_io()?;
                 }
                 done => return done,
             }
@@ -152,7 +152,7 @@ impl Stream {
         };
         while tls.conn.is_handshaking() {
             if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
-                if interrupt::is_stop(&e) {
+                if crate::error::is_interrupted_io(&e) {
                     return Err(Error::interrupted());
                 }
                 let why = match e.get_ref() {
