@@ -419,7 +419,9 @@ impl Connection {
             return Err(Error::new(
                 ErrorKind::Connection,
                 format!(
-                    "an earlier request on this connection to {} failed before all its replies                      were read, so its replies are out of step; the connection is closed:                      release it and use another",
+                    "an earlier request on this connection to {} failed before all its replies \
+                     were read, so its replies are out of step; the connection is closed: \
+                     release it and use another",
                     self.server
                 ),
             ));
