@@ -474,16 +474,30 @@ impl Shared {
                 return Err(err);
             }
             Shared::pass_nudge(&mut state);
-            let (relocked, paused) = ticket.wake.wait_until(state, interrupt::pause_at(deadline));
+            // A grant that arrives while the check runs is given back above.
+            let (relocked, checked) = self.wait_or_check(&ticket.wake, state, deadline);
             state = relocked;
-            if paused && interrupt::armed() {
-                // Asked without the lock: the check may wait for the GIL, which a thread waiting
-                // for this lock may hold. A grant that arrives meanwhile is given back above.
-                drop(state);
-                stopped = interrupt::check().err();
-                state = self.state.lock();
-            }
+            stopped = checked.err();
         }
+    }
+
+    /// Waits on `condvar` until it is notified or `deadline` comes; on a thread armed by
+    /// [`crate::interrupt`], at most one slice, at whose end it asks the thread's check: its stop
+    /// as `Err`. The check is asked with the lock released: it may wait for the GIL, which a
+    /// thread waiting for this lock may hold.
+    fn wait_or_check<'a>(
+        &'a self,
+        condvar: &Condvar,
+        state: MutexGuard<'a, State>,
+        deadline: Instant,
+    ) -> (MutexGuard<'a, State>, Result<()>) {
+        let (state, paused) = condvar.wait_until(state, interrupt::pause_at(deadline));
+        if !(paused && interrupt::armed()) {
+            return (state, Ok(()));
+        }
+        drop(state);
+        let checked = interrupt::check();
+        (self.state.lock(), checked)
     }
 
     /// Gives back what a waiter was granted after its caller stopped: a connection is checked
@@ -857,17 +871,10 @@ impl Shared {
         let deadline = Instant::now() + grace;
         let mut state = self.lock();
         while state.open > 0 && Instant::now() < deadline {
-            let (relocked, paused) = self
-                .drained
-                .wait_until(state, interrupt::pause_at(deadline));
+            let (relocked, checked) = self.wait_or_check(&self.drained, state, deadline);
             state = relocked;
-            if paused && interrupt::armed() {
-                drop(state);
-                let stopped = interrupt::check().is_err();
-                state = self.state.lock();
-                if stopped {
-                    break; // the caller stops waiting: the close finishes now
-                }
+            if checked.is_err() {
+                break; // the caller stops waiting: the close finishes now
             }
         }
         for fd in state.in_use_fds.values() {
