@@ -87,15 +87,6 @@ enum BatchPlan {
     Pipelined,
 }
 
-/// The commands of a batch that [`BatchPlan::Pipelined`] marks, in order.
-fn pipelined_of<'a>(cmds: &'a [Cmd], plans: &[BatchPlan]) -> Vec<&'a Cmd> {
-    cmds.iter()
-        .zip(plans)
-        .filter(|(_, plan)| matches!(plan, BatchPlan::Pipelined))
-        .map(|(cmd, _)| cmd)
-        .collect()
-}
-
 /// A pool of connections to one Redis server. Cheap to clone (all clones share the pool) and safe
 /// to use from any number of threads.
 #[derive(Clone)]
@@ -296,7 +287,12 @@ impl Pool {
 
     /// The outcomes of a batch's [`BatchPlan::Pipelined`] commands, in order.
     fn pipeline_of_batch(&self, cmds: &[Cmd], plans: &[BatchPlan]) -> Vec<Result<Value>> {
-        let pipelined = pipelined_of(cmds, plans);
+        let pipelined: Vec<&Cmd> = cmds
+            .iter()
+            .zip(plans)
+            .filter(|(_, plan)| matches!(plan, BatchPlan::Pipelined))
+            .map(|(cmd, _)| cmd)
+            .collect();
         let replies = match pipelined[..] {
             [] => return Vec::new(),
             [cmd] => return vec![self.execute(cmd)],
