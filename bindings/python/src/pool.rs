@@ -2,8 +2,8 @@
 //! dedicated) and `Connection` (a checked-out connection, for WATCH/MULTI/EXEC sessions).
 //!
 //! Every method that can wait (network, waiting for a connection, closing) converts its inputs
-//! into owned Rust values first, then runs without the GIL through [`blocking::run`]; replies
-//! are converted back after re-attaching.
+//! into Rust values first, then runs without the GIL through [`blocking::run`], touching no
+//! Python object; replies are converted back after re-attaching.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
@@ -149,8 +149,7 @@ impl Pool {
     ) -> PyResult<Bound<'py, PyAny>> {
         let (cmd, options) = self.one_shot(py, args, timeout)?;
         let decode = Decode::new(decode)?;
-        let pool = self.inner.clone();
-        let value = blocking::run(py, move || pool.execute_with(&cmd, options))?.or_raise(py)?;
+        let value = blocking::run(py, || self.inner.execute_with(&cmd, options))?.or_raise(py)?;
         reply::to_python(py, value, decode.as_ref())
     }
 
@@ -227,10 +226,8 @@ impl Pool {
         commands: &Commands,
         decode: Option<(String, String)>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let cmds = commands.cmds.clone();
         let decode = Decode::new(decode)?;
-        let pool = self.inner.clone();
-        let values = blocking::run(py, move || pool.pipeline(&cmds))?.or_raise(py)?;
+        let values = blocking::run(py, || self.inner.pipeline(&commands.cmds))?.or_raise(py)?;
         pipeline_replies(py, values, decode.as_ref(), &commands.raw)
     }
 
@@ -243,10 +240,8 @@ impl Pool {
         commands: &Commands,
         decode: Option<(String, String)>,
     ) -> PyResult<Option<Bound<'py, PyList>>> {
-        let cmds = commands.cmds.clone();
         let decode = Decode::new(decode)?;
-        let pool = self.inner.clone();
-        let values = blocking::run(py, move || pool.transaction(&cmds))?.or_raise(py)?;
+        let values = blocking::run(py, || self.inner.transaction(&commands.cmds))?.or_raise(py)?;
         values
             .map(|v| reply::list(py, v, decode.as_ref()))
             .transpose()
@@ -269,10 +264,9 @@ impl Pool {
             timeout: acquire_timeout(py, timeout)?,
             priority: Priority::parse(priority).or_raise(py)?,
         };
-        let pool = self.inner.clone();
-        let conn = blocking::run(py, move || match holder {
-            Some((thread, stack)) => pool.acquire_for(options, Holder { thread, stack }),
-            None => pool.acquire_with(options),
+        let conn = blocking::run(py, || match holder {
+            Some((thread, stack)) => self.inner.acquire_for(options, Holder { thread, stack }),
+            None => self.inner.acquire_with(options),
         })?
         .or_raise(py)?;
         Ok(Connection {
@@ -290,8 +284,7 @@ impl Pool {
 
     /// PINGs the server and reports `healthy`, `degraded` or `unhealthy` with the reasons.
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let pool = self.inner.clone();
-        let report = blocking::run(py, move || pool.health())?;
+        let report = blocking::run(py, || self.inner.health())?;
         report::health(py, &report)
     }
 
@@ -311,15 +304,13 @@ impl Pool {
             .map(|n| count("min_idle", n))
             .transpose()
             .or_raise(py)?;
-        let pool = self.inner.clone();
-        blocking::run(py, move || pool.resize(max_connections, min_idle))?.or_raise(py)
+        blocking::run(py, || self.inner.resize(max_connections, min_idle))?.or_raise(py)
     }
 
     /// Closes every connection (idle ones now, checked-out ones when returned); the pool stays
     /// open, as redis-py's `ConnectionPool.disconnect()`.
     fn disconnect(&self, py: Python<'_>) -> PyResult<()> {
-        let pool = self.inner.clone();
-        blocking::run(py, move || pool.disconnect())?.or_raise(py)
+        blocking::run(py, || self.inner.disconnect())?.or_raise(py)
     }
 
     /// `"closed"`, `"open"` or `"half_open"`.
@@ -349,8 +340,7 @@ impl Pool {
         } else {
             seconds(py, "grace", Some(grace))?.unwrap_or_default()
         };
-        let pool = self.inner.clone();
-        blocking::run(py, move || pool.close(grace))
+        blocking::run(py, || self.inner.close(grace))
     }
 
     /// True when both handles share one pool.
@@ -558,9 +548,8 @@ impl Connection {
         commands: &Commands,
         decode: Option<(String, String)>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let cmds = commands.cmds.clone();
         let decode = Decode::new(decode)?;
-        let values = self.call(py, move |conn| conn.pipeline(&cmds))?;
+        let values = self.call(py, |conn| conn.pipeline(&commands.cmds))?;
         pipeline_replies(py, values, decode.as_ref(), &commands.raw)
     }
 
@@ -572,9 +561,8 @@ impl Connection {
         commands: &Commands,
         decode: Option<(String, String)>,
     ) -> PyResult<Option<Bound<'py, PyList>>> {
-        let cmds = commands.cmds.clone();
         let decode = Decode::new(decode)?;
-        let values = self.call(py, move |conn| conn.transaction(&cmds))?;
+        let values = self.call(py, |conn| conn.transaction(&commands.cmds))?;
         values
             .map(|v| reply::list(py, v, decode.as_ref()))
             .transpose()
