@@ -116,7 +116,7 @@ function runCommand(name, rawArgs, buffers, keyPrefix, send) {
   } catch (err) {
     promise = Promise.reject(err);
   }
-  return callback === undefined ? promise : withCallback(promise, callback);
+  return withCallback(promise, callback);
 }
 
 /** The reply of `wire` from a native call: an error reply or a failure becomes the coded error. */
