@@ -39,12 +39,16 @@ async function timedOut(promise, what) {
   return { err, took };
 }
 
-/** A client through a proxy that starts dribbling once the client is connected. */
+/**
+ * A client through a proxy that starts dribbling once the client is connected. `lazyConnect`, so
+ * that no PING of the constructor's own connect() is still waiting for the only connection (and
+ * then dribbled, holding it) when the test's command is sent.
+ */
 async function dribblingClient(options) {
   const proxy = await dribbleProxy(server.port);
-  const redis = new Redis(proxy.port, '127.0.0.1', { maxConnections: 1, ...options });
+  const redis = new Redis(proxy.port, '127.0.0.1', { maxConnections: 1, lazyConnect: true, ...options });
   redis.on('error', () => {});
-  await redis.ping();
+  await redis.connect();
   proxy.dribble(DRIBBLE_MS);
   return { redis, proxy };
 }
