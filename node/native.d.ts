@@ -265,6 +265,13 @@ export interface PoolStats {
   leaksSuspected: number
 }
 
+/**
+ * The positions (0 is the name) of the words of `command` (`[name, ...args]`, strings or
+ * Buffers) that are passwords: the core's one rule (`secret_arguments`), as Python uses it. The
+ * JS client hides them in the `command` it attaches to reply errors.
+ */
+export declare function secretArguments(command: JsArgs): Array<number>
+
 /** Sizing advice from the window since the previous health check (see the core's `SizingAdvice`). */
 export interface SizingAdvice {
   /** The observed window. */

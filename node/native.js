@@ -842,4 +842,5 @@ module.exports.checkOneShot = nativeBinding.checkOneShot
 module.exports.isBlocking = nativeBinding.isBlocking
 module.exports.isOrdinaryName = nativeBinding.isOrdinaryName
 module.exports.metricsText = nativeBinding.metricsText
+module.exports.secretArguments = nativeBinding.secretArguments
 module.exports.version = nativeBinding.version

@@ -41,6 +41,7 @@ pub mod workers;
 
 pub use breaker::{BreakerConfig, BreakerState};
 pub use command::blocking::{BLOCK_FOREVER, blocking_reply_timeout, call_reply_timeout};
+pub use command::secrets::secret_arguments;
 pub use command::{check_one_shot, is_ordinary_name};
 pub use config::{
     Address, Config, ConfigBuilder, HealthThresholds, KeepaliveConfig, ReuseOrder, Secret,

@@ -7,6 +7,8 @@
  * the core's verdict: true when the same call may succeed if made again later.
  */
 
+const native = require('../native');
+
 /** Base class of every redpool error (the name matches ioredis's `redis-errors`). */
 class RedisError extends Error {
   constructor(message, code, transient = false) {
@@ -30,9 +32,6 @@ class ReplyError extends RedisError {
 
 /** Anything else: connection, timeouts, pool, breaker, bad arguments, closed client. */
 class RedpoolError extends RedisError {}
-
-/** Commands whose arguments may carry secrets: never attached to errors. */
-const SECRET_ARGS = new Set(['auth', 'hello', 'acl', 'config', 'migrate']);
 
 /** Refused credentials: ERR_AUTH from the core, a server reply all the same (ioredis: ReplyError). */
 const SERVER_AUTH = /^(NOAUTH|WRONGPASS)\b/;
@@ -70,13 +69,20 @@ function fromNative(err, command) {
   const reply = code === 'ERR_REPLY' || (code === 'ERR_AUTH' && SERVER_AUTH.test(message));
   const out = reply ? new ReplyError(message, code) : new RedpoolError(message, code, err.transient === true);
   if (reply && command) {
-    const name = String(command[0]).toLowerCase();
-    out.command = {
-      name,
-      args: SECRET_ARGS.has(name) ? ['[redacted]'] : command.slice(1).map(String),
-    };
+    out.command = { name: String(command[0]).toLowerCase(), args: redactedArgs(command) };
   }
   return out;
+}
+
+/**
+ * The arguments of `command` as text, every password replaced by `[redacted]`: which words are
+ * passwords is the core's one rule (`secretArguments`), as in Python.
+ */
+function redactedArgs(command) {
+  const words = command.map((word) => (Buffer.isBuffer(word) ? word : String(word)));
+  const shown = words.map(String);
+  for (const i of native.secretArguments(words)) shown[i] = '[redacted]';
+  return shown.slice(1);
 }
 
 /** An invalid-argument error raised by the JS layer itself. */

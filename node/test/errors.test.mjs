@@ -101,3 +101,23 @@ test('secrets appear in no message, inspect output or options', async () => {
   }
   for (const text of texts) assert.ok(!text.includes(SECRET), `secret leaked: ${text}`);
 });
+
+test('a reply error shows its command with every password hidden (the core\'s rule, as in Python)', async () => {
+  const redis = new Redis({ port: server.port, password: SECRET });
+  await redis.set('k', 'v');
+  const port = await freePort(); // nothing listens: MIGRATE fails with IOERR
+  const cases = [
+    [['MIGRATE', '127.0.0.1', port, 'k', 0, 100, 'AUTH', SECRET], ['127.0.0.1', String(port), 'k', '0', '100', 'AUTH', '[redacted]']],
+    [['MIGRATE', '127.0.0.1', port, 'k', 0, 100, 'AUTH2', 'user', Buffer.from(SECRET)], ['127.0.0.1', String(port), 'k', '0', '100', 'AUTH2', '[redacted]', '[redacted]']],
+    [['CONFIG', 'SET', 'masterauth', SECRET, 'nosuch-parameter', 'x'], ['SET', 'masterauth', '[redacted]', 'nosuch-parameter', 'x']],
+    [['ACL', 'SETUSER', 'u', 'on', `>${SECRET}`, 'nosuch-rule'], ['SETUSER', 'u', 'on', '[redacted]', 'nosuch-rule']],
+    [['INCR', 'k'], ['k']],
+  ];
+  for (const [command, shown] of cases) {
+    const err = await redis.call(...command).then(() => assert.fail(`${command[0]} succeeded`), (e) => e);
+    assert.ok(err instanceof ReplyError, `${command[0]}: ${err.code} ${err.message}`);
+    assert.deepEqual(err.command, { name: command[0].toLowerCase(), args: shown });
+    assert.ok(!util.inspect(err).includes(SECRET), util.inspect(err));
+  }
+  await redis.quit();
+});

@@ -4,7 +4,7 @@ Use the ``redpool`` package instead: it builds on these classes."""
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, final
 
-__all__ = ["Codec", "Commands", "Completions", "Connection", "Pool", "metrics_text", "__version__"]
+__all__ = ["Codec", "Commands", "Completions", "Connection", "Pool", "metrics_text", "secret_arguments", "__version__"]
 
 __version__: str
 
@@ -118,6 +118,9 @@ class Pool:
 
 def metrics_text() -> str:
     """The metrics of every open pool of the process in the Prometheus text format."""
+
+def secret_arguments(words: Sequence[bytes]) -> List[int]:
+    """The positions (0 is the name) of a command's words that are passwords (the core's rule)."""
 
 @final
 class Connection:

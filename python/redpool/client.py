@@ -637,30 +637,12 @@ class Pipeline(FastCommands, redis.client.Pipeline):
         return results
 
 
-#: Arguments after which a command carries passwords, and how many: ``AUTH [user] pass``
-#: (everything), ``HELLO 3 AUTH user pass``, ``MIGRATE ... AUTH pass`` / ``AUTH2 user pass``.
-_SECRETS_AFTER = {"AUTH": 1, "AUTH2": 2}
-#: CONFIG SET parameters whose values are passwords.
-_SECRET_PARAMETERS = {"REQUIREPASS", "MASTERAUTH", "MASTERUSER"}
-
-
 def redacted(command: Sequence[Any]) -> List[Any]:
-    """``command``'s words with every password replaced by ``<redacted>``, for messages."""
-    words = [safe_str(word) for word in command]
-    upper = [word.upper() for word in words]
-    name = " ".join(upper[:2]) if len(upper) > 1 else upper[0] if upper else ""
-    shown: List[Any] = list(words)
-    if upper and upper[0] == "AUTH":
-        return words[:1] + ["<redacted>"] * (len(words) - 1)
-    for i, word in enumerate(upper):
-        if name == "ACL SETUSER" and i > 2 and words[i][:1] in (">", "<", "#", "!"):
-            shown[i] = "<redacted>"
-        elif name == "CONFIG SET" and i > 1 and upper[i - 1] in _SECRET_PARAMETERS:
-            shown[i] = "<redacted>"
-        elif word in _SECRETS_AFTER and i > 0:
-            count = 2 if upper[0] == "HELLO" else _SECRETS_AFTER[word]
-            for j in range(i + 1, min(i + 1 + count, len(words))):
-                shown[j] = "<redacted>"
+    """``command``'s words with every password replaced by ``<redacted>``, for messages. Which
+    words are passwords is the core's rule (``_native.secret_arguments``), as in Node."""
+    shown: List[Any] = [safe_str(word) for word in command]
+    for i in _native.secret_arguments([word.encode("utf-8", "surrogatepass") for word in shown]):
+        shown[i] = "<redacted>"
     return shown
 
 

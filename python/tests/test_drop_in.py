@@ -211,3 +211,8 @@ def test_pipeline_errors_never_show_a_password(r):
     assert redacted(["HELLO", 3, "AUTH", "u", secret]) == ["HELLO", "3", "AUTH", "<redacted>",
                                                           "<redacted>"]
     assert redacted(["ZREM", "b"]) == ["ZREM", "b"]
+    # The core's rule, as Node applies it: bytes words, other password parameters, SENTINEL.
+    assert redacted([b"CONFIG", b"SET", b"tls-key-file-pass", secret.encode()]) == [
+        "CONFIG", "SET", "tls-key-file-pass", "<redacted>"]
+    assert redacted(["SENTINEL", "SET", "m", "auth-pass", secret]) == [
+        "SENTINEL", "SET", "m", "auth-pass", "<redacted>"]

@@ -7,11 +7,13 @@
 //! Node, all rely on it. Every command it does not name is answered with exactly one reply and
 //! leaves the connection as it was.
 //!
-//! Also here: the retry allowlist ([`idempotent`]) and the metrics' command names ([`names`]).
+//! Also here: the retry allowlist ([`idempotent`]), the metrics' command names ([`names`]) and
+//! which words of a command are passwords, for messages that show it ([`secrets`]).
 
 pub(crate) mod blocking;
 pub(crate) mod idempotent;
 pub(crate) mod names;
+pub(crate) mod secrets;
 pub(crate) mod session;
 
 use redis::Cmd;

@@ -54,6 +54,25 @@ pub fn is_ordinary_name(env: Env, name: String) -> Result<bool> {
     errors::guard(&env, || Ok(redpool::is_ordinary_name(name.as_bytes())))
 }
 
+/// The positions (0 is the name) of the words of `command` (`[name, ...args]`, strings or
+/// Buffers) that are passwords: the core's one rule (`secret_arguments`), as Python uses it. The
+/// JS client hides them in the `command` it attaches to reply errors.
+#[napi(catch_unwind)]
+pub fn secret_arguments(env: Env, command: convert::JsArgs) -> Result<Vec<u32>> {
+    errors::guard(&env, || {
+        let words = command.iter().map(|word| match word {
+            Either::A(text) => text.as_bytes(),
+            Either::B(bytes) => &bytes[..],
+        });
+        let words: Vec<&[u8]> = words.collect();
+        // A JS array holds fewer than 2^32 elements, so every position fits.
+        Ok(redpool::secret_arguments(&words)
+            .into_iter()
+            .map(|i| i as u32)
+            .collect())
+    })
+}
+
 /// Throws what the shared pool would refuse `command` (`[name, ...args]`, strings or Buffers) with
 /// as a one-shot call (the core's `check_one_shot`: SELECT, SUBSCRIBE, a lone WATCH, ...):
 /// `ERR_INVALID_ARGUMENT` and the core's message. The JS client calls it before a command joins an

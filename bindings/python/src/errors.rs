@@ -93,3 +93,11 @@ impl<T> IntoPyResult<T> for redpool::Result<T> {
         self.map_err(|err| to_pyerr(py, err))
     }
 }
+
+/// The positions (0 is the command's name) of the words of a command that are passwords, so
+/// that a message showing the command can hide them: the core's one rule
+/// ([`redpool::secret_arguments`]), as Node uses it.
+#[pyfunction]
+pub fn secret_arguments(words: Vec<pyo3::pybacked::PyBackedBytes>) -> Vec<usize> {
+    redpool::secret_arguments(&words)
+}

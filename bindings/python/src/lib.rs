@@ -22,6 +22,8 @@ mod _native {
     #[pymodule_export]
     use super::completions::Completions;
     #[pymodule_export]
+    use super::errors::secret_arguments;
+    #[pymodule_export]
     use super::pool::{Connection, Pool, metrics_text};
 
     /// The library version (the Cargo version of the core).
