@@ -172,7 +172,10 @@ export class RedisError extends Error {
 }
 /** A server error reply; `message` is the server's text. */
 export class ReplyError extends RedisError {
+  /** The command answered with this error (its passwords shown as `[redacted]`). */
   command?: { name: string; args: string[] };
+  /** On a transaction's EXECABORT: the error of each command the server rejected while queueing (ioredis's). */
+  previousErrors?: ReplyError[];
 }
 export class RedpoolError extends RedisError {}
 

@@ -102,6 +102,9 @@ pub struct Error {
     retry_after: Option<std::time::Duration>,
     /// The caller's thread asked the call to stop (see [`crate::interrupt`]).
     interrupted: bool,
+    /// An EXECABORT's commands that the server rejected while queueing (see
+    /// [`Error::rejected_commands`]); empty for every other error (an empty box allocates nothing).
+    rejected: Box<[(usize, Error)]>,
 }
 
 /// The result type of every fallible redpool operation.
@@ -117,6 +120,7 @@ impl Error {
             sent: false,
             retry_after: None,
             interrupted: false,
+            rejected: Box::default(),
         }
     }
 
@@ -183,12 +187,9 @@ impl Error {
             _ => code.to_string(),
         };
         Error {
-            kind,
-            message,
             server_code: Some(code.to_string()),
             sent: true,
-            retry_after: None,
-            interrupted: false,
+            ..Error::new(kind, message)
         }
     }
 
@@ -236,6 +237,20 @@ impl Error {
     /// The same error, marked as having happened after the request was written.
     pub(crate) fn sent(mut self) -> Self {
         self.sent = true;
+        self
+    }
+
+    /// For the EXECABORT of a transaction the server refused while queueing it: each command it
+    /// rejected, in order, as its position among the commands sent (0 is the first after MULTI)
+    /// and its own error reply (`ERR unknown command ...`). Empty for every other error. Python
+    /// raises the first one as redis-py does; Node gives them as `previousErrors`, as ioredis does.
+    pub fn rejected_commands(&self) -> &[(usize, Error)] {
+        &self.rejected
+    }
+
+    /// The same error, with the commands the server rejected while queueing a transaction.
+    pub(crate) fn with_rejected_commands(mut self, rejected: Vec<(usize, Error)>) -> Self {
+        self.rejected = rejected.into_boxed_slice();
         self
     }
 

@@ -421,12 +421,7 @@ impl Client {
                 redpool_conn_command(conn, argc, argv, std::ptr::null(), &mut reply)
             }
         })?;
-        match take_reply(reply) {
-            Json::Object(error) => {
-                Err(("response".into(), error["message"].as_str().unwrap().into()))
-            }
-            value => Ok(value),
-        }
+        reply_outcome(reply)
     }
 
     /// `redpool_pool_acquire_with` with the step's `timeout_ms` (absent: the pool's) and
@@ -475,7 +470,7 @@ impl Client {
         let mut reply = std::ptr::null_mut();
         // SAFETY: every `redpool_cmd` points into `argvs` / `args`, which outlive the call.
         status(unsafe { run(self.pool, cmds.len(), cmds.as_ptr(), &mut reply) })?;
-        Ok(take_reply(reply))
+        reply_outcome(reply)
     }
 
     fn stats(&self) -> redpool_stats {
@@ -528,6 +523,16 @@ fn status(code: u32) -> Result<(), (String, String)> {
     let len = unsafe { redpool_last_error_message(buf.as_mut_ptr(), buf.len()) }.min(buf.len() - 1);
     let bytes: Vec<u8> = buf[..len].iter().map(|&c| c as u8).collect();
     Err((kind, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// A call's reply as its outcome: an ERROR reply (a server error reply to a command, or a
+/// transaction's EXECABORT) is the `response` failure, anything else the reply (error replies
+/// inside an array stay in place).
+fn reply_outcome(reply: *mut redpool_reply) -> Outcome {
+    match take_reply(reply) {
+        Json::Object(error) => Err(("response".into(), error["message"].as_str().unwrap().into())),
+        value => Ok(value),
+    }
 }
 
 /// A reply tree as JSON, freed: strings (verbatim ones too), integers, nil, arrays; an error reply is

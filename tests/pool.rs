@@ -644,14 +644,29 @@ fn transactions_commit_abort_and_reject() {
         assert!(matches!(&replies[0], Value::ServerError(e) if e.code() == "WRONGTYPE"));
         assert_eq!(replies[1], Value::Int(3));
 
-        // A command rejected while queueing discards the whole transaction.
+        // A command rejected while queueing discards the whole transaction; the error names
+        // every rejected command with its own error reply.
         let err = pool
-            .transaction(&[cmd("INCR").arg("t").clone(), cmd("NOSUCHCOMMAND").clone()])
+            .transaction(&[
+                cmd("INCR").arg("t").clone(),
+                cmd("NOSUCHCOMMAND").clone(),
+                cmd("GET").clone(),
+            ])
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Response);
         assert!(
             err.to_string().contains("command 2 (NOSUCHCOMMAND)"),
             "{err}"
+        );
+        let rejected: Vec<_> = err
+            .rejected_commands()
+            .iter()
+            .map(|(index, reply)| (*index, reply.server_code(), reply.message()))
+            .collect();
+        assert!(
+            matches!(&rejected[..], [(1, Some("ERR"), unknown), (2, Some("ERR"), arity)]
+                if unknown.contains("unknown command") && arity.contains("wrong number of arguments")),
+            "{rejected:?}"
         );
         assert_eq!(
             pool.execute(cmd("GET").arg("t")).unwrap(),

@@ -56,10 +56,12 @@ function nativeCode(err) {
 
 /**
  * Turns an error from the native layer (a plain Error with `.code`) into a redpool error; `command`
- * (`[name, ...args]`) is attached to reply errors as `{ name, args }` like ioredis does. A redpool
- * error passes through as it is.
+ * (`[name, ...args]`) is attached to reply errors as `{ name, args }` like ioredis does. The
+ * EXECABORT of a transaction (`commands`: the commands it sent) gets ioredis's `previousErrors`:
+ * the error of each command the server rejected while queueing. A redpool error passes through as
+ * it is.
  */
-function fromNative(err, command) {
+function fromNative(err, command, commands) {
   if (err instanceof RedisError) return err;
   const code = nativeCode(err);
   const message = err instanceof Error ? err.message : String(err);
@@ -70,6 +72,9 @@ function fromNative(err, command) {
   const out = reply ? new ReplyError(message, code) : new RedpoolError(message, code, err.transient === true);
   if (reply && command) {
     out.command = { name: String(command[0]).toLowerCase(), args: redactedArgs(command) };
+  }
+  if (Array.isArray(err.rejected)) {
+    out.previousErrors = err.rejected.map((rejected) => fromNative(rejected, commands?.[rejected.index]));
   }
   return out;
 }

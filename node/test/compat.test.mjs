@@ -74,6 +74,20 @@ test('pipeline and multi results match ioredis, including errors in place', asyn
   assert.deepStrictEqual(await rp.multi().exec(), await io.multi().exec());
 });
 
+test('a transaction the server rejects while queueing: EXECABORT with ioredis\'s previousErrors', async () => {
+  const rejected = (c) =>
+    c.multi().set('q', 1).call('nosuchcmd', 'x').incr().exec().then(() => assert.fail('exec succeeded'), (e) => e);
+  const [mine, theirs] = [await rejected(rp), await rejected(io)];
+  assert.ok(mine instanceof ReplyError, String(mine));
+  assert.match(mine.message, /^EXECABORT/);
+  assert.match(theirs.message, /^EXECABORT/);
+  const shown = (err) => err.previousErrors.map((e) => [e.message, e.command]);
+  assert.equal(mine.previousErrors.length, 2);
+  assert.ok(mine.previousErrors.every((e) => e instanceof ReplyError && e.code === 'ERR_REPLY'));
+  assert.deepStrictEqual(shown(mine), shown(theirs));
+  assert.equal(await rp.get('q'), null); // discarded: nothing ran
+});
+
 test('callbacks, the CommonJS entry and server errors as ReplyError', async () => {
   const value = await new Promise((resolve, reject) => rp.echo('cb', (err, v) => (err ? reject(err) : resolve(v))));
   assert.equal(value, 'cb');

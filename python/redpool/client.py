@@ -8,7 +8,6 @@ opened on first use (or ``min_idle`` of them at once).
 
 from __future__ import annotations
 
-import re
 import threading
 import traceback
 import weakref
@@ -24,7 +23,7 @@ from . import _native, _options
 from ._commands import FastCommands
 from ._events import Event
 from ._protocol import Codec, Command, Target
-from .exceptions import ConfigError, ExecAbortError, from_server_reply
+from .exceptions import ConfigError, ExecAbortError
 
 __all__ = ["Redis", "StrictRedis", "Pipeline", "PooledConnection", "get_client"]
 
@@ -603,11 +602,11 @@ class Pipeline(FastCommands, redis.client.Pipeline):
         """The core's EXECABORT for a transaction whose command the server rejected while
         queueing, as redis-py raises it: that command's own error (its class from its code),
         annotated with its number and arguments. Any other EXECABORT is returned as it is."""
-        match = _REJECTED.search(str(error))
-        index = int(match.group(1)) - 1 if match else -1
-        if match is None or not 0 <= index < len(sent):
+        if not error.rejected_commands:
             return error
-        rejected = from_server_reply(match.group(2))
+        index, rejected = error.rejected_commands[0]
+        if not 0 <= index < len(sent):
+            return error
         # Numbered among all the queued commands, as redis-py numbers them.
         number = next(i for i, command in enumerate(stack) if command is sent[index]) + 1
         self.annotate_exception(rejected, number, sent[index][0])
@@ -645,10 +644,6 @@ def redacted(command: Sequence[Any]) -> List[Any]:
         shown[i] = "<redacted>"
     return shown
 
-
-#: The core's EXECABORT message for a command the server rejected while queueing: its number
-#: among the commands sent and the server's error reply.
-_REJECTED = re.compile(r"transaction discarded: command (\d+) \(.*?\) was rejected: (.*)\Z", re.S)
 
 _default_clients: Dict[bool, Redis] = {}
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import builtins
 import sys
-from typing import Any, Dict
+from typing import Any, Dict, Sequence, Tuple
 
 import redis.exceptions as _redis
 
@@ -125,7 +125,11 @@ class NoScriptError(ResponseError, _redis.NoScriptError):
 
 
 class ExecAbortError(ResponseError, _redis.ExecAbortError):
-    """``EXECABORT``: a transaction was discarded because a command was rejected."""
+    """``EXECABORT``: a transaction was discarded because a command was rejected.
+    ``rejected_commands`` holds each command the server rejected while queueing, as its position
+    among the commands sent and its own exception (empty when the server named none)."""
+
+    rejected_commands: Sequence[Tuple[int, ResponseError]] = ()
 
 
 class ReadOnlyError(ResponseError, _redis.ReadOnlyError):

@@ -190,22 +190,28 @@ impl Connection {
         if let Value::ServerError(refusal) = multi {
             return Err(self.ran_without_transaction(cmds, &refusal, &queued, &exec));
         }
-        if let Some((index, Value::ServerError(err))) = queued
+        let rejected: Vec<(usize, Error)> = queued
             .iter()
             .enumerate()
-            .find(|(_, reply)| matches!(reply, Value::ServerError(_)))
-        {
+            .filter_map(|(index, reply)| match reply {
+                Value::ServerError(err) => {
+                    Some((index, Error::from_server_reply(err.code(), err.details())))
+                }
+                _ => None,
+            })
+            .collect();
+        if let Some((index, first)) = rejected.first() {
             return Err(Error::new(
                 ErrorKind::Response,
                 format!(
-                    "EXECABORT transaction discarded: command {} ({}) was rejected: {} {}",
+                    "EXECABORT transaction discarded: command {} ({}) was rejected: {}",
                     index + 1,
-                    command_name(&cmds[index]),
-                    err.code(),
-                    err.details().unwrap_or_default()
+                    command_name(&cmds[*index]),
+                    first.message()
                 ),
             )
-            .sent());
+            .sent()
+            .with_rejected_commands(rejected));
         }
         match exec {
             Value::Array(items) if items.len() == cmds.len() => Ok(Some(items)),

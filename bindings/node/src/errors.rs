@@ -33,6 +33,10 @@ pub struct Failure {
     pub message: String,
     /// The core's [`ErrorKind::is_transient`]: `err.transient` in JS.
     pub transient: bool,
+    /// An EXECABORT's commands the server rejected while queueing, with their positions among
+    /// the commands sent ([`redpool::Error::rejected_commands`]): `err.rejected` in JS, each an
+    /// error with its `.index`, which the JS layer turns into ioredis's `previousErrors`.
+    pub rejected: Vec<(usize, Failure)>,
 }
 
 impl From<redpool::Error> for Failure {
@@ -41,6 +45,11 @@ impl From<redpool::Error> for Failure {
             code: code(err.kind()),
             message: err.message().to_string(),
             transient: err.kind().is_transient(),
+            rejected: err
+                .rejected_commands()
+                .iter()
+                .map(|(index, command)| (*index, Failure::from(command.clone())))
+                .collect(),
         }
     }
 }
@@ -57,6 +66,7 @@ impl Failure {
             code: "ERR_INTERNAL",
             message: format!("internal error in redpool (a bug, please report it): {detail}"),
             transient: false,
+            rejected: Vec::new(),
         }
     }
 
@@ -66,6 +76,7 @@ impl Failure {
             code: "ERR_INVALID_ARGUMENT",
             message: message.into(),
             transient: false,
+            rejected: Vec::new(),
         }
     }
 
@@ -78,10 +89,23 @@ impl Failure {
     }
 
     fn build(self, env: &Env) -> Result<Error> {
+        Ok(Error::from(self.object(env)?.to_unknown()))
+    }
+
+    fn object(self, env: &Env) -> Result<Object<'_>> {
         let mut object = env.create_error(Error::new(Status::GenericFailure, self.message))?;
         object.set_named_property("code", self.code)?;
         object.set_named_property("transient", self.transient)?;
-        Ok(Error::from(object.to_unknown()))
+        if !self.rejected.is_empty() {
+            let mut rejected = env.create_array(self.rejected.len() as u32)?;
+            for (slot, (index, failure)) in self.rejected.into_iter().enumerate() {
+                let mut command = failure.object(env)?;
+                command.set_named_property("index", index as u32)?;
+                rejected.set(slot as u32, command)?;
+            }
+            object.set_named_property("rejected", rejected)?;
+        }
+        Ok(object)
     }
 }
 

@@ -20,10 +20,11 @@ pyo3::import_exception!(redpool.exceptions, ConfigError);
 pyo3::import_exception!(redpool.exceptions, PoolClosedError);
 
 /// A core error as the matching Python exception. Messages never contain secrets (the core
-/// guarantees it), so they are passed through unchanged.
+/// guarantees it), so they are passed through unchanged. An EXECABORT carries the commands the
+/// server rejected as `rejected_commands`: `[(position among those sent, exception), ...]`.
 pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
     if err.server_code().is_some() || err.kind() == ErrorKind::Response {
-        return match server_error(py, err.message()) {
+        return match reply_exception(py, &err) {
             Ok(exc) => PyErr::from_value(exc),
             Err(failed) => failed,
         };
@@ -50,6 +51,20 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
         return failed;
     }
     exception
+}
+
+/// The exception of a server error reply, with its `rejected_commands` when it is an EXECABORT.
+fn reply_exception<'py>(py: Python<'py>, err: &Error) -> PyResult<Bound<'py, PyAny>> {
+    let exception = server_error(py, err.message())?;
+    let rejected = err.rejected_commands();
+    if !rejected.is_empty() {
+        let rejected = rejected
+            .iter()
+            .map(|(index, command)| Ok((*index, server_error(py, command.message())?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        exception.setattr("rejected_commands", rejected)?;
+    }
+    Ok(exception)
 }
 
 static CLASSIFY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
