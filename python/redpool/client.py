@@ -638,8 +638,13 @@ class Pipeline(FastCommands, redis.client.Pipeline):
 
 def redacted(command: Sequence[Any]) -> List[Any]:
     """``command``'s words with every password replaced by ``<redacted>``, for messages. Which
-    words are passwords is the core's rule (``_native.secret_arguments``), as in Node."""
-    shown: List[Any] = [safe_str(word) for word in command]
+    words are passwords is the core's rule (``_native.secret_arguments``), as in Node. A name of
+    several words (redis-py's ``config_set`` sends ``"CONFIG SET"``) is split first, as
+    redis-py's ``pack_command`` splits it for the server."""
+    words = list(command)
+    if words and isinstance(words[0], (str, bytes)):
+        words[:1] = words[0].split()
+    shown: List[Any] = [safe_str(word) for word in words]
     for i in _native.secret_arguments([word.encode("utf-8", "surrogatepass") for word in shown]):
         shown[i] = "<redacted>"
     return shown

@@ -194,18 +194,24 @@ def test_pipeline_errors_never_show_a_password(r):
         pipe.execute_command("ACL", "SETUSER", "u", "on", f">{secret}", "nosuch-rule")
         results = pipe.execute(raise_on_error=False)
     assert all(isinstance(result, redis.ResponseError) for result in results), results
-    for number in range(1, 4):
-        with r.pipeline(transaction=False) as pipe:
-            pipe.set("k", "v")
-            pipe.execute_command(*[
-                ("MIGRATE", "127.0.0.1", 1, "k", 0, 100, "AUTH", secret),
-                ("CONFIG", "SET", "masterauth", secret, "nosuch-parameter", "x"),
-                ("ACL", "SETUSER", "u", "on", f">{secret}", "nosuch-rule"),
-            ][number - 1])
-            with pytest.raises(redis.ResponseError) as caught:
-                pipe.execute()
-        assert "Command # 2 (" in str(caught.value) and "<redacted>" in str(caught.value)
-        assert secret not in str(caught.value), str(caught.value)
+    # By hand, and through redis-py's helpers, which send the name as one word ("CONFIG SET").
+    failing = [
+        lambda pipe: pipe.execute_command("MIGRATE", "127.0.0.1", 1, "k", 0, 100, "AUTH", secret),
+        lambda pipe: pipe.execute_command("CONFIG", "SET", "masterauth", secret, "nosuch", "x"),
+        lambda pipe: pipe.execute_command("ACL", "SETUSER", "u", "on", f">{secret}", "nosuch"),
+        lambda pipe: pipe.config_set("requirepass", secret, "nosuch-parameter", "x"),
+        lambda pipe: pipe.acl_setuser("u", enabled=True, passwords=[f"+{secret}"],
+                                      commands=["+nosuch"]),
+    ]
+    for transaction in (False, True):
+        for queue in failing:
+            with r.pipeline(transaction=transaction) as pipe:
+                pipe.set("k", "v")
+                queue(pipe)
+                with pytest.raises(redis.ResponseError) as caught:
+                    pipe.execute()
+            assert "Command # 2 (" in str(caught.value) and "<redacted>" in str(caught.value)
+            assert secret not in str(caught.value), str(caught.value)
     from redpool.client import redacted
     assert redacted(["AUTH", "user", secret]) == ["AUTH", "<redacted>", "<redacted>"]
     assert redacted(["HELLO", 3, "AUTH", "u", secret]) == ["HELLO", "3", "AUTH", "<redacted>",
@@ -216,3 +222,5 @@ def test_pipeline_errors_never_show_a_password(r):
         "CONFIG", "SET", "tls-key-file-pass", "<redacted>"]
     assert redacted(["SENTINEL", "SET", "m", "auth-pass", secret]) == [
         "SENTINEL", "SET", "m", "auth-pass", "<redacted>"]
+    # A hidden word that is itself a keyword still hides what follows it.
+    assert redacted(["CONFIG", "SET", "dir", "auth", "masterauth", secret])[-1] == "<redacted>"

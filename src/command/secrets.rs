@@ -37,10 +37,11 @@ pub fn secret_arguments<W: AsRef<[u8]>>(words: &[W]) -> Vec<usize> {
     }
     let settings = is(0, "config") || is(0, "sentinel");
     let setuser = is(0, "acl") && is(1, "setuser");
-    let mut secret = Vec::new();
-    let mut i = 1;
-    while i < words.len() {
-        let hidden_after = if is(i, "auth") {
+    // Every word is looked at, hidden ones too: a hidden word may itself be a keyword (`SETNAME
+    // auth AUTH user pass`), and hiding more is the safe side.
+    let mut secret = vec![false; words.len()];
+    for i in 1..words.len() {
+        let hides = if is(i, "auth") {
             if is(0, "hello") { 2 } else { 1 }
         } else if is(i, "auth2") {
             2
@@ -49,19 +50,19 @@ pub fn secret_arguments<W: AsRef<[u8]>>(words: &[W]) -> Vec<usize> {
         } else {
             0
         };
+        for hidden in secret.iter_mut().skip(i + 1).take(hides) {
+            *hidden = true;
+        }
         if setuser
             && i > 2
             && word(i)
                 .first()
                 .is_some_and(|c| SECRET_RULE_PREFIXES.contains(c))
         {
-            secret.push(i);
+            secret[i] = true;
         }
-        let end = (i + 1 + hidden_after).min(words.len());
-        secret.extend(i + 1..end);
-        i = end.max(i + 1);
     }
-    secret
+    (0..words.len()).filter(|&i| secret[i]).collect()
 }
 
 #[cfg(test)]
@@ -108,6 +109,14 @@ mod tests {
         );
         assert_eq!(hidden("ACL SETUSER >name on"), Vec::<usize>::new());
         assert_eq!(hidden("ACL DELUSER >x"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn a_hidden_word_that_is_a_keyword_still_hides_what_follows_it() {
+        assert_eq!(hidden("HELLO 3 SETNAME auth AUTH u pw"), [4, 5, 6]);
+        assert_eq!(hidden("CONFIG SET dir auth masterauth pw"), [4, 5]);
+        assert_eq!(hidden("SENTINEL SET auth auth-pass pw"), [3, 4]);
+        assert_eq!(hidden("MIGRATE h 1 k 0 9 AUTH2 auth pw"), [7, 8]);
     }
 
     #[test]
