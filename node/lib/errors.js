@@ -56,10 +56,10 @@ function nativeCode(err) {
 
 /**
  * Turns an error from the native layer (a plain Error with `.code`) into a redpool error; `command`
- * (`[name, ...args]`) is attached to reply errors as `{ name, args }` like ioredis does. The
- * EXECABORT of a transaction (`commands`: the commands it sent) gets ioredis's `previousErrors`:
- * the error of each command the server rejected while queueing. A redpool error passes through as
- * it is.
+ * (`[name, ...args]`) is attached to reply errors as `{ name, args }` like ioredis does. A reply
+ * error of a transaction (`commands`: the commands it sent) gets ioredis's `previousErrors`: the
+ * error of each command the server rejected while queueing (none unless it is EXECABORT). A
+ * redpool error passes through as it is.
  */
 function fromNative(err, command, commands) {
   if (err instanceof RedisError) return err;
@@ -73,8 +73,9 @@ function fromNative(err, command, commands) {
   if (reply && command) {
     out.command = { name: String(command[0]).toLowerCase(), args: redactedArgs(command) };
   }
-  if (Array.isArray(err.rejected)) {
-    out.previousErrors = err.rejected.map((rejected) => fromNative(rejected, commands?.[rejected.index]));
+  if (reply && commands) {
+    const rejected = Array.isArray(err.rejected) ? err.rejected : [];
+    out.previousErrors = rejected.map((r) => fromNative(r, commands[r.index]));
   }
   return out;
 }

@@ -211,7 +211,7 @@ class PooledConnection {
 
   #batch(wires, buffers, transaction) {
     return this.#session.batch(wires, buffers, transaction).catch((err) => {
-      throw errors.fromNative(err, undefined, wires);
+      throw errors.fromNative(err, undefined, transaction ? wires : undefined);
     });
   }
 
@@ -418,7 +418,7 @@ class Redis extends EventEmitter {
       );
     }
     return sent.catch((err) => {
-      throw errors.fromNative(err, undefined, wires);
+      throw errors.fromNative(err, undefined, transaction ? wires : undefined);
     });
   }
 
