@@ -200,7 +200,9 @@ impl Connection {
                 _ => None,
             })
             .collect();
-        if let Some((index, first)) = rejected.first() {
+        // Only when EXEC says the transaction was discarded (any Redis since 2.6.5 does, after a
+        // rejected command): were it to run the others, its reply is out of step below.
+        if let (Some((index, first)), Value::ServerError(_)) = (rejected.first(), &exec) {
             return Err(Error::new(
                 ErrorKind::Response,
                 format!(
