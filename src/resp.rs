@@ -238,8 +238,8 @@ fn scan_element(
         }))
     };
     match kind {
-        b'+' | b':' | b'_' => element(after_line, 0, true),
-        b'-' | b',' | b'#' | b'(' => element(after_line, 0, false),
+        b'+' | b':' | b'_' | b'-' => element(after_line, 0, true),
+        b',' | b'#' | b'(' => element(after_line, 0, false),
         b'$' | b'!' | b'=' => {
             let Some(len) = checked_length(line, kind == b'$', max_length)? else {
                 return element(after_line, 0, true); // a nil
@@ -331,8 +331,12 @@ fn find_crlf(bytes: &[u8], from: usize) -> Option<usize> {
 fn build(frame: &[u8], at: &mut usize) -> Option<Value> {
     let kind = *frame.get(*at)?;
     let line_end = find_crlf(frame, *at + 1)?;
-    let line = std::str::from_utf8(&frame[*at + 1..line_end]).ok()?;
+    let line = &frame[*at + 1..line_end];
     *at = line_end + 2;
+    if kind == b'-' {
+        return server_error(line);
+    }
+    let line = std::str::from_utf8(line).ok()?;
     Some(match kind {
         b'+' if line == "OK" => Value::Okay,
         b'+' => Value::SimpleString(line.to_string()),
@@ -361,6 +365,16 @@ fn build(frame: &[u8], at: &mut usize) -> Option<Value> {
         }
         _ => return None,
     })
+}
+
+/// A server error reply (`-ERR ...`) as redis-rs parses it, its invalid UTF-8 replaced by U+FFFD
+/// first: errors repeat the caller's arguments (`ERR unknown command '\xff'`), which may be
+/// binary, and such a reply is an answer to pass on, not a broken stream (redis-rs refuses it).
+fn server_error(line: &[u8]) -> Option<Value> {
+    let mut text = String::from_utf8_lossy(line).into_owned().into_bytes();
+    text.insert(0, b'-');
+    text.extend_from_slice(b"\r\n");
+    redis::parse_redis_value(&text).ok()
 }
 
 #[cfg(test)]
@@ -440,6 +454,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_error_reply_with_invalid_utf8_is_read_with_it_replaced() {
+        let frame = b"*2\r\n-ERR unknown command '\xff\xfe'\r\n-\xff\r\n+OK\r\n";
+        let replies = read_all(frame, 3, 2);
+        let Value::Array(items) = &replies[0] else {
+            panic!("{replies:?}")
+        };
+        let texts: Vec<_> = items
+            .iter()
+            .map(|item| match item {
+                Value::ServerError(err) => {
+                    (err.code().to_string(), err.details().map(String::from))
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                (
+                    "ERR".into(),
+                    Some("unknown command '\u{fffd}\u{fffd}'".into())
+                ),
+                ("\u{fffd}".into(), None)
+            ]
+        );
+        assert_eq!(replies[1], Value::Okay);
     }
 
     #[test]

@@ -218,6 +218,48 @@ fn a_refused_multi_says_its_commands_ran_outside_a_transaction() {
 }
 
 #[test]
+fn a_server_error_that_repeats_binary_arguments_is_an_answer_not_a_broken_connection() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let pool = pool(&server.url(), "max_connections=1&retries=0");
+        // The server repeats the unknown command's arguments byte for byte: not UTF-8.
+        let err = pool
+            .execute(cmd("NOSUCHCOMMAND").arg(&b"\xff\xfe"[..]))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Response, "{err}");
+        assert_eq!(err.server_code(), Some("ERR"), "{err}");
+        assert!(err.message().contains("unknown command"), "{err}");
+        // Inside a pipeline, in place; inside a transaction, a rejected command of an EXECABORT.
+        let replies = pool
+            .pipeline(&[
+                cmd("NOSUCHCOMMAND").arg(&b"\xff"[..]).clone(),
+                cmd("ECHO").arg("next").clone(),
+            ])
+            .unwrap();
+        assert!(
+            matches!(&replies[0], Value::ServerError(e) if e.code() == "ERR"),
+            "{replies:?}"
+        );
+        assert_eq!(replies[1], bulk("next"));
+        let err = pool
+            .transaction(&[cmd("NOSUCHCOMMAND").arg(&b"\xff"[..]).clone()])
+            .unwrap_err();
+        assert_eq!(err.rejected_commands().len(), 1, "{err}");
+        // The one connection is still in step: never closed as broken.
+        assert_eq!(
+            pool.execute(cmd("ECHO").arg("after")).unwrap(),
+            bulk("after")
+        );
+        let stats = pool.stats();
+        assert_eq!(
+            (stats.connections_created, stats.closed_total()),
+            (1, 0),
+            "{stats:?}"
+        );
+    });
+}
+
+#[test]
 fn tracking_invalidations_between_replies_are_never_a_commands_reply() {
     with_timeout(LIMIT, || {
         let server = RedisServer::start();

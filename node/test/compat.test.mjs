@@ -86,6 +86,38 @@ test('a transaction the server rejects while queueing: EXECABORT with ioredis\'s
   assert.ok(mine.previousErrors.every((e) => e instanceof ReplyError && e.code === 'ERR_REPLY'));
   assert.deepStrictEqual(shown(mine), shown(theirs));
   assert.equal(await rp.get('q'), null); // discarded: nothing ran
+
+  // EXEC itself refused (an ACL without EXEC), nothing rejected while queueing: previousErrors is
+  // empty, as in ioredis, not absent.
+  await rp.call('ACL', 'SETUSER', 'noexec', 'on', '>noexec-pw', '~*', '+@all', '-exec');
+  const options = { username: 'noexec', password: 'noexec-pw' };
+  const [mineRefused, theirsRefused] = await Promise.all(
+    [new Redis(server.port, '127.0.0.1', options), new IORedis(server.port, '127.0.0.1', options)].map(async (c) => {
+      const err = await c.multi().set('q', 1).exec().then(() => assert.fail('exec succeeded'), (e) => e);
+      await c.quit();
+      return err;
+    }),
+  );
+  assert.ok(mineRefused instanceof ReplyError, String(mineRefused));
+  assert.deepStrictEqual(mineRefused.previousErrors, []);
+  assert.deepStrictEqual(theirsRefused.previousErrors, []);
+  await rp.call('ACL', 'DELUSER', 'noexec');
+});
+
+test('a server error repeating binary arguments is a ReplyError, as in ioredis, and the client stays ready', async () => {
+  const errorsSeen = [];
+  const seen = (e) => errorsSeen.push(e);
+  rp.on('error', seen);
+  const failed = (c) => c.call('nosuchcmd', Buffer.from([0xff, 0xfe, 0x41])).then(() => assert.fail('succeeded'), (e) => e);
+  const [mine, theirs] = [await failed(rp), await failed(io)];
+  assert.ok(mine instanceof ReplyError, `${mine.code} ${mine.message}`);
+  assert.equal(mine.message, theirs.message);
+  const inMulti = await rp.multi().call('nosuchcmd', Buffer.from([0xff])).exec().catch((e) => e);
+  assert.equal(inMulti.previousErrors.length, 1);
+  assert.equal(await rp.echo('after'), 'after');
+  assert.equal(rp.status, 'ready');
+  rp.off('error', seen);
+  assert.deepEqual(errorsSeen, []);
 });
 
 test('callbacks, the CommonJS entry and server errors as ReplyError', async () => {

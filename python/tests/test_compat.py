@@ -200,6 +200,13 @@ def pipeline_shapes(r) -> List[Any]:
                         raise_on_error=False))
         out.append(pipe(transaction, lambda p: (p.get("s"), p.execute_command("NOSUCHCMD"),
                                                 p.get("s")), raise_on_error=False))
+        # Several rejected while queueing, the first not first; an error repeating binary bytes.
+        out.append(pipe(transaction, lambda p: (p.set("q", 1), p.execute_command("NOSUCHCMD"),
+                                                p.execute_command("INCR"))))
+        out.append(pipe(transaction, lambda p: (p.execute_command("NOSUCHCMD", b"\xff\xfe"),
+                                                p.get("s")), raise_on_error=False))
+    out.append(_outcome(lambda: r.execute_command("NOSUCHCMD", b"\xff\xfe")))
+    out.append(r.get("s"))
     return out
 
 
