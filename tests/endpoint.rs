@@ -534,7 +534,9 @@ fn a_forked_child_has_no_endpoint_and_can_serve_its_own() {
         "a_forked_child_has_no_endpoint_and_can_serve_its_own",
         || {
             with_timeout(LIMIT, || {
-                let addr = exporter::serve("127.0.0.1:0").unwrap();
+                // Not an ephemeral port: another process could be handed it while it is stopped.
+                let port = support::port_outside_the_ephemeral_range();
+                let addr = exporter::serve(&format!("127.0.0.1:{port}")).unwrap();
                 assert!(get(addr, "/metrics").status.contains("200"));
                 let (pid, go) = fork_child(move || {
                     if exporter::stop() {

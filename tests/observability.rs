@@ -482,7 +482,9 @@ fn endpoint_scrapes_never_wait_for_health_and_stop_frees_the_port() {
         ))
         .unwrap();
         pool.execute(&cmd("PING")).unwrap();
-        let addr = redpool::exporter::serve("127.0.0.1:0").unwrap();
+        // Not an ephemeral port: another process could be handed it while it is stopped below.
+        let port = support::port_outside_the_ephemeral_range();
+        let addr = redpool::exporter::serve(&format!("127.0.0.1:{port}")).unwrap();
 
         server.stop_process();
         let health_done = Arc::new(AtomicBool::new(false));

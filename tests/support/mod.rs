@@ -843,6 +843,30 @@ pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bo
 }
 
 /// `n` distinct ports that were free a moment ago (bound together on 127.0.0.1:0, then closed).
+/// A free loopback port below the kernel's ephemeral range (`ip_local_port_range`), for a
+/// listener a test stops and starts again on the same port: no other process's `bind(0)` (every
+/// test server's port probe, here or in a test run beside this one) can be handed it in between,
+/// as it can an ephemeral port.
+pub fn port_outside_the_ephemeral_range() -> u16 {
+    const FIRST: u16 = 10_000;
+    let ephemeral_from = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = u64::from(ephemeral_from.saturating_sub(FIRST).max(1));
+    let seed = u64::from(std::process::id())
+        ^ SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()));
+    for attempt in 0..1000 {
+        let port = FIRST + ((seed + attempt * 7919) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{ephemeral_from}");
+}
+
 fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
