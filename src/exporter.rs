@@ -71,6 +71,8 @@ const STOP_WAIT: Duration = Duration::from_secs(2);
 static RUNNING: Mutex<Option<Endpoint>> = Mutex::new(None);
 /// Live health checks in progress, one per pool at most.
 static FLIGHTS: Mutex<Vec<(Pool, Arc<Flight>)>> = Mutex::new(Vec::new());
+/// The address `stop()` last closed (see [`bind_listener`]).
+static LAST_STOPPED: Mutex<Option<SocketAddr>> = Mutex::new(None);
 /// Every socket the endpoint holds (listeners, wake-up pairs, clients), so a forked child can
 /// close its copies. Opened and closed only under this lock (see [`Tracked`]).
 static SOCKETS: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
@@ -122,7 +124,7 @@ pub fn serve(addr: &str) -> Result<SocketAddr> {
             format!("cannot {what} for metrics on {wanted}: {e}"),
         )
     };
-    let listener = Tracked::open(|| TcpListener::bind(wanted)).map_err(|e| failed("listen", e))?;
+    let listener = bind_listener(wanted).map_err(|e| failed("listen", e))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| failed("listen", e))?;
@@ -149,6 +151,26 @@ pub fn serve(addr: &str) -> Result<SocketAddr> {
     Ok(bound)
 }
 
+/// Binds the endpoint's port. The port `stop()` last closed may still be held for a moment by a
+/// child process that another thread forked before the close and has not yet exec'd (it holds
+/// copies of every descriptor until then): binding that address is tried again, every 5 ms for
+/// up to [`STOP_WAIT`], so that it can be served again at once, as `stop()` promises.
+fn bind_listener(wanted: SocketAddr) -> io::Result<Tracked<TcpListener>> {
+    let deadline = Instant::now() + STOP_WAIT;
+    loop {
+        match Tracked::open(|| TcpListener::bind(wanted)) {
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse
+                    && *LAST_STOPPED.lock() == Some(wanted)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            bound => return bound,
+        }
+    }
+}
+
 /// Stops the endpoint; false when it was not running. When it returns, the port is closed (the
 /// same address can be served again at once); requests being answered finish on their own,
 /// within their deadline.
@@ -156,10 +178,11 @@ pub fn stop() -> bool {
     let Some(endpoint) = RUNNING.lock().take() else {
         return false;
     };
-    let Endpoint { wake, closed, .. } = endpoint;
+    let Endpoint { addr, wake, closed } = endpoint;
     drop(wake);
     // Bounded: a thread that does not answer in time is left to end alone.
     let _ = closed.recv_timeout(STOP_WAIT);
+    *LAST_STOPPED.lock() = Some(addr);
     true
 }
 
