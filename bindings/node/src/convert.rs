@@ -25,12 +25,17 @@ pub fn command(args: &JsArgs) -> std::result::Result<Cmd, Failure> {
     }
     let mut cmd = Cmd::new();
     for arg in args {
-        match arg {
-            Either::A(text) => cmd.arg(text.as_bytes()),
-            Either::B(bytes) => cmd.arg(&bytes[..]),
-        };
+        cmd.arg(bytes_of(arg));
     }
     Ok(cmd)
+}
+
+/// The bytes of one JS argument: a string's UTF-8, a Buffer's contents.
+pub fn bytes_of(arg: &Either<String, Buffer>) -> &[u8] {
+    match arg {
+        Either::A(text) => text.as_bytes(),
+        Either::B(bytes) => bytes,
+    }
 }
 
 /// Why an empty command is refused (`ERR_INVALID_ARGUMENT`).

@@ -60,11 +60,7 @@ pub fn is_ordinary_name(env: Env, name: String) -> Result<bool> {
 #[napi(catch_unwind)]
 pub fn secret_arguments(env: Env, command: convert::JsArgs) -> Result<Vec<u32>> {
     errors::guard(&env, || {
-        let words = command.iter().map(|word| match word {
-            Either::A(text) => text.as_bytes(),
-            Either::B(bytes) => &bytes[..],
-        });
-        let words: Vec<&[u8]> = words.collect();
+        let words: Vec<&[u8]> = command.iter().map(convert::bytes_of).collect();
         // A JS array holds fewer than 2^32 elements, so every position fits.
         Ok(redpool::secret_arguments(&words)
             .into_iter()
