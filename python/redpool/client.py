@@ -604,9 +604,7 @@ class Pipeline(FastCommands, redis.client.Pipeline):
         annotated with its number and arguments. Any other EXECABORT is returned as it is."""
         if not error.rejected_commands:
             return error
-        index, rejected = error.rejected_commands[0]
-        if not 0 <= index < len(sent):
-            return error
+        index, rejected = error.rejected_commands[0]  # a position among `sent`, by the core
         # Numbered among all the queued commands, as redis-py numbers them.
         number = next(i for i, command in enumerate(stack) if command is sent[index]) + 1
         self.annotate_exception(rejected, number, sent[index][0])
