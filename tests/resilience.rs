@@ -153,7 +153,21 @@ fn killed_and_restarted_server_under_load() {
             .collect();
         thread::sleep(Duration::from_millis(300));
         let before = pool.stats();
-        server.restart_after(Duration::from_millis(700));
+        let failures_before = failures.load(Ordering::Relaxed);
+        // Down until a caller has failed, and for at least 700 ms. A fixed outage can pass unseen
+        // under load: a call's retries wait for the reconnect gate, whose backoff grows, so calls
+        // that started late can outlast it. Every call's retries end, so a failure comes.
+        let outage_started = Instant::now();
+        server.restart_when(|| {
+            wait_until(
+                "a caller to see the outage",
+                Duration::from_secs(20),
+                || {
+                    failures.load(Ordering::Relaxed) > failures_before
+                        && outage_started.elapsed() >= Duration::from_millis(700)
+                },
+            )
+        });
         let during = pool.stats();
         // Let the pool recover (backoff step + breaker recovery), then demand full success.
         wait_until("the pool to serve again", Duration::from_secs(20), || {
@@ -166,7 +180,6 @@ fn killed_and_restarted_server_under_load() {
         for w in workers {
             w.join().unwrap();
         }
-        assert!(failures.load(Ordering::Relaxed) > 0, "the outage was seen");
         assert_eq!(
             late_failures.lock().unwrap().clone(),
             Vec::<String>::new(),

@@ -270,14 +270,14 @@ impl RedisServer {
     /// same port(s), directory and options; retries binding for up to 5 s; waits for PING.
     /// All data and connections are lost.
     pub fn restart(&mut self) {
-        self.restart_after(Duration::ZERO);
+        self.restart_when(|| {});
     }
 
-    /// Like [`RedisServer::restart`], with the server down for `outage` between the kill and the
-    /// new start (nothing listens on the port meanwhile).
-    pub fn restart_after(&mut self, outage: Duration) {
+    /// Like [`RedisServer::restart`], with the server down until `outage_over` returns (nothing
+    /// listens on the port meanwhile): a test waits there for what it needs to see of the outage.
+    pub fn restart_when(&mut self, outage_over: impl FnOnce()) {
         self.kill_child();
-        thread::sleep(outage);
+        outage_over();
         let deadline = Instant::now() + RESTART_BIND_TIMEOUT;
         loop {
             match self.launch() {
