@@ -172,8 +172,11 @@ export class RedisError extends Error {
 }
 /** A server error reply; `message` is the server's text. */
 export class ReplyError extends RedisError {
-  /** The command answered with this error (its passwords shown as `[redacted]`). */
-  command?: { name: string; args: string[] };
+  /**
+   * The command answered with this error, as ioredis gives it: the name as the caller spelled it,
+   * the arguments as sent (numbers as strings), each password shown as `[redacted]`.
+   */
+  command?: { name: string; args: Array<string | Buffer> };
   /** On a transaction's EXECABORT: the error of each command the server rejected while queueing (ioredis's). */
   previousErrors?: ReplyError[];
 }

@@ -56,7 +56,8 @@ function nativeCode(err) {
 
 /**
  * Turns an error from the native layer (a plain Error with `.code`) into a redpool error; `command`
- * (`[name, ...args]`) is attached to reply errors as `{ name, args }` like ioredis does. A reply
+ * (`[name, ...args]`, the wire form) is attached to reply errors as `{ name, args }` like ioredis does, the
+ * name as the caller spelled it. A reply
  * error of a transaction (`commands`: the commands it sent) gets ioredis's `previousErrors`: the
  * error of each command the server rejected while queueing (none unless it is EXECABORT). A
  * redpool error passes through as it is.
@@ -71,7 +72,7 @@ function fromNative(err, command, commands) {
   const reply = code === 'ERR_REPLY' || (code === 'ERR_AUTH' && SERVER_AUTH.test(message));
   const out = reply ? new ReplyError(message, code) : new RedpoolError(message, code, err.transient === true);
   if (reply && command) {
-    out.command = { name: String(command[0]).toLowerCase(), args: redactedArgs(command) };
+    out.command = { name: command[0], args: redactedArgs(command) };
   }
   if (reply && commands) {
     const rejected = Array.isArray(err.rejected) ? err.rejected : [];
@@ -81,14 +82,14 @@ function fromNative(err, command, commands) {
 }
 
 /**
- * The arguments of `command` as text, every password replaced by `[redacted]`: which words are
- * passwords is the core's one rule (`secretArguments`), as in Python.
+ * The arguments of `command` as sent (strings and Buffers, as ioredis shows them), every password
+ * replaced by `[redacted]`: which words are passwords is the core's one rule (`secretArguments`),
+ * as in Python.
  */
 function redactedArgs(command) {
-  const words = command.map((word) => (Buffer.isBuffer(word) ? word : String(word)));
-  const shown = words.map(String);
-  for (const i of native.secretArguments(words)) shown[i] = '[redacted]';
-  return shown.slice(1);
+  const shown = command.slice(1);
+  for (const i of native.secretArguments(command)) if (i > 0) shown[i - 1] = '[redacted]';
+  return shown;
 }
 
 /** An invalid-argument error raised by the JS layer itself. */

@@ -37,7 +37,7 @@ const CALLS = [
   ['xadd', 'stream', '1-1', 'field', 'value'], ['xrange', 'stream', '-', '+'], ['xlen', 'stream'],
   ['lpush', 'str2', 'x'], ['hgetall', 'str2'], ['incr', 'h'], ['get', 'h'], ['call', 'GET', 'str2'], ['callBuffer', 'GET', 'str2'],
   ['setBuffer', Buffer.from([0, 255, 1]), Buffer.from([2, 0, 254])], ['getBuffer', Buffer.from([0, 255, 1])],
-  ['bitcount', 'str2'], ['object', 'ENCODING', 'z'], ['dbsize'],
+  ['bitcount', 'str2'], ['object', 'ENCODING', 'z'], ['dbsize'], ['hget', Buffer.from('str2'), 'f'], ['call', 'HGET', 'str2', 'f'],
 ];
 
 /** Whether `err` is the client's ReplyError (ioredis 6 names its subclass SimpleError). */
@@ -50,7 +50,7 @@ async function run(client) {
     try {
       results.push({ method, ok: await client[method](...args) });
     } catch (err) {
-      results.push({ method, error: err.message, reply: isReply(client, err) });
+      results.push({ method, error: err.message, reply: isReply(client, err), command: err.command });
     }
   }
   return results;
