@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use redpool::exporter::{self, MAX_CONNECTIONS, REQUEST_DEADLINE};
 use redpool::{Pool, cmd};
-use support::{RedisServer, unique_name, wait_until, with_timeout};
+use support::{PLUMBING_ONLY, RedisServer, unique_name, wait_until, with_timeout};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -213,7 +213,8 @@ fn health_answers_from_the_latest_report_without_a_connection_unless_live() {
         let name = unique_name("endpoint-health");
         // No background checks: every report the endpoint serves is one it was asked for.
         let pool = Pool::from_url(&format!(
-            "{}/0?client_name={name}&pool_name={name}&min_idle=0&health_report_interval=0",
+            "{}/0?client_name={name}&pool_name={name}&min_idle=0&health_report_interval=0\
+             &{PLUMBING_ONLY}",
             server.url()
         ))
         .unwrap();
@@ -279,6 +280,10 @@ fn health_answers_from_the_latest_report_without_a_connection_unless_live() {
         let explicit = thread::spawn({
             let pool = pool.clone();
             move || pool.health()
+        });
+        // The check's PING is sent once it holds the connection: only from then on is it waiting.
+        wait_until("the check to hold the connection", LIMIT, || {
+            pool.stats().in_use == 1
         });
         thread::sleep(Duration::from_millis(300));
         server.cont_process();

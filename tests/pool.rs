@@ -149,7 +149,8 @@ fn acquire_timeout_reports_the_last_connect_error() {
         // A port with no server: connecting is refused.
         let port = support::unused_port();
         let pool = Pool::from_url(&format!(
-            "redis://127.0.0.1:{port}?max_connections=1&acquire_timeout=100ms"
+            "redis://127.0.0.1:{port}?max_connections=1&acquire_timeout=100ms\
+             &reconnect_backoff_base=1s"
         ))
         .unwrap();
         let err = pool.execute(&cmd("PING")).unwrap_err();
@@ -161,7 +162,8 @@ fn acquire_timeout_reports_the_last_connect_error() {
         let stats = pool.stats();
         assert_eq!(stats.open, 0, "a failed connect frees its slot: {stats:?}");
         // Nothing was sent, so the call was retried; the reconnect backoff kept the retries from
-        // hammering the port (the first backoff step is longer than most of the retry delays).
+        // hammering the port (its first step, 0.5 to 1 s, is longer than the retry delays, and
+        // than any stall of this thread that would let an early retry reach the next step).
         assert_eq!(stats.retries, 3, "{stats:?}");
         assert_eq!(
             stats.errors_of(ErrorKind::Connection),
@@ -325,13 +327,14 @@ fn read_timeout_does_not_poison_the_pool() {
     with_timeout(LIMIT, || {
         let server = RedisServer::start();
         let name = unique_name("sleepy");
-        let pool = pool(&server, &name, "max_connections=2&socket_timeout=200ms");
+        // 1 s, not less: none of the 200 GETs may time out on a loaded machine.
+        let pool = pool(&server, &name, "max_connections=2&socket_timeout=1s");
         let mut raw = server.raw();
         for i in 0..100 {
             raw.cmd_str(&["SET", &format!("p:{i}"), &format!("value-{i}")]);
         }
         let err = pool
-            .execute(cmd("DEBUG").arg("SLEEP").arg("0.6"))
+            .execute(cmd("DEBUG").arg("SLEEP").arg("2"))
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
         // The late "+OK" of DEBUG SLEEP must never be read as the reply to a later command.

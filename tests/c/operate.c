@@ -33,7 +33,7 @@ static void close_and_free(redpool_pool *pool) {
 /* ---- metrics ------------------------------------------------------------------------------ */
 
 static void test_metrics(const char *url) {
-    redpool_pool *pool = pool_with(url, "/0?pool_name=c-orders");
+    redpool_pool *pool = pool_with(url, "/0?pool_name=c-orders&" PLUMBING_ONLY);
     for (int i = 0; i < 3; i++) redpool_reply_free(POOL_CMD(pool, "SET", "k", "v"));
     redpool_reply_free(POOL_CMD(pool, "GET", "k"));
 
@@ -213,7 +213,7 @@ static void http_get(uint16_t port, const char *path, char *buf, size_t len) {
 }
 
 static void test_endpoint(const char *url) {
-    redpool_pool *pool = pool_with(url, "/0?pool_name=c-http");
+    redpool_pool *pool = pool_with(url, "/0?pool_name=c-http&" PLUMBING_ONLY);
     redpool_reply_free(POOL_CMD(pool, "PING"));
     uint16_t port = 0;
     CHECK_OK(redpool_metrics_serve("127.0.0.1:0", &port));

@@ -33,6 +33,11 @@ const RAW_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// URL options for a pool whose test asserts a health status through the plumbing, not a
+/// latency: the default thresholds (degraded at a 50 ms PING, unhealthy at 100 ms) are crossed by
+/// one round trip on a loaded machine or under valgrind.
+pub const PLUMBING_ONLY: &str = "health_degraded_latency=10s&health_unhealthy_latency=20s";
+
 /// A name unique within this machine for the life of the process: `prefix` + pid + counter
 /// (`"{prefix}-{pid}-{n}"`). Use it for client names and keys.
 pub fn unique_name(prefix: &str) -> String {
