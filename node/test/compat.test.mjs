@@ -158,9 +158,11 @@ test('keyPrefix, defineCommand and blocking commands', async () => {
   assert.equal(await prefixed.getTwice('k'), 'vv'); // EVALSHA hit
   await prefixed.quit();
   // A blocking command waits past commandTimeout (its reply timeout is the block time + that).
-  const fast = new Redis(server.port, '127.0.0.1', { commandTimeout: 300 });
-  setTimeout(() => io.rpush('jobs', 'job1'), 600);
-  assert.deepStrictEqual(await fast.blpop('jobs', 2), ['jobs', 'job1']);
-  assert.equal(await fast.blpop('jobs', 0.2), null);
+  // commandTimeout 1 s on top of the block time: room for a nil reply up to ~100 ms late (the
+  // server's hz 10) and a loaded machine's stalls.
+  const fast = new Redis(server.port, '127.0.0.1', { commandTimeout: 1000 });
+  setTimeout(() => io.rpush('jobs', 'job1'), 1500);
+  assert.deepStrictEqual(await fast.blpop('jobs', 5), ['jobs', 'job1']);
+  assert.equal(await fast.blpop('jobs', 1.5), null);
   await fast.quit();
 });

@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import util from 'node:util';
 import Redis, { ReplyError, RedpoolError } from 'redpool';
-import { startServer, waitStopped, freePort } from './helpers.mjs';
+import { startServer, waitStopped, freePort, sleep } from './helpers.mjs';
 
 const SECRET = 'sup3r-s3cret-pw';
 let server;
@@ -35,9 +35,15 @@ test('ERR_CONNECTION, ERR_AUTH and ERR_REPLY', async () => {
 });
 
 test('ERR_TIMEOUT and ERR_POOL_TIMEOUT', async () => {
-  const redis = new Redis(server.port, '127.0.0.1', { password: SECRET, maxConnections: 1, acquireTimeout: 100, commandTimeout: 300, maxRetriesPerRequest: 0, breaker: false });
+  // commandTimeout 1 s on top of the block time: room for a nil reply up to ~100 ms late (the
+  // server's hz 10) and a loaded machine's stalls.
+  const redis = new Redis(server.port, '127.0.0.1', { password: SECRET, maxConnections: 1, acquireTimeout: 100, commandTimeout: 1000, maxRetriesPerRequest: 0, breaker: false });
   await redis.ping();
-  const blocking = redis.blpop('empty', 1); // holds the only connection for a second
+  const blocking = redis.blpop('empty', 1.5); // holds the only connection for 1.5 s
+  // The BLPOP checks out on a worker thread: wait until it holds the connection, else the GET
+  // may take it first.
+  for (let i = 0; i < 500 && redis.stats().inUse !== 1; i++) await sleep(10);
+  assert.equal(redis.stats().inUse, 1, 'the BLPOP did not take the connection');
   await assert.rejects(redis.get('k'), { code: 'ERR_POOL_TIMEOUT' });
   assert.equal(await blocking, null);
   server.stopProcess();

@@ -149,7 +149,9 @@ test("a watch() session held past leakDetectionThreshold: a 'leak' event and a p
 });
 
 test('no leak report for short watch() sessions', { timeout: 30000 }, async () => {
-  const redis = client({ leakDetectionThreshold: 200 });
+  // A threshold well above any scheduling stall of a loaded machine: a session that lasts a few
+  // ms must never be reported, even when a thread is starved for 100s of ms mid-session.
+  const redis = client({ leakDetectionThreshold: 2000 });
   const leaks = [];
   redis.on('leak', (event) => leaks.push(event));
   for (let i = 0; i < 5; i++) {
@@ -158,7 +160,7 @@ test('no leak report for short watch() sessions', { timeout: 30000 }, async () =
   }
   await redis.watch('obs:short');
   await redis.unwatch();
-  await helpers.sleep(700); // past the threshold, several maintenance passes
+  await helpers.sleep(2500); // past the threshold, several maintenance passes (every 500 ms)
   assert.deepEqual(leaks, []);
   assert.equal(redis.stats().leaksSuspected, 0);
   await redis.quit();
@@ -207,7 +209,9 @@ test('resize() under concurrent load: no command fails, the new size is in stats
 });
 
 test('health() has sizing advice with suggestedMaxConnections', { timeout: 30000 }, async () => {
-  const redis = client({ maxConnections: 5 });
+  // Generous health thresholds: this checks the plumbing, not latency (a loaded machine can stall
+  // a PING past the 50 ms / 100 ms defaults).
+  const redis = client({ maxConnections: 5, knobs: { health_degraded_latency: 10000, health_unhealthy_latency: 20000 } });
   await redis.health(); // starts the window
   await Promise.all(Array.from({ length: 50 }, (_, i) => redis.set(`obs:h:${i}`, i)));
   await redis.watch('obs:h:0');

@@ -70,9 +70,12 @@ test('err.transient is the core\'s classifier', async () => {
 });
 
 test('a blocking command\'s reply timeout is the core\'s: block time plus the socket timeout', async () => {
-  const redis = new Redis({ port: server.port, commandTimeout: 200, maxRetriesPerRequest: 0 });
+  // A block time longer than the socket timeout, which the nil reply (due at the block time, up
+  // to ~100 ms late at the server's hz 10) comes after; the socket timeout on top is wide enough
+  // for that lateness and a loaded machine's stalls.
+  const redis = new Redis({ port: server.port, commandTimeout: 1000, maxRetriesPerRequest: 0 });
   try {
-    assert.equal(await redis.blpop('node:blocking:empty', 0.5), null);
+    assert.equal(await redis.blpop('node:blocking:empty', 1.5), null);
     const negative = await redis.blpop('node:blocking:empty', -1).catch((e) => e);
     assert.ok(negative instanceof ReplyError, String(negative));
     const huge = await redis.blpop('node:blocking:empty', 1e20).catch((e) => e);
