@@ -30,6 +30,9 @@ import redpool.asyncio  # (its fork handler is part of what the fork test checks
 WATCHDOG = 40.0
 #: The longest wait for an event or a thread inside a scenario.
 WAIT = 10.0
+#: How long event counts must stay unchanged to count as final: many maintenance periods
+#: (12.5 ms with the 50 ms health_check_interval below) and several health-check PINGs.
+QUIET = 0.3
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
@@ -38,6 +41,20 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.005)
+
+
+def wait_until_quiet(counts: Callable[[], Any], what: str, quiet: float = QUIET,
+                     timeout: float = WAIT) -> None:
+    """Waits until ``counts()`` stays unchanged for ``quiet`` seconds (at most ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    last, since = counts(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} to stop changing")
+        time.sleep(0.005)
+        now = counts()
+        if now != last:
+            last, since = now, time.monotonic()
 
 
 def thread_name(native_id: int) -> str:
@@ -109,6 +126,13 @@ class Source:
             wait_for(lambda: len(self.connections()) == 2, "the pool's connections")
             assert kill_connections(self.oracle, self.name) >= 1
 
+    def settle(self) -> None:
+        """Returns once the last fire() is done with: for ``worker``, at once (fire() returned
+        after the delivery); for ``maintenance``, once the pool has replaced the killed
+        connections (its events may still be on their way: see wait_until_quiet)."""
+        if self.kind == "maintenance":
+            wait_for(lambda: len(self.connections()) == 2, "the pool's new connections")
+
     def check_thread(self, native_id: int) -> None:
         """``native_id`` is a thread that raises this source's events."""
         if self.kind == "worker":
@@ -169,13 +193,23 @@ def in_callback(url: str, kind: str, change: str) -> None:
     other = Recorder(client)  # registered after `acting`: its turn comes later in each event
     everything = Recorder(client)
 
+    def counts() -> List[int]:
+        return [len(listener.events) for listener in (acting, other, everything, *added)]
+
     source.fire()
     wait_for(lambda: acting.events and everything.events, "the first event")
+    # All of the first fire's events (a maintenance kill raises several, over a few PINGs),
+    # so that the wait below is for the second fire's.
+    source.settle()
+    wait_until_quiet(counts, "the first fire's events")
+    after_first = len(everything.events)
     source.fire()
-    wait_for(lambda: len(everything.events) >= 3, "later events")
+    wait_for(lambda: len(everything.events) > after_first, "the second fire's events")
     if change == "add_other":
         wait_for(lambda: added and added[0].events, "an event for the added listener")
-    time.sleep(0.1)  # let stray deliveries land, so the counts below are final
+    # Let the rest of the second fire's events land, so the counts below are final.
+    source.settle()
+    wait_until_quiet(counts, "the second fire's events")
 
     for event_thread in everything.threads + acting.threads:
         source.check_thread(event_thread)

@@ -66,11 +66,13 @@ def test_transient_is_the_cores_classifier(server):
 
 
 def test_a_blocking_commands_reply_timeout_is_the_cores(server):
-    # BLPOP of 0.5 s with a 0.2 s socket timeout: block time + socket timeout, so the server's
-    # nil arrives; a negative block time is the server's to refuse; over 365 days is refused.
-    client = redpool.Redis(port=server.port, socket_timeout=0.2, retry=None, shared_pool=False)
+    # BLPOP of 1.5 s with a 1 s socket timeout: the reply wait is block time + socket timeout,
+    # so the server's nil arrives (a timed-out BLPOP is answered up to ~100 ms late, more on a
+    # loaded machine: the 1 s covers it); a negative block time is the server's to refuse; over
+    # 365 days is refused.
+    client = redpool.Redis(port=server.port, socket_timeout=1, retry=None, shared_pool=False)
     try:
-        assert client.blpop(["py:blocking:empty"], timeout=0.5) is None
+        assert client.blpop(["py:blocking:empty"], timeout=1.5) is None
         with pytest.raises(redpool.ResponseError):
             client.execute_command("BLPOP", "py:blocking:empty", "-1")
         with pytest.raises(redpool.ConfigError, match="BLPOP timeout = 1e20: must be at most 365 days"):

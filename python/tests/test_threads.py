@@ -17,56 +17,89 @@ THREADS = 32
 OPS = 150
 
 
-def count_while(blocking_call) -> int:
-    """How many times another thread increments a counter while ``blocking_call`` runs."""
-    ticks = 0
+# The block time of the calls below: long, because each ends as soon as another thread, which
+# must run Python to do so, wakes it; were the GIL held, the call would wait this out and fail.
+BLOCK = 10.0
+
+
+def wait_until(condition, while_alive=None) -> bool:
+    """Polls ``condition`` (every 1 ms, for at most BLOCK seconds, or while ``while_alive`` is
+    alive) until it holds; returns whether it did."""
+    deadline = time.monotonic() + BLOCK
+    while time.monotonic() < deadline and (while_alive is None or while_alive.is_alive()):
+        if condition():
+            return True
+        time.sleep(0.001)
+    return False
+
+
+def woken_by_another_thread(blocking_call, waiting, wake):
+    """Runs ``blocking_call`` while another thread polls ``waiting()`` and, once it sees the call
+    waiting, calls ``wake()`` to end it. Both are Python, so they only run while the call has
+    released the GIL. Returns the call's result and whether the other thread saw it waiting."""
+    seen = threading.Event()
     done = threading.Event()
 
-    def spin():
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-            time.sleep(0.001)
+    def watch():
+        if wait_until(lambda: done.is_set() or waiting()) and not done.is_set():
+            seen.set()
+            wake()
 
-    thread = threading.Thread(target=spin)
+    thread = threading.Thread(target=watch)
     thread.start()
     try:
-        blocking_call()
+        result = blocking_call()
     finally:
         done.set()
-        thread.join()
-    return ticks
+        thread.join(BLOCK + 5)
+    return result, seen.is_set()
 
 
-def test_gil_released_while_waiting_for_a_reply(r):
-    # On the main thread (helper-thread path) and on another thread (detached path).
-    assert count_while(lambda: r.blpop(["nothing"], timeout=0.5)) > 100
+def blocked_on_server(oracle, name: str) -> bool:
+    """Whether the server holds the connection named ``name`` blocked (in BLPOP)."""
+    return any(c["name"] == name and "b" in c["flags"] for c in oracle.client_list())
 
-    result = {}
-    worker = threading.Thread(target=lambda: result.update(v=r.blpop(["nothing"], timeout=0.5)))
-    started = time.monotonic()
-    worker.start()
-    main_progress = 0
-    while worker.is_alive():
-        main_progress += 1
-        time.sleep(0.001)
-    assert result == {"v": None}
-    assert main_progress > 100 and time.monotonic() - started >= 0.45
+
+def test_gil_released_while_waiting_for_a_reply(server, oracle):
+    # On the main thread (helper-thread path) and on another thread (detached path): while the
+    # BLPOP waits for its reply, the other thread runs Python (redis-py) that sees it blocked on
+    # the server and pushes the element that ends it.
+    client = redpool.Redis.from_url(server.url, client_name="py:gil", shared_pool=False)
+    key = "py:gil:list"
+    blocked = lambda: blocked_on_server(oracle, "py:gil")  # noqa: E731
+    try:
+        result, seen = woken_by_another_thread(lambda: client.blpop([key], timeout=BLOCK),
+                                               blocked, lambda: oracle.lpush(key, "main"))
+        assert seen and result == (key.encode(), b"main")
+
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(v=client.blpop([key],
+                                                                              timeout=BLOCK)))
+        worker.start()
+        seen = wait_until(blocked, while_alive=worker)
+        if seen:
+            oracle.lpush(key, "worker")
+        worker.join(BLOCK + 5)
+        assert seen and result == {"v": (key.encode(), b"worker")}
+    finally:
+        client.close()
 
 
 def test_gil_released_while_waiting_for_a_connection(server, oracle):
-    client = redpool.Redis.from_url(server.url, max_connections=1, acquire_timeout=0.5,
+    # The only connection is held by a WATCHing pipeline; while GET waits for it, another thread
+    # sees the waiter in the pool's stats and returns the connection.
+    client = redpool.Redis.from_url(server.url, max_connections=1, acquire_timeout=BLOCK,
                                     shared_pool=False)
-    with client.pipeline() as holder:
+    holder = client.pipeline()
+    try:
         holder.watch("k")
-
-        def wait_for_pool():
-            try:
-                client.get("k")
-            except redpool.PoolTimeoutError:
-                pass
-
-        assert count_while(wait_for_pool) > 100
+        value, seen = woken_by_another_thread(lambda: client.get("k"),
+                                              lambda: client.pool_stats()["waiting"] > 0,
+                                              holder.reset)
+        assert seen and value is None
+    finally:
+        holder.reset()
+        client.close()
 
 
 def test_thirty_two_threads_share_a_pool(server, oracle):
