@@ -430,7 +430,9 @@ fn health_report_suggests_a_size_from_observed_load() {
             .map(|_| {
                 let pool = pool.clone();
                 thread::spawn(move || {
-                    for _ in 0..40 {
+                    // Over a second of work each: a thread started late on a loaded machine
+                    // costs the average little.
+                    for _ in 0..100 {
                         pool.execute(&cmd("PING")).unwrap();
                     }
                 })
