@@ -259,6 +259,8 @@ export interface ClientEvents {
   ready: [];
   error: [err: RedisError];
   close: [];
+  /** After `disconnect(true)`: connecting again (the delay, 0 ms, as ioredis gives it). */
+  reconnecting: [delayMs: number];
   end: [];
   circuitOpen: [event: BreakerEvent];
   circuitHalfOpen: [event: BreakerEvent];
@@ -415,8 +417,11 @@ export class Redis extends EventEmitter {
   health(callback?: Callback<HealthReport>): Promise<HealthReport>;
   /** Lets issued commands finish, then closes the pool. */
   quit(callback?: Callback<'OK'>): Promise<'OK'>;
-  /** Closes at once; commands not sent yet fail with ERR_POOL_CLOSED. */
-  disconnect(): void;
+  /**
+   * Closes at once; commands not sent yet fail with ERR_POOL_CLOSED. `disconnect(true)`, as in
+   * ioredis: closes every connection (none under a running command) and connects again.
+   */
+  disconnect(reconnect?: boolean): void;
   /** A new client (and pool) with the same options, `overrides` applied. */
   duplicate(overrides?: RedisOptions): Redis;
 

@@ -79,6 +79,13 @@ export declare class NativePool {
   /** PINGs and reads INFO; never rejects for server trouble (it is in the report). */
   health(): Promise<HealthReport>
   /**
+   * Closes every connection of the pool (the core's `Pool::disconnect`): idle ones now,
+   * checked-out ones when they are returned, so no command is cut. The pool stays open and
+   * connects again on demand. Nothing to close before it has opened; `ERR_POOL_CLOSED` after
+   * `close()`. Runs on a worker: it closes sockets.
+   */
+  disconnect(): Promise<void>
+  /**
    * Closes the pool: waits up to `graceMs` (0 to 365 days) for checked-out connections, then
    * shuts them down. Later calls fail with `ERR_POOL_CLOSED`. Safe to call more than once.
    */

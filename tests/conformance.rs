@@ -115,6 +115,7 @@ unsafe extern "C" {
     ) -> u32;
     fn redpool_conn_release(conn: *mut *mut redpool_conn);
     fn redpool_pool_close(pool: *const redpool_pool, grace_ms: u32) -> u32;
+    fn redpool_pool_disconnect(pool: *const redpool_pool) -> u32;
     fn redpool_pool_free(pool: *mut redpool_pool);
     fn redpool_pool_stats(pool: *const redpool_pool, out: *mut redpool_stats) -> u32;
     fn redpool_pool_health(pool: *const redpool_pool, out: *mut redpool_health) -> u32;
@@ -341,6 +342,11 @@ impl Client {
                 // SAFETY: `self.held` is a checkout of this pool (or NULL); it is set to NULL.
                 unsafe { redpool_conn_release(&mut self.held) };
                 Ok(())
+            }
+            "disconnect" => {
+                // SAFETY: `self.pool` is live.
+                let disconnected = status(unsafe { redpool_pool_disconnect(self.pool) });
+                disconnected.map_err(|(kind, message)| format!("disconnect: {kind}: {message}"))
             }
             "close" => {
                 // SAFETY: `self.pool` is live.

@@ -575,9 +575,18 @@ class Redis extends EventEmitter {
     return withCallback(promise, callback);
   }
 
-  /** Closes at once: commands not sent yet fail with ERR_POOL_CLOSED, running ones are cut. */
-  disconnect() {
+  /**
+   * Closes at once: commands not sent yet fail with ERR_POOL_CLOSED, running ones are cut. With
+   * `reconnect` true (ioredis's `disconnect(true)`), closes every connection of the pool instead
+   * (idle ones now, busy ones when their command is done: nothing is cut) and connects again:
+   * 'close' and 'reconnecting', then 'connect' and 'ready', as in ioredis; the client stays usable.
+   */
+  disconnect(reconnect = false) {
     if (this.#status === 'end') return;
+    if (reconnect) {
+      this.#reconnect();
+      return;
+    }
     this.#status = 'end';
     this.#batcher.fail(errors.closed());
     if (this.#session) this.#endSession();
@@ -585,6 +594,18 @@ class Redis extends EventEmitter {
       () => this.#ended(),
       () => this.#ended(),
     );
+  }
+
+  #reconnect() {
+    this.#status = 'reconnecting';
+    this.emit('close');
+    this.emit('reconnecting', 0);
+    this.#track(promised(() => this.#pool.disconnect()))
+      .then(() => this.connect())
+      .catch((err) => {
+        // The next call that succeeds makes the client ready; until then the outage is reported.
+        if (this.#status !== 'end') this.#emitError(errors.fromNative(err));
+      });
   }
 
   #ended() {

@@ -179,6 +179,13 @@ async function runStep(redis, server, step, held) {
     case 'release':
       await release(server, held);
       return null;
+    case 'disconnect': {
+      // ioredis's disconnect(true): every connection closed, then connected again.
+      const ready = new Promise((resolve) => redis.once('ready', resolve));
+      redis.disconnect(true);
+      await ready;
+      return held;
+    }
     case 'close':
       await redis.quit();
       return held;

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Redis from 'redpool';
-import { startServer, countingProxy } from './helpers.mjs';
+import { startServer, countingProxy, sleep } from './helpers.mjs';
 
 /** Health thresholds no scheduling stall reaches (degraded at 10 s, unhealthy at 20 s PING). */
 const RELAXED_HEALTH = { health_degraded_latency: 10000, health_unhealthy_latency: 20000 };
@@ -89,6 +89,31 @@ test('ready/close/end events, status, stats, health, duplicate, quit and disconn
   assert.equal(redis.status, 'end');
   assert.deepStrictEqual(seen, ['connect', 'ready', 'close', 'end']);
   await assert.rejects(redis.get('db2'), { code: 'ERR_POOL_CLOSED' });
+});
+
+test('disconnect(true) closes every connection and connects again, as ioredis does, cutting no command', async () => {
+  const redis = new Redis(server.port, '127.0.0.1', { minIdle: 2, maxConnections: 4 });
+  await new Promise((resolve) => redis.once('ready', resolve));
+  await redis.set('reconnect:k', 'v');
+  const seen = [];
+  for (const e of ['close', 'reconnecting', 'connect', 'ready', 'end']) redis.on(e, () => seen.push(e));
+  const created = redis.stats().connectionsCreated;
+  const running = redis.blpop('reconnect:empty', 0.5); // holds a connection through the reconnect
+  for (let i = 0; i < 500 && redis.stats().inUse !== 1; i++) await sleep(10);
+  assert.equal(redis.stats().inUse, 1, 'the BLPOP did not take a connection');
+  const ready = new Promise((resolve) => redis.once('ready', resolve));
+  redis.disconnect(true);
+  assert.equal(redis.status, 'reconnecting');
+  await ready;
+  assert.equal(redis.status, 'ready');
+  assert.deepStrictEqual(seen, ['close', 'reconnecting', 'connect', 'ready']);
+  assert.equal(await running, null); // not cut: its connection is closed once it is returned
+  assert.equal(await redis.get('reconnect:k'), 'v');
+  const stats = redis.stats();
+  assert.ok(stats.connectionsClosed.discarded >= 2, JSON.stringify(stats.connectionsClosed));
+  assert.ok(stats.connectionsCreated > created, `${stats.connectionsCreated} > ${created}`);
+  await redis.quit();
+  assert.deepStrictEqual(seen, ['close', 'reconnecting', 'connect', 'ready', 'close', 'end']);
 });
 
 test('breaker events reach the client', async () => {

@@ -224,6 +224,8 @@ class Scenario:
         elif op == "release":
             self.held.reset()
             self.held = None
+        elif op == "disconnect":
+            call(client.connection_pool.disconnect)
         elif op == "close":
             call(client.close)
         elif op == "stop_server":

@@ -428,6 +428,23 @@ impl NativePool {
         })
     }
 
+    /// Closes every connection of the pool (the core's `Pool::disconnect`): idle ones now,
+    /// checked-out ones when they are returned, so no command is cut. The pool stays open and
+    /// connects again on demand. Nothing to close before it has opened; `ERR_POOL_CLOSED` after
+    /// `close()`. Runs on a worker: it closes sockets.
+    #[napi(ts_return_type = "Promise<void>", catch_unwind)]
+    pub fn disconnect<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        errors::boundary(env, || {
+            let inner = self.inner.clone();
+            task::promise(env, move || {
+                if let Some(pool) = inner.current()? {
+                    pool.disconnect()?;
+                }
+                Ok(())
+            })
+        })
+    }
+
     /// Closes the pool: waits up to `graceMs` (0 to 365 days) for checked-out connections, then
     /// shuts them down. Later calls fail with `ERR_POOL_CLOSED`. Safe to call more than once.
     #[napi(ts_return_type = "Promise<void>", catch_unwind)]
