@@ -259,7 +259,7 @@ export interface ClientEvents {
   ready: [];
   error: [err: RedisError];
   close: [];
-  /** After `disconnect(true)`: connecting again (the delay, 0 ms, as ioredis gives it). */
+  /** After `disconnect(true)`: connecting again, at once (the delay is always 0; ioredis's is its `retryStrategy`'s). */
   reconnecting: [delayMs: number];
   end: [];
   circuitOpen: [event: BreakerEvent];
@@ -419,7 +419,8 @@ export class Redis extends EventEmitter {
   quit(callback?: Callback<'OK'>): Promise<'OK'>;
   /**
    * Closes at once; commands not sent yet fail with ERR_POOL_CLOSED. `disconnect(true)`, as in
-   * ioredis: closes every connection (none under a running command) and connects again.
+   * ioredis: closes every connection and connects again, once; a running command is not cut (its
+   * connection closes when it is done), where ioredis cuts and resends it.
    */
   disconnect(reconnect?: boolean): void;
   /** A new client (and pool) with the same options, `overrides` applied. */

@@ -77,6 +77,7 @@ function fromNative(err, command, commands) {
   if (reply && commands) {
     const rejected = Array.isArray(err.rejected) ? err.rejected : [];
     out.previousErrors = rejected.map((r) => fromNative(r, commands[r.index]));
+    if (!command) out.command = { name: 'exec', args: [] }; // EXEC's own error, as ioredis shows it
   }
   return out;
 }

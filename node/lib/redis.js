@@ -236,6 +236,8 @@ class Redis extends EventEmitter {
   #inflight = new Set();
   #status;
   #leakDetection;
+  /** A `disconnect(true)` whose connections are not all closed yet: the client is not ready. */
+  #reconnecting = false;
 
   /** `new Redis()`, `new Redis(port, host, options)`, `new Redis(url, options)`, `new Redis(options)`. */
   constructor(...args) {
@@ -348,7 +350,7 @@ class Redis extends EventEmitter {
   }
 
   #up() {
-    if (this.#status === 'ready' || this.#status === 'end') return;
+    if (this.#status === 'ready' || this.#status === 'end' || this.#reconnecting) return;
     this.#status = 'ready';
     this.emit('connect');
     this.emit('ready');
@@ -578,8 +580,10 @@ class Redis extends EventEmitter {
   /**
    * Closes at once: commands not sent yet fail with ERR_POOL_CLOSED, running ones are cut. With
    * `reconnect` true (ioredis's `disconnect(true)`), closes every connection of the pool instead
-   * (idle ones now, busy ones when their command is done: nothing is cut) and connects again:
-   * 'close' and 'reconnecting', then 'connect' and 'ready', as in ioredis; the client stays usable.
+   * (idle ones now, busy ones when their command is done: nothing is cut, where ioredis cuts and
+   * resends) and connects again, once: 'close' and 'reconnecting' (on the next tick, as ioredis
+   * emits), then 'connect' and 'ready'; the client stays usable. A second one while the first is
+   * under way does nothing.
    */
   disconnect(reconnect = false) {
     if (this.#status === 'end') return;
@@ -597,13 +601,22 @@ class Redis extends EventEmitter {
   }
 
   #reconnect() {
+    if (this.#reconnecting) return;
+    this.#reconnecting = true;
     this.#status = 'reconnecting';
-    this.emit('close');
-    this.emit('reconnecting', 0);
+    process.nextTick(() => {
+      if (this.#status === 'end') return; // quit() or disconnect() since: ioredis's close, end
+      this.emit('close');
+      this.emit('reconnecting', 0);
+    });
     this.#track(promised(() => this.#pool.disconnect()))
-      .then(() => this.connect())
+      .then(() => {
+        this.#reconnecting = false;
+        return this.connect();
+      })
       .catch((err) => {
-        // The next call that succeeds makes the client ready; until then the outage is reported.
+        this.#reconnecting = false;
+        // As after an outage, the next call that succeeds makes the client ready.
         if (this.#status !== 'end') this.#emitError(errors.fromNative(err));
       });
   }

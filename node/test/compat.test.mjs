@@ -85,6 +85,7 @@ test('a transaction the server rejects while queueing: EXECABORT with ioredis\'s
   assert.equal(mine.previousErrors.length, 2);
   assert.ok(mine.previousErrors.every((e) => e instanceof ReplyError && e.code === 'ERR_REPLY'));
   assert.deepStrictEqual(shown(mine), shown(theirs));
+  assert.deepStrictEqual(mine.command, theirs.command); // EXEC's: { name: 'exec', args: [] }
   assert.equal(await rp.get('q'), null); // discarded: nothing ran
 
   // EXEC itself refused (an ACL without EXEC), nothing rejected while queueing: previousErrors is
@@ -101,6 +102,7 @@ test('a transaction the server rejects while queueing: EXECABORT with ioredis\'s
   assert.ok(mineRefused instanceof ReplyError, String(mineRefused));
   assert.deepStrictEqual(mineRefused.previousErrors, []);
   assert.deepStrictEqual(theirsRefused.previousErrors, []);
+  assert.deepStrictEqual(mineRefused.command, theirsRefused.command);
   await rp.call('ACL', 'DELUSER', 'noexec');
 });
 

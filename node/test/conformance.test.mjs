@@ -180,10 +180,26 @@ async function runStep(redis, server, step, held) {
       await release(server, held);
       return null;
     case 'disconnect': {
-      // ioredis's disconnect(true): every connection closed, then connected again.
-      const ready = new Promise((resolve) => redis.once('ready', resolve));
+      // ioredis's disconnect(true): every connection closed, then connected again ('ready'), or
+      // the reconnect failed ('error'); bounded.
+      let onReady;
+      let onError;
+      let timer;
+      const settled = new Promise((resolve, reject) => {
+        onReady = resolve;
+        onError = reject;
+        redis.once('ready', onReady);
+        redis.once('error', onError);
+        timer = setTimeout(() => reject(new Error('disconnect(true): no ready within 10 s')), 10000);
+      });
       redis.disconnect(true);
-      await ready;
+      try {
+        await settled;
+      } finally {
+        clearTimeout(timer);
+        redis.off('ready', onReady);
+        redis.off('error', onError);
+      }
       return held;
     }
     case 'close':

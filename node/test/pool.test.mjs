@@ -112,8 +112,25 @@ test('disconnect(true) closes every connection and connects again, as ioredis do
   const stats = redis.stats();
   assert.ok(stats.connectionsClosed.discarded >= 2, JSON.stringify(stats.connectionsClosed));
   assert.ok(stats.connectionsCreated > created, `${stats.connectionsCreated} > ${created}`);
+  // A second disconnect(true) while one is under way does nothing; quit() right after one ends
+  // the client with ioredis's close and end only.
+  seen.length = 0;
+  redis.disconnect(true);
+  redis.disconnect(true);
   await redis.quit();
-  assert.deepStrictEqual(seen, ['close', 'reconnecting', 'connect', 'ready', 'close', 'end']);
+  assert.deepStrictEqual(seen, ['close', 'end']);
+});
+
+test('disconnect(true) emits on the next tick, as ioredis: listeners added right after the call hear it', async () => {
+  const redis = new Redis(server.port, '127.0.0.1', { lazyConnect: true });
+  await redis.connect();
+  const seen = [];
+  redis.disconnect(true);
+  // Listeners added right after the call still hear its events, as in ioredis.
+  for (const e of ['close', 'reconnecting', 'ready']) redis.on(e, () => seen.push(e));
+  await new Promise((resolve) => redis.once('ready', resolve));
+  assert.deepStrictEqual(seen, ['close', 'reconnecting', 'ready']);
+  await redis.quit();
 });
 
 test('breaker events reach the client', async () => {
