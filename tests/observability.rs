@@ -259,11 +259,8 @@ fn a_connection_held_too_long_is_reported_once_with_its_holder() {
 fn a_blocking_command_within_its_own_timeout_is_not_a_leak() {
     with_timeout(LIMIT, || {
         let server = RedisServer::start();
-        let pool = Pool::from_url(&format!(
-            "{}/0?leak_detection_threshold=1s",
-            server.url()
-        ))
-        .unwrap();
+        let pool =
+            Pool::from_url(&format!("{}/0?leak_detection_threshold=1s", server.url())).unwrap();
         let reports = leak_reports(&pool);
         // 1 s: this thread is not stalled that long between the checkout and the BLPOP, or the
         // BLPOP and the return, even on a loaded machine (those moments are not exempt).

@@ -886,7 +886,9 @@ fn disconnect_closes_idle_connections_now_and_busy_ones_when_returned() {
         let name = unique_name("disconnect");
         let pool = pool(&server, &name, "max_connections=4");
         let busy = pool.acquire().expect("a connection");
-        let idle: Vec<_> = (0..2).map(|_| pool.acquire().expect("a connection")).collect();
+        let idle: Vec<_> = (0..2)
+            .map(|_| pool.acquire().expect("a connection"))
+            .collect();
         drop(idle);
         assert_eq!(server.count_clients_named(&name), 3);
 
@@ -896,7 +898,10 @@ fn disconnect_closes_idle_connections_now_and_busy_ones_when_returned() {
             server.count_clients_named(&name) == 1
         });
         let mut busy = busy;
-        assert_eq!(busy.execute(&cmd("PING")).expect("ping"), Value::SimpleString("PONG".into()));
+        assert_eq!(
+            busy.execute(&cmd("PING")).expect("ping"),
+            Value::SimpleString("PONG".into())
+        );
         drop(busy);
         wait_until("the returned one to close", Duration::from_secs(10), || {
             server.count_clients_named(&name) == 0
@@ -908,5 +913,59 @@ fn disconnect_closes_idle_connections_now_and_busy_ones_when_returned() {
         assert_eq!(server.count_clients_named(&name), 1);
         pool.close(Duration::ZERO);
         assert_eq!(pool.disconnect().unwrap_err().kind(), ErrorKind::Closed);
+    });
+}
+
+/// `server_answers` asks on a connection of its own: with the pool's only connection held it
+/// answers at once, and it changes neither the stats nor the breaker; a frozen server, a wrong
+/// password or a closed port answer false.
+#[test]
+fn server_answers_outside_the_pool() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start_with(support::ServerOptions {
+            password: Some("probe-pass".into()),
+            ..Default::default()
+        });
+        let name = unique_name("answers");
+        let url = |password: &str| {
+            format!(
+                "redis://:{password}@127.0.0.1:{}/0?client_name={name}&max_connections=1\
+                 &acquire_timeout=30s&socket_timeout=300ms&connect_timeout=300ms\
+                 &breaker_failure_threshold=1",
+                server.port()
+            )
+        };
+        let pool = Pool::from_url(&url("probe-pass")).unwrap();
+        let held = pool.acquire().unwrap();
+        let before = pool.stats();
+        assert!(
+            pool.server_answers(),
+            "answers while the only connection is held"
+        );
+        assert_eq!(
+            pool.stats(),
+            before,
+            "no pooled connection, counter or gauge touched"
+        );
+        wait_until(
+            "its own connection to be closed",
+            Duration::from_secs(10),
+            || server.count_clients_named(&name) == 1,
+        );
+
+        server.stop_process();
+        assert!(!pool.server_answers(), "a frozen server does not answer");
+        server.cont_process();
+        assert_eq!(pool.breaker_state(), redpool::BreakerState::Closed);
+        drop(held);
+
+        let wrong = Pool::from_url(&url("wrong-pass")).unwrap();
+        assert!(!wrong.server_answers(), "refused credentials");
+        let nothing = Pool::from_url(&format!(
+            "redis://127.0.0.1:{}?connect_timeout=300ms",
+            support::unused_port()
+        ))
+        .unwrap();
+        assert!(!nothing.server_answers(), "nothing listening");
     });
 }

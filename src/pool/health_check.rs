@@ -24,6 +24,14 @@ impl Pool {
         self.assess(sample, probe)
     }
 
+    /// Whether the server answers now, asked on a connection of its own outside the pool and
+    /// closed at once: it neither waits for nor holds a pooled connection, and moves neither the
+    /// breaker, the reconnect gate nor the stats. For a client that follows reachability after
+    /// an outage without competing with its callers (the Node client's recovery check).
+    pub fn server_answers(&self) -> bool {
+        self.shared.server_answers()
+    }
+
     /// The latest health report (from the background check or an explicit [`Pool::health`]) and
     /// how long ago it was made; None before the first check. No I/O: it never touches a
     /// connection (the `/health` endpoint answers from it).

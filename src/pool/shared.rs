@@ -704,6 +704,20 @@ impl Shared {
         Ok(())
     }
 
+    /// Whether the server answers now: connect, handshake and PING on a connection of its own,
+    /// by `connect_timeout` and `socket_timeout`, closed at once. Outside the pool (neither
+    /// counted in `max_connections` nor the stats), the breaker and the reconnect gate, so it
+    /// takes no connection a caller waits for and changes nothing a caller sees.
+    pub(super) fn server_answers(&self) -> bool {
+        self.connector
+            .connect(fork::generation(), None)
+            .and_then(|mut conn| {
+                let deadline = conn.default_deadline();
+                conn.ping(deadline)
+            })
+            .is_ok()
+    }
+
     /// Opens a connection (no pool bookkeeping), stamping its lifetime with jitter.
     fn open_connection(&self, limit: Option<Instant>) -> Result<Conn> {
         self.counters.connect_attempted();
