@@ -259,7 +259,10 @@ export interface ClientEvents {
   ready: [];
   error: [err: RedisError];
   close: [];
-  /** After `disconnect(true)`: connecting again, at once (the delay is always 0; ioredis's is its `retryStrategy`'s). */
+  /**
+   * Connecting again: after an outage, the delay before the next check (ioredis's default
+   * strategy, 50 ms × attempt, at most 2 s); after `disconnect(true)`, 0.
+   */
   reconnecting: [delayMs: number];
   end: [];
   circuitOpen: [event: BreakerEvent];
@@ -419,8 +422,9 @@ export class Redis extends EventEmitter {
   quit(callback?: Callback<'OK'>): Promise<'OK'>;
   /**
    * Closes at once; commands not sent yet fail with ERR_POOL_CLOSED. `disconnect(true)`, as in
-   * ioredis: closes every connection and connects again, once; a running command is not cut (its
-   * connection closes when it is done), where ioredis cuts and resends it.
+   * ioredis: closes every connection and connects again (a failure is checked again as after an
+   * outage); a running command is not cut (its connection closes when it is done), where ioredis
+   * cuts and resends it.
    */
   disconnect(reconnect?: boolean): void;
   /** A new client (and pool) with the same options, `overrides` applied. */

@@ -79,6 +79,13 @@ export declare class NativePool {
   /** PINGs and reads INFO; never rejects for server trouble (it is in the report). */
   health(): Promise<HealthReport>
   /**
+   * Whether the server answers now (the core's `Pool::server_answers`: a PING on a connection
+   * of its own, outside the pool and the breaker): the client's recovery check after an
+   * outage, which must not take a connection from its callers. Rejects only when the pool is
+   * closed.
+   */
+  reachable(): Promise<boolean>
+  /**
    * Closes every connection of the pool (the core's `Pool::disconnect`): idle ones now,
    * checked-out ones when they are returned, so no command is cut. The pool stays open and
    * connects again on demand. Nothing to close before it has opened; `ERR_POOL_CLOSED` after

@@ -33,8 +33,11 @@ class ReplyError extends RedisError {
 /** Anything else: connection, timeouts, pool, breaker, bad arguments, closed client. */
 class RedpoolError extends RedisError {}
 
-/** Refused credentials: ERR_AUTH from the core, a server reply all the same (ioredis: ReplyError). */
-const SERVER_AUTH = /^(NOAUTH|WRONGPASS)\b/;
+/**
+ * Refused credentials: ERR_AUTH from the core, a server reply all the same (ioredis: ReplyError).
+ * The core's message names the server before the reply (`authentication to ... failed: WRONGPASS ...`).
+ */
+const SERVER_AUTH = /\b(NOAUTH|WRONGPASS)\b/;
 
 /**
  * napi-rs's own error statuses for a JS value it could not convert into an argument's Rust type.

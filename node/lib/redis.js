@@ -238,6 +238,10 @@ class Redis extends EventEmitter {
   #leakDetection;
   /** A `disconnect(true)` whose connections are not all closed yet: the client is not ready. */
   #reconnecting = false;
+  /** The timer of the next recovery check after an outage (see `#recover`), or null. */
+  #recovery = null;
+  /** Outages seen so far: a recovery check answers only for the outage it was made in. */
+  #outages = 0;
 
   /** `new Redis()`, `new Redis(port, host, options)`, `new Redis(url, options)`, `new Redis(options)`. */
   constructor(...args) {
@@ -351,6 +355,7 @@ class Redis extends EventEmitter {
 
   #up() {
     if (this.#status === 'ready' || this.#status === 'end' || this.#reconnecting) return;
+    this.#stopRecovery();
     this.#status = 'ready';
     this.emit('connect');
     this.emit('ready');
@@ -359,7 +364,41 @@ class Redis extends EventEmitter {
   #down(err) {
     if (this.#status === 'reconnecting' || this.#status === 'end') return;
     this.#status = 'reconnecting';
+    this.#outages++;
     this.#emitError(err);
+    this.emit('close');
+    this.#recover(1);
+  }
+
+  /**
+   * After an outage, as ioredis reconnects: 'reconnecting' with the delay of ioredis's default
+   * strategy (50 ms × attempt, at most 2 s), then a PING outside the breaker (`reachable`). The
+   * client is ready again once the server answers and the circuit is not open, or as soon as a
+   * command succeeds; until then the checks go on. The timer does not keep the process alive.
+   */
+  #recover(attempt) {
+    const delay = Math.min(attempt * 50, 2000);
+    this.emit('reconnecting', delay);
+    const outage = this.#outages;
+    const current = () => this.#status === 'reconnecting' && this.#outages === outage;
+    this.#recovery = setTimeout(() => {
+      this.#recovery = null;
+      if (!current() || this.#reconnecting) return;
+      const again = () => {
+        if (current() && this.#recovery === null) this.#recover(attempt + 1);
+      };
+      this.#track(promised(() => this.#pool.reachable())).then((answered) => {
+        if (!current()) return;
+        if (answered && this.breakerState !== 'open') this.#up();
+        else again();
+      }, again);
+    }, delay);
+    this.#recovery.unref();
+  }
+
+  #stopRecovery() {
+    clearTimeout(this.#recovery);
+    this.#recovery = null;
   }
 
   /** Like ioredis: an 'error' nobody listens to is printed, not thrown. */
@@ -564,6 +603,7 @@ class Redis extends EventEmitter {
     if (this.#status === 'end') return withCallback(Promise.resolve('OK'), callback);
     this.#batcher.flush();
     this.#status = 'end';
+    this.#stopRecovery();
     if (this.#session) this.#endSession();
     const promise = Promise.allSettled([...this.#inflight])
       .then(() => this.#pool.close(QUIT_GRACE_MS))
@@ -581,9 +621,9 @@ class Redis extends EventEmitter {
    * Closes at once: commands not sent yet fail with ERR_POOL_CLOSED, running ones are cut. With
    * `reconnect` true (ioredis's `disconnect(true)`), closes every connection of the pool instead
    * (idle ones now, busy ones when their command is done: nothing is cut, where ioredis cuts and
-   * resends) and connects again, once: 'close' and 'reconnecting' (on the next tick, as ioredis
-   * emits), then 'connect' and 'ready'; the client stays usable. A second one while the first is
-   * under way does nothing.
+   * resends) and connects again: 'close' and 'reconnecting' (on the next tick, as ioredis emits),
+   * then 'connect' and 'ready', or, if that fails, 'error' and the checks that follow an outage;
+   * the client stays usable. A second one while the first is under way does nothing.
    */
   disconnect(reconnect = false) {
     if (this.#status === 'end') return;
@@ -592,6 +632,7 @@ class Redis extends EventEmitter {
       return;
     }
     this.#status = 'end';
+    this.#stopRecovery();
     this.#batcher.fail(errors.closed());
     if (this.#session) this.#endSession();
     promised(() => this.#pool.close(0)).then(
@@ -616,8 +657,10 @@ class Redis extends EventEmitter {
       })
       .catch((err) => {
         this.#reconnecting = false;
-        // As after an outage, the next call that succeeds makes the client ready.
-        if (this.#status !== 'end') this.#emitError(errors.fromNative(err));
+        if (this.#status === 'end') return;
+        this.#emitError(errors.fromNative(err));
+        // Then as after an outage: checks until the server answers, or a command succeeds.
+        if (this.#status === 'reconnecting' && this.#recovery === null) this.#recover(1);
       });
   }
 

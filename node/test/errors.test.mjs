@@ -22,7 +22,11 @@ test('ERR_CONNECTION, ERR_AUTH and ERR_REPLY', async () => {
   refused.disconnect();
 
   const wrong = quiet(new Redis(server.port, '127.0.0.1', { password: 'wrong-password', lazyConnect: true }));
-  await assert.rejects(wrong.get('k'), { code: 'ERR_AUTH' });
+  const refusedCredentials = await wrong.get('k').catch((e) => e);
+  assert.equal(refusedCredentials.code, 'ERR_AUTH');
+  // The server's refusal (WRONGPASS), a ReplyError as in ioredis.
+  assert.ok(refusedCredentials instanceof ReplyError, String(refusedCredentials));
+  assert.match(refusedCredentials.message, /WRONGPASS/);
   wrong.disconnect();
 
   const redis = new Redis(server.port, '127.0.0.1', { password: SECRET });

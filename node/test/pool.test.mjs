@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Redis from 'redpool';
-import { startServer, countingProxy, sleep } from './helpers.mjs';
+import { startServer, countingProxy, sleep, waitStopped } from './helpers.mjs';
 
 /** Health thresholds no scheduling stall reaches (degraded at 10 s, unhealthy at 20 s PING). */
 const RELAXED_HEALTH = { health_degraded_latency: 10000, health_unhealthy_latency: 20000 };
@@ -131,6 +131,34 @@ test('disconnect(true) emits on the next tick, as ioredis: listeners added right
   await new Promise((resolve) => redis.once('ready', resolve));
   assert.deepStrictEqual(seen, ['close', 'reconnecting', 'ready']);
   await redis.quit();
+});
+
+test('after an outage the client is ready again by itself, as ioredis: error, close, reconnecting, then connect and ready, no command sent', async () => {
+  const frozen = await startServer();
+  const redis = new Redis(frozen.port, '127.0.0.1', { commandTimeout: 500, maxRetriesPerRequest: 0 });
+  try {
+    await new Promise((resolve) => redis.once('ready', resolve));
+    const seen = [];
+    for (const e of ['error', 'close', 'reconnecting', 'connect', 'ready']) redis.on(e, () => seen.push(e));
+    frozen.stopProcess();
+    await waitStopped(frozen.pid);
+    await assert.rejects(redis.get('k'), { code: 'ERR_TIMEOUT' });
+    assert.equal(redis.status, 'reconnecting');
+    frozen.continueProcess();
+    let timer;
+    await new Promise((resolve, reject) => {
+      redis.once('ready', resolve);
+      timer = setTimeout(() => reject(new Error(`not ready within 20 s: ${seen}`)), 20000);
+    }).finally(() => clearTimeout(timer));
+    assert.equal(redis.status, 'ready');
+    assert.deepStrictEqual(seen.slice(0, 3), ['error', 'close', 'reconnecting'], String(seen));
+    assert.deepStrictEqual(seen.slice(-2), ['connect', 'ready'], String(seen));
+    assert.ok(seen.slice(3, -2).every((e) => e === 'reconnecting'), String(seen));
+    assert.equal(await redis.get('k'), null);
+  } finally {
+    await redis.quit();
+    await frozen.stop();
+  }
 });
 
 test('breaker events reach the client', async () => {

@@ -428,6 +428,18 @@ impl NativePool {
         })
     }
 
+    /// Whether the server answers now (the core's `Pool::server_answers`: a PING on a connection
+    /// of its own, outside the pool and the breaker): the client's recovery check after an
+    /// outage, which must not take a connection from its callers. Rejects only when the pool is
+    /// closed.
+    #[napi(ts_return_type = "Promise<boolean>", catch_unwind)]
+    pub fn reachable<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        errors::boundary(env, || {
+            let inner = self.inner.clone();
+            task::promise(env, move || Ok(inner.pool()?.server_answers()))
+        })
+    }
+
     /// Closes every connection of the pool (the core's `Pool::disconnect`): idle ones now,
     /// checked-out ones when they are returned, so no command is cut. The pool stays open and
     /// connects again on demand. Nothing to close before it has opened; `ERR_POOL_CLOSED` after
