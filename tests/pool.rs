@@ -917,8 +917,9 @@ fn disconnect_closes_idle_connections_now_and_busy_ones_when_returned() {
 }
 
 /// `server_answers` asks on a connection of its own: with the pool's only connection held it
-/// answers at once, and it changes neither the stats nor the breaker; a frozen server, a wrong
-/// password or a closed port answer false.
+/// answers at once, and it changes neither the stats nor the breaker; a PING refused by the ACL
+/// is an answer; a frozen server, a wrong password or a closed port answer false; an answer
+/// opens the reconnect gate a failed connect closed.
 #[test]
 fn server_answers_outside_the_pool() {
     with_timeout(LIMIT, || {
@@ -927,15 +928,15 @@ fn server_answers_outside_the_pool() {
             ..Default::default()
         });
         let name = unique_name("answers");
-        let url = |password: &str| {
+        let url = |credentials: &str| {
             format!(
-                "redis://:{password}@127.0.0.1:{}/0?client_name={name}&max_connections=1\
-                 &acquire_timeout=30s&socket_timeout=300ms&connect_timeout=300ms\
-                 &breaker_failure_threshold=1",
+                "redis://{credentials}@127.0.0.1:{}/0?client_name={name}&max_connections=1\
+                 &acquire_timeout=30s&socket_timeout=300ms&connect_timeout=300ms&retries=0\
+                 &breaker=false&reconnect_backoff_base=20s&reconnect_backoff_cap=20s",
                 server.port()
             )
         };
-        let pool = Pool::from_url(&url("probe-pass")).unwrap();
+        let pool = Pool::from_url(&url(":probe-pass")).unwrap();
         let held = pool.acquire().unwrap();
         let before = pool.stats();
         assert!(
@@ -952,14 +953,39 @@ fn server_answers_outside_the_pool() {
             Duration::from_secs(10),
             || server.count_clients_named(&name) == 1,
         );
-
-        server.stop_process();
-        assert!(!pool.server_answers(), "a frozen server does not answer");
-        server.cont_process();
-        assert_eq!(pool.breaker_state(), redpool::BreakerState::Closed);
         drop(held);
 
-        let wrong = Pool::from_url(&url("wrong-pass")).unwrap();
+        // A connect that times out on a frozen server closes the reconnect gate (10 to 20 s).
+        pool.disconnect().unwrap();
+        server.stop_process();
+        assert!(!pool.server_answers(), "a frozen server does not answer");
+        assert!(pool.execute(&cmd("PING")).is_err());
+        server.cont_process();
+        let gated = pool.execute(&cmd("PING")).unwrap_err();
+        assert!(gated.to_string().contains("next attempt in"), "{gated}");
+        // An answer opens it: the next call connects at once.
+        assert!(pool.server_answers());
+        assert_eq!(
+            pool.execute(&cmd("PING")).unwrap(),
+            Value::SimpleString("PONG".into())
+        );
+
+        let mut raw = server.raw();
+        let acl = [
+            "ACL",
+            "SETUSER",
+            "noping",
+            "on",
+            ">noping-pass",
+            "~*",
+            "+@all",
+            "-ping",
+        ];
+        assert_eq!(raw.cmd_str(&acl).as_str(), Some("OK"));
+        let refused = Pool::from_url(&url("noping:noping-pass")).unwrap();
+        assert!(refused.server_answers(), "NOPERM is an answer");
+
+        let wrong = Pool::from_url(&url(":wrong-pass")).unwrap();
         assert!(!wrong.server_answers(), "refused credentials");
         let nothing = Pool::from_url(&format!(
             "redis://127.0.0.1:{}?connect_timeout=300ms",

@@ -355,6 +355,9 @@ class Redis extends EventEmitter {
 
   #up() {
     if (this.#status === 'ready' || this.#status === 'end' || this.#reconnecting) return;
+    // A call let through before the circuit opened can succeed while new calls fail at once:
+    // not ready until the breaker lets calls through (the recovery check sees to it).
+    if (this.breakerState === 'open') return;
     this.#stopRecovery();
     this.#status = 'ready';
     this.emit('connect');
@@ -364,17 +367,22 @@ class Redis extends EventEmitter {
   #down(err) {
     if (this.#status === 'reconnecting' || this.#status === 'end') return;
     this.#status = 'reconnecting';
-    this.#outages++;
+    const outage = ++this.#outages;
+    // A listener may end the client (quit(), disconnect()): then nothing more of this outage.
+    const current = () => this.#status === 'reconnecting' && this.#outages === outage;
     this.#emitError(err);
-    this.emit('close');
-    this.#recover(1);
+    if (current()) this.emit('close');
+    if (current()) this.#recover(1);
   }
 
   /**
    * After an outage, as ioredis reconnects: 'reconnecting' with the delay of ioredis's default
-   * strategy (50 ms × attempt, at most 2 s), then a PING outside the breaker (`reachable`). The
-   * client is ready again once the server answers and the circuit is not open, or as soon as a
-   * command succeeds; until then the checks go on. The timer does not keep the process alive.
+   * strategy (50 ms × attempt, at most 2 s), then a PING on a connection outside the pool
+   * (`reachable`), which takes no connection from callers. Once the server answers, a PING
+   * through the breaker (`connect`): refused at once while the circuit is open, let through once
+   * its recovery time has passed, which then closes it. The client is ready again when that
+   * succeeds, or as soon as a command does; until then the checks go on. Neither the timer nor
+   * the checks keep quit() waiting; the timer does not keep the process alive.
    */
   #recover(attempt) {
     const delay = Math.min(attempt * 50, 2000);
@@ -387,10 +395,11 @@ class Redis extends EventEmitter {
       const again = () => {
         if (current() && this.#recovery === null) this.#recover(attempt + 1);
       };
-      this.#track(promised(() => this.#pool.reachable())).then((answered) => {
+      promised(() => this.#pool.reachable()).then((answered) => {
         if (!current()) return;
-        if (answered && this.breakerState !== 'open') this.#up();
-        else again();
+        if (!answered) return again();
+        // #call makes the client ready when the PING succeeds.
+        this.#call(promised(() => this.#pool.connect())).catch(again);
       }, again);
     }, delay);
     this.#recovery.unref();
@@ -660,6 +669,8 @@ class Redis extends EventEmitter {
         if (this.#status === 'end') return;
         this.#emitError(errors.fromNative(err));
         // Then as after an outage: checks until the server answers, or a command succeeds.
+        if (this.#status !== 'reconnecting' || this.#recovery !== null) return;
+        this.emit('close');
         if (this.#status === 'reconnecting' && this.#recovery === null) this.#recover(1);
       });
   }

@@ -133,6 +133,15 @@ test('disconnect(true) emits on the next tick, as ioredis: listeners added right
   await redis.quit();
 });
 
+/** Resolves on the client's next 'ready'; rejects after `ms`. */
+function nextReady(redis, ms = 20000) {
+  let timer;
+  return new Promise((resolve, reject) => {
+    redis.once('ready', resolve);
+    timer = setTimeout(() => reject(new Error(`not ready within ${ms} ms (status ${redis.status})`)), ms);
+  }).finally(() => clearTimeout(timer));
+}
+
 test('after an outage the client is ready again by itself, as ioredis: error, close, reconnecting, then connect and ready, no command sent', async () => {
   const frozen = await startServer();
   const redis = new Redis(frozen.port, '127.0.0.1', { commandTimeout: 500, maxRetriesPerRequest: 0 });
@@ -145,11 +154,7 @@ test('after an outage the client is ready again by itself, as ioredis: error, cl
     await assert.rejects(redis.get('k'), { code: 'ERR_TIMEOUT' });
     assert.equal(redis.status, 'reconnecting');
     frozen.continueProcess();
-    let timer;
-    await new Promise((resolve, reject) => {
-      redis.once('ready', resolve);
-      timer = setTimeout(() => reject(new Error(`not ready within 20 s: ${seen}`)), 20000);
-    }).finally(() => clearTimeout(timer));
+    await nextReady(redis);
     assert.equal(redis.status, 'ready');
     assert.deepStrictEqual(seen.slice(0, 3), ['error', 'close', 'reconnecting'], String(seen));
     assert.deepStrictEqual(seen.slice(-2), ['connect', 'ready'], String(seen));
@@ -159,6 +164,40 @@ test('after an outage the client is ready again by itself, as ioredis: error, cl
     await redis.quit();
     await frozen.stop();
   }
+});
+
+test('an idle client whose circuit opened in an outage is ready again once the breaker lets a PING through', async () => {
+  const frozen = await startServer();
+  const breaker = { failureThreshold: 1, recoveryTimeout: 1000 };
+  const redis = new Redis(frozen.port, '127.0.0.1', { commandTimeout: 500, maxRetriesPerRequest: 0, breaker });
+  redis.on('error', () => {});
+  try {
+    await nextReady(redis);
+    frozen.stopProcess();
+    await waitStopped(frozen.pid);
+    await assert.rejects(redis.get('k'), { code: 'ERR_TIMEOUT' });
+    assert.equal(redis.breakerState, 'open');
+    frozen.continueProcess();
+    await nextReady(redis); // no command sent: the recovery check's PING went through the breaker
+    assert.equal(redis.breakerState, 'closed');
+    assert.equal(await redis.get('k'), null);
+  } finally {
+    await redis.quit();
+    await frozen.stop();
+  }
+});
+
+test('quit() from an error listener ends the outage\'s events: error, close, end, as ioredis', async () => {
+  const gone = await startServer();
+  const redis = new Redis(gone.port, '127.0.0.1', { maxRetriesPerRequest: 0 });
+  await nextReady(redis);
+  await gone.stop();
+  const seen = [];
+  for (const e of ['error', 'close', 'reconnecting', 'end']) redis.on(e, () => seen.push(e));
+  redis.once('error', () => redis.quit());
+  await assert.rejects(redis.get('k'), { code: 'ERR_CONNECTION' });
+  for (let i = 0; i < 200 && !seen.includes('end'); i++) await sleep(10);
+  assert.deepStrictEqual(seen, ['error', 'close', 'end']);
 });
 
 test('breaker events reach the client', async () => {

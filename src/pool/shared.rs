@@ -706,16 +706,34 @@ impl Shared {
 
     /// Whether the server answers now: connect, handshake and PING on a connection of its own,
     /// by `connect_timeout` and `socket_timeout`, closed at once. Outside the pool (neither
-    /// counted in `max_connections` nor the stats), the breaker and the reconnect gate, so it
-    /// takes no connection a caller waits for and changes nothing a caller sees.
+    /// counted in `max_connections` nor the stats) and the breaker, so it takes no connection a
+    /// caller waits for. An answer opens the reconnect gate, as a successful connect does.
     pub(super) fn server_answers(&self) -> bool {
-        self.connector
+        let reply = self
+            .connector
             .connect(fork::generation(), None)
             .and_then(|mut conn| {
                 let deadline = conn.default_deadline();
                 conn.ping(deadline)
-            })
-            .is_ok()
+            });
+        let answered = match reply {
+            Ok(()) => true,
+            // A refusal of PING (NOPERM: an ACL without it) is an answer; a server still loading
+            // its data, busy with a script or without its master cannot serve yet.
+            Err(err) => {
+                err.kind() == ErrorKind::Response
+                    && !matches!(err.server_code(), Some("LOADING" | "BUSY" | "MASTERDOWN"))
+            }
+        };
+        if answered {
+            let mut state = self.state.lock();
+            let gate = &mut state.reconnect;
+            if !gate.attempt_in_flight {
+                gate.failures = 0;
+                gate.next_attempt_at = None;
+            }
+        }
+        answered
     }
 
     /// Opens a connection (no pool bookkeeping), stamping its lifetime with jitter.
