@@ -142,16 +142,32 @@ function nextReady(redis, ms = 20000) {
   }).finally(() => clearTimeout(timer));
 }
 
-test('after an outage the client is ready again by itself, as ioredis: error, close, reconnecting, then connect and ready, no command sent', async () => {
+/**
+ * Runs `body(redis, frozen)` on a client of a fresh server, then quits and stops both. `freeze()`
+ * SIGSTOPs the server and fails one GET by `commandTimeout`: an outage seen by a call.
+ */
+async function withFreezableServer(options, body) {
   const frozen = await startServer();
-  const redis = new Redis(frozen.port, '127.0.0.1', { commandTimeout: 500, maxRetriesPerRequest: 0 });
-  try {
-    await new Promise((resolve) => redis.once('ready', resolve));
-    const seen = [];
-    for (const e of ['error', 'close', 'reconnecting', 'connect', 'ready']) redis.on(e, () => seen.push(e));
+  const redis = new Redis(frozen.port, '127.0.0.1', { commandTimeout: 500, maxRetriesPerRequest: 0, ...options });
+  const freeze = async () => {
     frozen.stopProcess();
     await waitStopped(frozen.pid);
     await assert.rejects(redis.get('k'), { code: 'ERR_TIMEOUT' });
+  };
+  try {
+    await nextReady(redis);
+    await body(redis, frozen, freeze);
+  } finally {
+    await redis.quit();
+    await frozen.stop();
+  }
+}
+
+test('after an outage the client is ready again by itself, as ioredis: error, close, reconnecting, then connect and ready, no command sent', async () => {
+  await withFreezableServer({}, async (redis, frozen, freeze) => {
+    const seen = [];
+    for (const e of ['error', 'close', 'reconnecting', 'connect', 'ready']) redis.on(e, () => seen.push(e));
+    await freeze();
     assert.equal(redis.status, 'reconnecting');
     frozen.continueProcess();
     await nextReady(redis);
@@ -160,31 +176,19 @@ test('after an outage the client is ready again by itself, as ioredis: error, cl
     assert.deepStrictEqual(seen.slice(-2), ['connect', 'ready'], String(seen));
     assert.ok(seen.slice(3, -2).every((e) => e === 'reconnecting'), String(seen));
     assert.equal(await redis.get('k'), null);
-  } finally {
-    await redis.quit();
-    await frozen.stop();
-  }
+  });
 });
 
 test('an idle client whose circuit opened in an outage is ready again once the breaker lets a PING through', async () => {
-  const frozen = await startServer();
-  const breaker = { failureThreshold: 1, recoveryTimeout: 1000 };
-  const redis = new Redis(frozen.port, '127.0.0.1', { commandTimeout: 500, maxRetriesPerRequest: 0, breaker });
-  redis.on('error', () => {});
-  try {
-    await nextReady(redis);
-    frozen.stopProcess();
-    await waitStopped(frozen.pid);
-    await assert.rejects(redis.get('k'), { code: 'ERR_TIMEOUT' });
+  await withFreezableServer({ breaker: { failureThreshold: 1, recoveryTimeout: 1000 } }, async (redis, frozen, freeze) => {
+    redis.on('error', () => {});
+    await freeze();
     assert.equal(redis.breakerState, 'open');
     frozen.continueProcess();
     await nextReady(redis); // no command sent: the recovery check's PING went through the breaker
     assert.equal(redis.breakerState, 'closed');
     assert.equal(await redis.get('k'), null);
-  } finally {
-    await redis.quit();
-    await frozen.stop();
-  }
+  });
 });
 
 test('quit() from an error listener ends the outage\'s events: error, close, end, as ioredis', async () => {
