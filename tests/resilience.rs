@@ -392,6 +392,50 @@ fn maintenance_retires_old_connections_and_refills_min_idle() {
     });
 }
 
+/// Idle connections the server closed are found by maintenance, not only at the next checkout:
+/// an idle application hears of it (`ConnectionClosed`, reason `server_closed`) and `min_idle` is
+/// restored, with no keepalive PING due and nothing checked out.
+#[test]
+fn maintenance_finds_idle_connections_the_server_closed() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start();
+        let name = unique_name("peer-closed");
+        let pool = pool_at(
+            &server.url(),
+            &name,
+            "max_connections=4&min_idle=2&health_check_interval=1h",
+        );
+        let events = record_events(&pool);
+        wait_until("min_idle open", Duration::from_secs(10), || {
+            ids_named(&server, &name).len() == 2
+        });
+        let before = ids_named(&server, &name);
+        assert_eq!(server.kill_clients_named(&name), 2);
+        wait_until("both found and replaced", Duration::from_secs(10), || {
+            let now = ids_named(&server, &name);
+            pool.stats().closed(CloseReason::ServerClosed) == 2
+                && now.len() == 2
+                && now.iter().all(|id| !before.contains(id))
+        });
+        assert_eq!(pool.stats().acquires, 0, "no caller was involved");
+        let closed = events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::ConnectionClosed {
+                        reason: CloseReason::ServerClosed,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(closed, 2);
+    });
+}
+
 fn ids_named(server: &RedisServer, name: &str) -> Vec<String> {
     server
         .client_list()

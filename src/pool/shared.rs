@@ -1035,7 +1035,10 @@ impl Shared {
         Ok(())
     }
 
-    /// Removes idle connections past max_lifetime, and past idle_timeout beyond min_idle.
+    /// Removes idle connections the server closed (one non-blocking look each, as on checkout),
+    /// past max_lifetime, and past idle_timeout beyond min_idle. Finding the closed ones here,
+    /// within a maintenance period, tells an idle application of a server gone (the
+    /// `ConnectionClosed` event) and lets `refill` replace them before a caller needs them.
     fn take_expired(&self, state: &mut State, now: Instant) -> Vec<(Conn, CloseReason)> {
         let mut expired = Vec::new();
         let mut kept = VecDeque::with_capacity(state.idle.len());
@@ -1044,11 +1047,13 @@ impl Shared {
         idle.sort_by_key(|c| c.last_used);
         let mut evictable = state.open.saturating_sub(state.min_idle);
         for conn in idle {
-            let idle_too_long = self
-                .config
-                .idle_timeout()
-                .is_some_and(|t| now.duration_since(conn.last_used) >= t);
-            if conn.retire_at.is_some_and(|at| now >= at) {
+            let idle_for = now.saturating_duration_since(conn.last_used);
+            let idle_too_long = self.config.idle_timeout().is_some_and(|t| idle_for >= t);
+            if idle_for >= VALIDATION_BYPASS && !conn.is_idle_and_open() {
+                // Gone already: one fewer to keep above min_idle.
+                evictable = evictable.saturating_sub(1);
+                expired.push((conn, CloseReason::ServerClosed));
+            } else if conn.retire_at.is_some_and(|at| now >= at) {
                 expired.push((conn, CloseReason::MaxLifetime));
             } else if idle_too_long && evictable > 0 {
                 evictable -= 1;
