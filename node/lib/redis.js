@@ -29,6 +29,8 @@ const { Pipeline } = require('./pipeline');
 function isOutage(err) {
   return (err?.transient === true && err.code !== 'ERR_POOL_TIMEOUT') || err?.code === 'ERR_AUTH';
 }
+/** Why the pool closed a connection, when it may mean the server is gone (see `#checkStillUp`). */
+const SERVER_GONE = new Set(['server_closed', 'health_check_failed']);
 /** Breaker states → client events. */
 const BREAKER_EVENTS = { open: 'circuitOpen', half_open: 'circuitHalfOpen', closed: 'circuitClose' };
 /** How long quit() lets commands still running finish. */
@@ -242,6 +244,8 @@ class Redis extends EventEmitter {
   #recovery = null;
   /** Outages seen so far: a recovery check answers only for the outage it was made in. */
   #outages = 0;
+  /** A `#checkStillUp` check is under way. */
+  #checking = false;
 
   /** `new Redis()`, `new Redis(port, host, options)`, `new Redis(url, options)`, `new Redis(options)`. */
   constructor(...args) {
@@ -426,8 +430,30 @@ class Redis extends EventEmitter {
       process.emitWarning(message, 'RedpoolLeakWarning');
       this.emit('leak', leak);
     } else {
+      if (kind === 'connectionClosed' && SERVER_GONE.has(event.reason)) this.#checkStillUp();
       this.emit(kind, details);
     }
+  }
+
+  /**
+   * An idle client learns of an outage as ioredis does from its socket closing: a connection the
+   * server closed, or whose keepalive PING failed, prompts one check (`reachable()`, outside the
+   * pool); no answer is an outage, with its events and recovery (`#down`).
+   */
+  #checkStillUp() {
+    if (this.#status !== 'ready' || this.#checking) return;
+    this.#checking = true;
+    promised(() => this.#pool.reachable()).then(
+      (answered) => {
+        this.#checking = false;
+        if (answered || this.#status !== 'ready') return;
+        const server = sync(() => this.#pool.redactedUrl);
+        this.#down(new errors.RedpoolError(`${server} does not answer: it closed a connection (or a keepalive PING failed) and a new connection got no answer`, 'ERR_CONNECTION', true));
+      },
+      () => {
+        this.#checking = false;
+      },
+    );
   }
 
   /**

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Redis from 'redpool';
-import { startServer, countingProxy, sleep, waitStopped } from './helpers.mjs';
+import { startServer, countingProxy, sleep, waitStopped, rawCommand } from './helpers.mjs';
 
 /** Health thresholds no scheduling stall reaches (degraded at 10 s, unhealthy at 20 s PING). */
 const RELAXED_HEALTH = { health_degraded_latency: 10000, health_unhealthy_latency: 20000 };
@@ -189,6 +189,30 @@ test('an idle client whose circuit opened in an outage is ready again once the b
     assert.equal(redis.breakerState, 'closed');
     assert.equal(await redis.get('k'), null);
   });
+});
+
+test('an idle client sees the server go away with no command sent, as ioredis does; a connection killed alone is no outage', async () => {
+  const gone = await startServer();
+  const redis = new Redis(gone.port, '127.0.0.1', { minIdle: 1 });
+  const seen = [];
+  try {
+    await nextReady(redis);
+    for (const e of ['error', 'close', 'reconnecting']) redis.on(e, () => seen.push(e));
+    // The server closes the idle connection but answers: one check, no events.
+    assert.match(await rawCommand(gone.port, 'CLIENT', 'KILL', 'TYPE', 'normal'), /^:1/);
+    for (let i = 0; i < 500 && !redis.stats().connectionsClosed.server_closed; i++) await sleep(10);
+    assert.equal(redis.stats().connectionsClosed.server_closed, 1);
+    await sleep(200); // the check's time
+    assert.equal(redis.status, 'ready');
+    assert.deepStrictEqual(seen, []);
+    // The server is gone: the pool finds its idle connection closed, the check no answer.
+    await gone.stop();
+    for (let i = 0; i < 1000 && redis.status === 'ready'; i++) await sleep(10);
+    assert.equal(redis.status, 'reconnecting');
+    assert.deepStrictEqual(seen.slice(0, 3), ['error', 'close', 'reconnecting']);
+  } finally {
+    await redis.quit();
+  }
 });
 
 test('quit() from an error listener ends the outage\'s events: error, close, end, as ioredis', async () => {
