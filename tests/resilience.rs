@@ -394,45 +394,110 @@ fn maintenance_retires_old_connections_and_refills_min_idle() {
 
 /// Idle connections the server closed are found by maintenance, not only at the next checkout:
 /// an idle application hears of it (`ConnectionClosed`, reason `server_closed`) and `min_idle` is
-/// restored, with no keepalive PING due and nothing checked out.
+/// restored, with no keepalive PING due and nothing checked out; the next write then goes
+/// through once.
 #[test]
 fn maintenance_finds_idle_connections_the_server_closed() {
     with_timeout(LIMIT, || {
         let server = RedisServer::start();
-        let name = unique_name("peer-closed");
-        let pool = pool_at(
-            &server.url(),
-            &name,
-            "max_connections=4&min_idle=2&health_check_interval=1h",
-        );
-        let events = record_events(&pool);
-        wait_until("min_idle open", Duration::from_secs(10), || {
-            ids_named(&server, &name).len() == 2
+        maintenance_finds_closed(&server, &server.url());
+    });
+}
+
+/// The same over TLS, where the server's `close_notify` waits on the socket: it is read into the
+/// session and seen as the close it is, not taken for a session ticket.
+#[test]
+fn maintenance_finds_idle_tls_connections_the_server_closed() {
+    with_timeout(LIMIT, || {
+        let server = RedisServer::start_with(support::ServerOptions {
+            tls: Some(support::TlsKind::Valid),
+            ..Default::default()
         });
-        let before = ids_named(&server, &name);
-        assert_eq!(server.kill_clients_named(&name), 2);
-        wait_until("both found and replaced", Duration::from_secs(10), || {
-            let now = ids_named(&server, &name);
-            pool.stats().closed(CloseReason::ServerClosed) == 2
-                && now.len() == 2
-                && now.iter().all(|id| !before.contains(id))
-        });
-        assert_eq!(pool.stats().acquires, 0, "no caller was involved");
-        let closed = events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    Event::ConnectionClosed {
-                        reason: CloseReason::ServerClosed,
-                        ..
+        let ca = server.ca_file().display().to_string();
+        maintenance_finds_closed(&server, &format!("{}/0?tls_ca_file={ca}", server.tls_url()));
+    });
+}
+
+fn maintenance_finds_closed(server: &RedisServer, url: &str) {
+    let name = unique_name("peer-closed");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let pool = Pool::from_url(&format!(
+        "{url}{separator}client_name={name}&max_connections=4&min_idle=2&health_check_interval=1h"
+    ))
+    .unwrap();
+    let events = record_events(&pool);
+    wait_until("min_idle open", Duration::from_secs(10), || {
+        ids_named(server, &name).len() == 2
+    });
+    let before = ids_named(server, &name);
+    assert_eq!(server.kill_clients_named(&name), 2);
+    wait_until("both found and replaced", Duration::from_secs(10), || {
+        let now = ids_named(server, &name);
+        pool.stats().closed(CloseReason::ServerClosed) == 2
+            && now.len() == 2
+            && now.iter().all(|id| !before.contains(id))
+    });
+    assert_eq!(pool.stats().acquires, 0, "no caller was involved");
+    let closed = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::ConnectionClosed {
+                    reason: CloseReason::ServerClosed,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(closed, 2);
+    let key = unique_name("peer-closed-counter");
+    assert_eq!(pool.execute(cmd("INCR").arg(&key)).unwrap(), Value::Int(1));
+}
+
+/// A server that accepts connections and closes them at once (a balancer with no backend): the
+/// connections opened to keep `min_idle` are found closed before any use, and the refills back
+/// off like failed connects instead of reconnecting every maintenance period.
+#[test]
+fn connections_closed_on_arrival_back_the_refills_off() {
+    with_timeout(LIMIT, || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepts = Arc::new(AtomicUsize::new(0));
+        listener.set_nonblocking(true).unwrap();
+        let acceptor = thread::spawn({
+            let (stop, accepts) = (stop.clone(), accepts.clone());
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((socket, _)) => {
+                            accepts.fetch_add(1, Ordering::Relaxed);
+                            drop(socket);
+                        }
+                        Err(_) => thread::sleep(Duration::from_millis(5)),
                     }
-                )
-            })
-            .count();
-        assert_eq!(closed, 2);
+                }
+            }
+        });
+        // No handshake to send: a new connection looks fine until the close is seen.
+        let pool = Pool::from_url(&format!(
+            "redis://127.0.0.1:{port}?min_idle=4&max_connections=4&health_check_interval=1h\
+             &reconnect_backoff_base=2s&reconnect_backoff_cap=10s"
+        ))
+        .unwrap();
+        wait_until("the first connections", Duration::from_secs(10), || {
+            accepts.load(Ordering::Relaxed) >= 4
+        });
+        thread::sleep(Duration::from_secs(3));
+        stop.store(true, Ordering::Relaxed);
+        acceptor.join().unwrap();
+        // Without the back-off: 4 more every maintenance period (at most 1 s), 12 or more.
+        let accepted = accepts.load(Ordering::Relaxed);
+        assert!(accepted <= 4 + 4 + 1, "{accepted} connections in about 3 s");
+        drop(pool);
     });
 }
 

@@ -87,6 +87,9 @@ pub(crate) struct Connection {
     pub last_used: Instant,
     /// When max_lifetime (with jitter) retires it.
     pub retire_at: Option<Instant>,
+    /// Whether the pool has handed it out (to a caller or its own check); false for one opened
+    /// to keep `min_idle` that nobody used yet.
+    pub served: bool,
     /// The fork generation the socket belongs to (see `fork`).
     pub fork_generation: u64,
 }
@@ -115,6 +118,7 @@ impl Connection {
             created_at: Instant::now(),
             last_used: Instant::now(),
             retire_at: None,
+            served: false,
             fork_generation,
         }
     }
@@ -358,10 +362,12 @@ impl Connection {
     }
 
     /// A non-blocking look at an idle socket: false when the server closed it (CLIENT KILL, idle
-    /// timeout, restart) or, on a plain socket, when unexpected bytes wait to be read (in the
-    /// reader's buffer or the socket), which would be read as the reply to the next command. One
-    /// `recv(MSG_PEEK | MSG_DONTWAIT)` call.
-    pub fn is_idle_and_open(&self) -> bool {
+    /// timeout, restart) or when unexpected bytes wait to be read (in the reader's buffer or the
+    /// socket), which would be read as the reply to the next command. One
+    /// `recv(MSG_PEEK | MSG_DONTWAIT)` call; on TLS, bytes waiting are taken into the session and
+    /// decrypted, as a server that closes sends its `close_notify` first
+    /// (`Stream::tls_idle_and_open`).
+    pub fn is_idle_and_open(&mut self) -> bool {
         if !self.reader.is_empty() {
             return false; // bytes nobody asked for, already received
         }
@@ -380,7 +386,7 @@ impl Connection {
             // Nothing to read: the normal state of an idle connection.
             n if n < 0 => io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock,
             // TLS may legitimately have records pending (session tickets); plain RESP may not.
-            _ => self.stream.is_tls(),
+            _ => self.stream.is_tls() && self.stream.tls_idle_and_open(),
         }
     }
 

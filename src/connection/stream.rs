@@ -190,6 +190,43 @@ impl Stream {
         }
     }
 
+    /// An idle TLS session's look at what its socket received: takes the waiting records into
+    /// the session without blocking (`recv(MSG_DONTWAIT)`, at most 16 reads) and decrypts them.
+    /// False when the peer closed (its `close_notify`, or the socket's end), the records are
+    /// invalid, or they hold data nobody asked for; session tickets and key updates alone leave
+    /// the session usable (they are consumed, as a read would). True for other streams.
+    pub(crate) fn tls_idle_and_open(&mut self) -> bool {
+        let Stream::Tls(tls) = self else {
+            return true;
+        };
+        let fd = tls.sock.socket.as_raw_fd();
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            // SAFETY: `buf` is a valid buffer of its length; the descriptor is the session's own.
+            let n =
+                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            let received = match n {
+                0 => return false,
+                n if n < 0 => {
+                    return io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock;
+                }
+                n => &buf[..n as usize],
+            };
+            let mut rest = received;
+            while !rest.is_empty() {
+                if tls.conn.read_tls(&mut rest).is_err() {
+                    return false;
+                }
+                match tls.conn.process_new_packets() {
+                    Ok(state)
+                        if !state.peer_has_closed() && state.plaintext_bytes_to_read() == 0 => {}
+                    _ => return false,
+                }
+            }
+        }
+        true
+    }
+
     /// True for TLS streams.
     pub(crate) fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))

@@ -35,6 +35,10 @@ use crate::metrics::{CloseReason, Counters, PoolStats};
 /// same can happen anyway between the look and the write.
 const VALIDATION_BYPASS: Duration = Duration::from_millis(1);
 
+/// A connection the server closes this soon after it opened, before any use, says connecting
+/// does not work (see `take_expired`); a later close (the server's `timeout`) says nothing.
+const DEAD_ON_ARRIVAL: Duration = Duration::from_secs(5);
+
 /// Hashes connection ids (already unique integers) as themselves: the map of checked-out
 /// descriptors is touched on every checkout and return.
 #[derive(Default, Clone, Copy)]
@@ -558,6 +562,7 @@ impl Shared {
     ) -> Result<Ready> {
         if let Lease::Idle(mut conn) = lease {
             let Some(reason) = self.unfit_for_use(&mut conn, now, limit) else {
+                conn.served = true;
                 return Ok(Ready {
                     conn,
                     opened: false,
@@ -571,7 +576,8 @@ impl Shared {
             }
             self.closed_connection(conn, reason);
         }
-        let conn = self.connect_in_slot(limit)?;
+        let mut conn = self.connect_in_slot(limit)?;
+        conn.served = true;
         let mut state = self.state.lock();
         if self.closed.load(Ordering::Relaxed) {
             self.release_slot(&mut state);
@@ -648,20 +654,25 @@ impl Shared {
                 Err(err)
             }
             Err(err) => {
-                let delay = self
-                    .config
-                    .reconnect_backoff()
-                    .delay(gate.failures, gate.last_delay);
-                gate.failures = gate.failures.saturating_add(1);
-                gate.last_delay = delay;
-                gate.next_attempt_at = Some(Instant::now() + delay);
-                gate.last_error = Some(err.message().to_string());
-                gate.last_kind = Some(err.kind());
+                self.back_off(gate, err.kind(), err.message());
                 self.counters.connect_failed(err.kind());
                 self.release_slot(&mut state);
                 Err(err)
             }
         }
+    }
+
+    /// Closes the reconnect gate for its next backoff step after a failure of `kind`.
+    fn back_off(&self, gate: &mut ReconnectGate, kind: ErrorKind, message: &str) {
+        let delay = self
+            .config
+            .reconnect_backoff()
+            .delay(gate.failures, gate.last_delay);
+        gate.failures = gate.failures.saturating_add(1);
+        gate.last_delay = delay;
+        gate.next_attempt_at = Some(Instant::now() + delay);
+        gate.last_error = Some(message.to_string());
+        gate.last_kind = Some(kind);
     }
 
     /// Lets a connect attempt through the reconnect gate, or explains why not.
@@ -1038,22 +1049,44 @@ impl Shared {
     /// Removes idle connections the server closed (one non-blocking look each, as on checkout),
     /// past max_lifetime, and past idle_timeout beyond min_idle. Finding the closed ones here,
     /// within a maintenance period, tells an idle application of a server gone (the
-    /// `ConnectionClosed` event) and lets `refill` replace them before a caller needs them.
+    /// `ConnectionClosed` event) and lets `refill` replace them before a caller needs them. One
+    /// the server closed soon after it opened, before any use (a server at `maxclients`, a
+    /// balancer with no backend), counts as a failed connect for the reconnect gate, so the
+    /// refills back off instead of reconnecting every period.
     fn take_expired(&self, state: &mut State, now: Instant) -> Vec<(Conn, CloseReason)> {
         let mut expired = Vec::new();
-        let mut kept = VecDeque::with_capacity(state.idle.len());
+        // The closed ones first, so that they, not live ones, count against min_idle below.
+        let mut open = Vec::with_capacity(state.idle.len());
+        let mut closed = Vec::new();
+        for mut conn in state.idle.drain(..) {
+            let idle_for = now.saturating_duration_since(conn.last_used);
+            if idle_for >= VALIDATION_BYPASS && !conn.is_idle_and_open() {
+                closed.push(conn);
+            } else {
+                open.push(conn);
+            }
+        }
+        let dead_on_arrival = closed.iter().any(|conn| {
+            !conn.served && now.saturating_duration_since(conn.created_at) < DEAD_ON_ARRIVAL
+        });
+        if dead_on_arrival {
+            // One step per pass, as one failed connect: the refill is one attempt.
+            let message = "the server closed a new connection before its first use";
+            self.back_off(&mut state.reconnect, ErrorKind::Connection, message);
+        }
+        expired.extend(
+            closed
+                .into_iter()
+                .map(|conn| (conn, CloseReason::ServerClosed)),
+        );
+        let mut evictable = (state.open - expired.len()).saturating_sub(state.min_idle);
         // Oldest-used first, so the idle_timeout rule spares the most recently used.
-        let mut idle: Vec<Conn> = state.idle.drain(..).collect();
-        idle.sort_by_key(|c| c.last_used);
-        let mut evictable = state.open.saturating_sub(state.min_idle);
-        for conn in idle {
+        open.sort_by_key(|c| c.last_used);
+        let mut kept = VecDeque::with_capacity(open.len());
+        for conn in open {
             let idle_for = now.saturating_duration_since(conn.last_used);
             let idle_too_long = self.config.idle_timeout().is_some_and(|t| idle_for >= t);
-            if idle_for >= VALIDATION_BYPASS && !conn.is_idle_and_open() {
-                // Gone already: one fewer to keep above min_idle.
-                evictable = evictable.saturating_sub(1);
-                expired.push((conn, CloseReason::ServerClosed));
-            } else if conn.retire_at.is_some_and(|at| now >= at) {
+            if conn.retire_at.is_some_and(|at| now >= at) {
                 expired.push((conn, CloseReason::MaxLifetime));
             } else if idle_too_long && evictable > 0 {
                 evictable -= 1;
