@@ -29,8 +29,12 @@ const { Pipeline } = require('./pipeline');
 function isOutage(err) {
   return (err?.transient === true && err.code !== 'ERR_POOL_TIMEOUT') || err?.code === 'ERR_AUTH';
 }
-/** Why the pool closed a connection, when it may mean the server is gone (see `#checkStillUp`). */
-const SERVER_GONE = new Set(['server_closed', 'health_check_failed']);
+/**
+ * Why the pool closed a connection, when it may mean the server is gone (see `#checkStillUp`):
+ * closed by the server. Not a failed keepalive PING: a busy server (a long script, DEBUG SLEEP)
+ * fails it too, and ioredis sees no outage there.
+ */
+const SERVER_GONE = new Set(['server_closed']);
 /** Breaker states → client events. */
 const BREAKER_EVENTS = { open: 'circuitOpen', half_open: 'circuitHalfOpen', closed: 'circuitClose' };
 /** How long quit() lets commands still running finish. */
@@ -437,18 +441,19 @@ class Redis extends EventEmitter {
 
   /**
    * An idle client learns of an outage as ioredis does from its socket closing: a connection the
-   * server closed, or whose keepalive PING failed, prompts one check (`reachable()`, outside the
-   * pool); no answer is an outage, with its events and recovery (`#down`).
+   * server closed prompts one check (`reachable()`, outside the pool); no answer is an outage,
+   * with its events and recovery (`#down`), unless another outage came and went meanwhile.
    */
   #checkStillUp() {
     if (this.#status !== 'ready' || this.#checking) return;
     this.#checking = true;
+    const outages = this.#outages;
     promised(() => this.#pool.reachable()).then(
       (answered) => {
         this.#checking = false;
-        if (answered || this.#status !== 'ready') return;
+        if (answered || this.#status !== 'ready' || this.#outages !== outages) return;
         const server = sync(() => this.#pool.redactedUrl);
-        this.#down(new errors.RedpoolError(`${server} does not answer: it closed a connection (or a keepalive PING failed) and a new connection got no answer`, 'ERR_CONNECTION', true));
+        this.#down(new errors.RedpoolError(`${server} does not answer: it closed a connection and a new connection got no answer`, 'ERR_CONNECTION', true));
       },
       () => {
         this.#checking = false;
