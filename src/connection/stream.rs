@@ -214,7 +214,8 @@ impl Stream {
             };
             let mut rest = received;
             while !rest.is_empty() {
-                if tls.conn.read_tls(&mut rest).is_err() {
+                // Nothing taken (its buffers full) or an error: more than an idle session holds.
+                if !matches!(tls.conn.read_tls(&mut rest), Ok(n) if n > 0) {
                     return false;
                 }
                 match tls.conn.process_new_packets() {
