@@ -87,9 +87,6 @@ pub(crate) struct Connection {
     pub last_used: Instant,
     /// When max_lifetime (with jitter) retires it.
     pub retire_at: Option<Instant>,
-    /// Whether the pool has handed it out (to a caller or its own check); false for one opened
-    /// to keep `min_idle` that nobody used yet.
-    pub served: bool,
     /// The fork generation the socket belongs to (see `fork`).
     pub fork_generation: u64,
 }
@@ -118,7 +115,6 @@ impl Connection {
             created_at: Instant::now(),
             last_used: Instant::now(),
             retire_at: None,
-            served: false,
             fork_generation,
         }
     }
@@ -277,6 +273,17 @@ impl Connection {
             cmds.len(),
             exec.trim_end()
         ))
+    }
+
+    /// Whether the server serves on this connection: a PING by `socket_timeout` answered, a
+    /// refusal by the ACL (NOPERM) counting as an answer. An error reply otherwise (`ERR max
+    /// number of clients reached`, LOADING, BUSY, MASTERDOWN) or none is an error.
+    pub fn answers_ping(&mut self) -> Result<()> {
+        let deadline = self.default_deadline();
+        match self.ping(deadline) {
+            Err(err) if err.server_code() == Some("NOPERM") => Ok(()),
+            answer => answer,
+        }
     }
 
     /// PINGs and reads the answer.

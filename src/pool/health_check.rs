@@ -24,8 +24,8 @@ impl Pool {
         self.assess(sample, probe)
     }
 
-    /// Whether the server answers now (a reply to PING, even a refusal by the ACL, but not
-    /// LOADING, BUSY or MASTERDOWN), asked on a connection of its own outside the pool and closed
+    /// Whether the server answers now (`Connection::answers_ping`: PONG, or a refusal by the ACL),
+    /// asked on a connection of its own outside the pool and closed
     /// at once: it neither waits for nor holds a pooled connection, and moves neither the breaker
     /// nor the stats; an answer opens the reconnect gate, as a successful connect does. For a
     /// client that follows reachability after an outage without competing with its callers (the

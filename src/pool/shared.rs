@@ -35,10 +35,6 @@ use crate::metrics::{CloseReason, Counters, PoolStats};
 /// same can happen anyway between the look and the write.
 const VALIDATION_BYPASS: Duration = Duration::from_millis(1);
 
-/// A connection the server closes this soon after it opened, before any use, says connecting
-/// does not work (see `take_expired`); a later close (the server's `timeout`) says nothing.
-const DEAD_ON_ARRIVAL: Duration = Duration::from_secs(5);
-
 /// Hashes connection ids (already unique integers) as themselves: the map of checked-out
 /// descriptors is touched on every checkout and return.
 #[derive(Default, Clone, Copy)]
@@ -117,6 +113,18 @@ struct ReconnectGate {
     last_error: Option<String>,
     /// The kind of the last failure (an authentication failure stays one while backing off).
     last_kind: Option<ErrorKind>,
+}
+
+/// What makes a new connection count as opened (see `Shared::connect_in_slot`).
+#[derive(Clone, Copy)]
+enum Verify {
+    /// Connected and set up: a caller's request follows at once and tells the rest.
+    Connect,
+    /// Also answers a PING (`Connection::answers_ping`): for a connection kept idle for
+    /// `min_idle`, so a server that accepts and then refuses or drops connections (at
+    /// `maxclients`, a balancer with no backend) fails the connect and backs the gate off,
+    /// instead of the refills reconnecting every maintenance period.
+    Ping,
 }
 
 /// How a caller got hold of a connection, before validation.
@@ -562,7 +570,6 @@ impl Shared {
     ) -> Result<Ready> {
         if let Lease::Idle(mut conn) = lease {
             let Some(reason) = self.unfit_for_use(&mut conn, now, limit) else {
-                conn.served = true;
                 return Ok(Ready {
                     conn,
                     opened: false,
@@ -576,8 +583,7 @@ impl Shared {
             }
             self.closed_connection(conn, reason);
         }
-        let mut conn = self.connect_in_slot(limit)?;
-        conn.served = true;
+        let conn = self.connect_in_slot(limit, Verify::Connect)?;
         let mut state = self.state.lock();
         if self.closed.load(Ordering::Relaxed) {
             self.release_slot(&mut state);
@@ -621,10 +627,11 @@ impl Shared {
     }
 
     /// Opens a connection in a slot already counted as open and connecting, through the reconnect
-    /// gate, by `connect_timeout` or `limit` (a caller's deadline), whichever comes first. On
-    /// failure the slot is released. An attempt cut short by the caller's deadline says nothing of
-    /// the server: it does not count toward the reconnect backoff.
-    fn connect_in_slot(&self, limit: Option<Instant>) -> Result<Conn> {
+    /// gate, by `connect_timeout` or `limit` (a caller's deadline), whichever comes first, and
+    /// checks it as `verify` says. On failure the slot is released. An attempt cut short by the
+    /// caller's deadline says nothing of the server: it does not count toward the reconnect
+    /// backoff.
+    fn connect_in_slot(&self, limit: Option<Instant>, verify: Verify) -> Result<Conn> {
         let gate = {
             let mut state = self.state.lock();
             self.claim_connect(&mut state)
@@ -635,7 +642,18 @@ impl Shared {
             self.release_slot(&mut state);
             return Err(err);
         }
-        let result = self.open_connection(limit);
+        let result = self
+            .open_connection(limit)
+            .and_then(|mut conn| match verify {
+                Verify::Connect => Ok(conn),
+                Verify::Ping => match conn.answers_ping() {
+                    Ok(()) => Ok(conn),
+                    Err(err) => {
+                        self.closed_connection(conn, CloseReason::Broken);
+                        Err(err)
+                    }
+                },
+            });
         let mut state = self.state.lock();
         state.connecting -= 1;
         let gate = &mut state.reconnect;
@@ -720,22 +738,11 @@ impl Shared {
     /// counted in `max_connections` nor the stats) and the breaker, so it takes no connection a
     /// caller waits for. An answer opens the reconnect gate, as a successful connect does.
     pub(super) fn server_answers(&self) -> bool {
-        let reply = self
+        let answered = self
             .connector
             .connect(fork::generation(), None)
-            .and_then(|mut conn| {
-                let deadline = conn.default_deadline();
-                conn.ping(deadline)
-            });
-        let answered = match reply {
-            Ok(()) => true,
-            // A refusal of PING (NOPERM: an ACL without it) is an answer; a server still loading
-            // its data, busy with a script or without its master cannot serve yet.
-            Err(err) => {
-                err.kind() == ErrorKind::Response
-                    && !matches!(err.server_code(), Some("LOADING" | "BUSY" | "MASTERDOWN"))
-            }
-        };
+            .and_then(|mut conn| conn.answers_ping())
+            .is_ok();
         if answered {
             let mut state = self.state.lock();
             let gate = &mut state.reconnect;
@@ -1049,10 +1056,7 @@ impl Shared {
     /// Removes idle connections the server closed (one non-blocking look each, as on checkout),
     /// past max_lifetime, and past idle_timeout beyond min_idle. Finding the closed ones here,
     /// within a maintenance period, tells an idle application of a server gone (the
-    /// `ConnectionClosed` event) and lets `refill` replace them before a caller needs them. One
-    /// the server closed soon after it opened, before any use (a server at `maxclients`, a
-    /// balancer with no backend), counts as a failed connect for the reconnect gate, so the
-    /// refills back off instead of reconnecting every period.
+    /// `ConnectionClosed` event) and lets `refill` replace them before a caller needs them.
     fn take_expired(&self, state: &mut State, now: Instant) -> Vec<(Conn, CloseReason)> {
         let mut expired = Vec::new();
         // The closed ones first, so that they, not live ones, count against min_idle below.
@@ -1065,14 +1069,6 @@ impl Shared {
             } else {
                 open.push(conn);
             }
-        }
-        let dead_on_arrival = closed.iter().any(|conn| {
-            !conn.served && now.saturating_duration_since(conn.created_at) < DEAD_ON_ARRIVAL
-        });
-        if dead_on_arrival {
-            // One step per pass, as one failed connect: the refill is one attempt.
-            let message = "the server closed a new connection before its first use";
-            self.back_off(&mut state.reconnect, ErrorKind::Connection, message);
         }
         expired.extend(
             closed
@@ -1129,7 +1125,7 @@ impl Shared {
                 state.open += 1;
                 state.connecting += 1;
             }
-            match self.connect_in_slot(None) {
+            match self.connect_in_slot(None, Verify::Ping) {
                 Ok(conn) => {
                     self.checkin(conn);
                     opened += 1;
