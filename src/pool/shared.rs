@@ -26,6 +26,7 @@ use crate::health::HealthMemory;
 use crate::interrupt;
 use crate::leak::LeakTracker;
 use crate::metrics::{CloseReason, Counters, PoolStats};
+use crate::retry::Backoff;
 
 /// A connection returned less than this long ago is handed out again without the
 /// `recv(MSG_PEEK)` liveness look (a system call that costs more than the rest of a checkout).
@@ -113,6 +114,24 @@ struct ReconnectGate {
     last_error: Option<String>,
     /// The kind of the last failure (an authentication failure stays one while backing off).
     last_kind: Option<ErrorKind>,
+}
+
+impl ReconnectGate {
+    /// Connecting works: the next attempt may come at once.
+    fn open(&mut self) {
+        self.failures = 0;
+        self.next_attempt_at = None;
+    }
+
+    /// A connect failed with `err`: the next attempt waits for the next step of `backoff`.
+    fn back_off(&mut self, backoff: &Backoff, err: &Error) {
+        let delay = backoff.delay(self.failures, self.last_delay);
+        self.failures = self.failures.saturating_add(1);
+        self.last_delay = delay;
+        self.next_attempt_at = Some(Instant::now() + delay);
+        self.last_error = Some(err.message().to_string());
+        self.last_kind = Some(err.kind());
+    }
 }
 
 /// What makes a new connection count as opened (see `Shared::connect_in_slot`).
@@ -660,8 +679,7 @@ impl Shared {
         gate.attempt_in_flight = false;
         match result {
             Ok(conn) => {
-                gate.failures = 0;
-                gate.next_attempt_at = None;
+                gate.open();
                 Ok(conn)
             }
             Err(err) if cut_short_by(limit, &err) => {
@@ -672,25 +690,12 @@ impl Shared {
                 Err(err)
             }
             Err(err) => {
-                self.back_off(gate, err.kind(), err.message());
+                gate.back_off(self.config.reconnect_backoff(), &err);
                 self.counters.connect_failed(err.kind());
                 self.release_slot(&mut state);
                 Err(err)
             }
         }
-    }
-
-    /// Closes the reconnect gate for its next backoff step after a failure of `kind`.
-    fn back_off(&self, gate: &mut ReconnectGate, kind: ErrorKind, message: &str) {
-        let delay = self
-            .config
-            .reconnect_backoff()
-            .delay(gate.failures, gate.last_delay);
-        gate.failures = gate.failures.saturating_add(1);
-        gate.last_delay = delay;
-        gate.next_attempt_at = Some(Instant::now() + delay);
-        gate.last_error = Some(message.to_string());
-        gate.last_kind = Some(kind);
     }
 
     /// Lets a connect attempt through the reconnect gate, or explains why not.
@@ -745,10 +750,8 @@ impl Shared {
             .is_ok();
         if answered {
             let mut state = self.state.lock();
-            let gate = &mut state.reconnect;
-            if !gate.attempt_in_flight {
-                gate.failures = 0;
-                gate.next_attempt_at = None;
+            if !state.reconnect.attempt_in_flight {
+                state.reconnect.open();
             }
         }
         answered
