@@ -375,12 +375,21 @@ class Redis extends EventEmitter {
   #down(err) {
     if (this.#status === 'reconnecting' || this.#status === 'end') return;
     this.#status = 'reconnecting';
+    this.#outageBegins(err);
+  }
+
+  /** An outage, the status already 'reconnecting': 'error', 'close', then the recovery checks. */
+  #outageBegins(err) {
     const outage = ++this.#outages;
-    // A listener may end the client (quit(), disconnect()): then nothing more of this outage.
-    const current = () => this.#status === 'reconnecting' && this.#outages === outage;
     this.#emitError(err);
-    if (current()) this.emit('close');
-    if (current()) this.#recover(1);
+    // A listener may end the client (quit(), disconnect()): then nothing more of this outage.
+    if (this.#inOutage(outage)) this.emit('close');
+    if (this.#inOutage(outage)) this.#recover(1);
+  }
+
+  /** Whether outage number `outage` is still the client's state. */
+  #inOutage(outage) {
+    return this.#status === 'reconnecting' && this.#outages === outage;
   }
 
   /**
@@ -396,7 +405,7 @@ class Redis extends EventEmitter {
     const delay = Math.min(attempt * 50, 2000);
     this.emit('reconnecting', delay);
     const outage = this.#outages;
-    const current = () => this.#status === 'reconnecting' && this.#outages === outage;
+    const current = () => this.#inOutage(outage);
     this.#recovery = setTimeout(() => {
       this.#recovery = null;
       if (!current() || this.#reconnecting) return;
@@ -698,11 +707,9 @@ class Redis extends EventEmitter {
       .catch((err) => {
         this.#reconnecting = false;
         if (this.#status === 'end') return;
-        this.#emitError(errors.fromNative(err));
-        // Then as after an outage: checks until the server answers, or a command succeeds.
-        if (this.#status !== 'reconnecting' || this.#recovery !== null) return;
-        this.emit('close');
-        if (this.#status === 'reconnecting' && this.#recovery === null) this.#recover(1);
+        // As after an outage: checks until the server answers, or a command succeeds.
+        if (this.#status === 'reconnecting' && this.#recovery === null) this.#outageBegins(errors.fromNative(err));
+        else this.#emitError(errors.fromNative(err));
       });
   }
 

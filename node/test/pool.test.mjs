@@ -215,6 +215,23 @@ test('an idle client sees the server go away with no command sent, as ioredis do
   }
 });
 
+test('a disconnect(true) that cannot reconnect goes on as an outage: error, close, reconnecting', async () => {
+  const gone = await startServer();
+  const redis = new Redis(gone.port, '127.0.0.1', { maxRetriesPerRequest: 0 });
+  try {
+    await nextReady(redis);
+    await gone.stop();
+    const seen = [];
+    for (const e of ['error', 'close', 'reconnecting', 'ready']) redis.on(e, () => seen.push(e));
+    redis.disconnect(true);
+    for (let i = 0; i < 500 && seen.filter((e) => e === 'reconnecting').length < 2; i++) await sleep(10);
+    assert.deepStrictEqual(seen.slice(0, 5), ['close', 'reconnecting', 'error', 'close', 'reconnecting'], String(seen));
+    assert.equal(redis.status, 'reconnecting');
+  } finally {
+    await redis.quit();
+  }
+});
+
 test('quit() from an error listener ends the outage\'s events: error, close, end, as ioredis', async () => {
   const gone = await startServer();
   const redis = new Redis(gone.port, '127.0.0.1', { maxRetriesPerRequest: 0 });
